@@ -1,0 +1,12 @@
+"""ivtuning_ros: RGB + thermal perception with IV-tuning prompts on a frozen backbone."""
+
+from pkgutil import extend_path
+
+# The generated interfaces (ivtuning_ros.msg) are installed by CMake into the
+# interpreter's site-packages, while a development (editable) install serves this
+# package from the source tree. Merging every `ivtuning_ros` folder on sys.path into one
+# package keeps `from ivtuning_ros.msg import ...` working in both install modes; on a
+# colcon install both halves already share one folder and this is a no-op.
+__path__ = extend_path(__path__, __name__)
+
+__version__ = "0.1.0"

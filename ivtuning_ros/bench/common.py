@@ -1,0 +1,62 @@
+"""Shared helpers for benchmarks: timing statistics and JSON reports."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+
+def percentiles_ms(samples_s: list[float] | np.ndarray) -> dict[str, float]:
+    """Median, p95, p99, mean, min and max of durations given in seconds, in ms."""
+    a = np.asarray(samples_s, dtype=np.float64) * 1e3
+    if a.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(a.size),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p95_ms": float(np.percentile(a, 95)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "mean_ms": float(a.mean()),
+        "min_ms": float(a.min()),
+        "max_ms": float(a.max()),
+    }
+
+
+def time_calls(fn: Callable[[], object], warmup: int, runs: int) -> list[float]:
+    """Wall time of `runs` calls of fn after `warmup` untimed calls, seconds each."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def machine_info() -> dict[str, object]:
+    import torch
+
+    info: dict[str, object] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def write_json(path: str | Path | None, report: dict) -> None:
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    print(f"wrote {path}")

@@ -1,0 +1,161 @@
+"""The one preprocessing path shared by training, evaluation, engines and the node.
+
+Images are letterboxed to the network's input size (aspect ratio kept, padded), RGB is
+scaled to [0, 1] and thermal is mapped to [0, 1] by a named ThermalNorm. Per-backbone
+mean/std normalisation happens inside the model, so exported engines are self-contained.
+Box and mask coordinates go back to the original image only through `Letterbox`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+RGB_PAD_VALUE = 114  # uint8 grey used for letterbox borders (as YOLO-family detectors)
+
+
+@dataclass(frozen=True)
+class ThermalNorm:
+    """How raw thermal values become [0, 1].
+
+    - ``fixed``: linear map of [low, high] (source units) to [0, 1], clipped. Use it for
+      8-bit AGC images (0, 255), raw Y16 counts with a known span, or temperatures in
+      degrees Celsius (e.g. -20, 60).
+    - ``percentile``: per-frame linear map of the [low, high] percentiles (e.g. 1, 99),
+      like a camera's automatic gain control; robust for raw Y16 streams.
+    NaN and inf values are not mapped: `normalize` raises so the caller can count a drop.
+    """
+
+    mode: Literal["fixed", "percentile"] = "fixed"
+    low: float = 0.0
+    high: float = 255.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("fixed", "percentile"):
+            raise ValueError(f"ThermalNorm.mode must be 'fixed' or 'percentile', got {self.mode!r}")
+        if not self.high > self.low:
+            raise ValueError(f"ThermalNorm needs high > low, got low={self.low} high={self.high}")
+        if self.mode == "percentile" and not (0.0 <= self.low and self.high <= 100.0):
+            raise ValueError(f"percentiles must lie in [0, 100], got {self.low}, {self.high}")
+
+    def normalize(self, thermal: np.ndarray) -> np.ndarray:
+        """Return float32 in [0, 1]; raises ValueError on non-finite input."""
+        t = np.asarray(thermal, dtype=np.float32)
+        if not np.isfinite(t).all():
+            bad = int((~np.isfinite(t)).sum())
+            raise ValueError(f"thermal image has {bad} non-finite (NaN/inf) pixels")
+        if self.mode == "fixed":
+            lo, hi = self.low, self.high
+        else:
+            lo, hi = np.percentile(t, [self.low, self.high])
+            if hi - lo < 1e-6:  # flat frame: map to mid grey instead of dividing by zero
+                return np.full(t.shape, 0.5, np.float32)
+        return np.clip((t - lo) / (hi - lo), 0.0, 1.0).astype(np.float32, copy=False)
+
+
+# Named presets referred to by configs and node parameters.
+THERMAL_PRESETS: dict[str, ThermalNorm] = {
+    "agc8": ThermalNorm("fixed", 0.0, 255.0),
+    "y16_percentile": ThermalNorm("percentile", 1.0, 99.0),
+    "celsius": ThermalNorm("fixed", -20.0, 60.0),
+}
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Maps between original image pixels and network-input pixels (scale, then pad)."""
+
+    src_h: int
+    src_w: int
+    dst_h: int
+    dst_w: int
+
+    @property
+    def scale(self) -> float:
+        return min(self.dst_h / self.src_h, self.dst_w / self.src_w)
+
+    @property
+    def resized_hw(self) -> tuple[int, int]:
+        return round(self.src_h * self.scale), round(self.src_w * self.scale)
+
+    @property
+    def pad_xy(self) -> tuple[int, int]:
+        rh, rw = self.resized_hw
+        return (self.dst_w - rw) // 2, (self.dst_h - rh) // 2
+
+    def apply(self, image: np.ndarray, pad_value: float, interpolation: int) -> np.ndarray:
+        rh, rw = self.resized_hw
+        px, py = self.pad_xy
+        resized = cv2.resize(image, (rw, rh), interpolation=interpolation)
+        out = np.full((self.dst_h, self.dst_w, *image.shape[2:]), pad_value, dtype=image.dtype)
+        out[py : py + rh, px : px + rw] = resized
+        return out
+
+    def boxes_to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """Original-image xyxy -> network-input xyxy."""
+        px, py = self.pad_xy
+        return (boxes * self.scale + np.array([px, py, px, py], np.float32)).astype(np.float32)
+
+    def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """Network-input xyxy -> original-image xyxy, clipped to the image."""
+        px, py = self.pad_xy
+        out = (np.asarray(boxes, np.float32) - np.array([px, py, px, py], np.float32)) / self.scale
+        out[:, 0::2] = np.clip(out[:, 0::2], 0, self.src_w)
+        out[:, 1::2] = np.clip(out[:, 1::2], 0, self.src_h)
+        return out.astype(np.float32)
+
+    def map_to_source(self, input_map: np.ndarray, interpolation: int) -> np.ndarray:
+        """Crop the padding off a network-input-sized map and resize to the original."""
+        rh, rw = self.resized_hw
+        px, py = self.pad_xy
+        crop = input_map[py : py + rh, px : px + rw]
+        return cv2.resize(crop, (self.src_w, self.src_h), interpolation=interpolation)
+
+
+def letterbox_for(src_hw: tuple[int, int], input_hw: tuple[int, int]) -> Letterbox:
+    if min(src_hw) <= 0:
+        raise ValueError(f"cannot letterbox an empty image of size {src_hw}")
+    return Letterbox(int(src_hw[0]), int(src_hw[1]), int(input_hw[0]), int(input_hw[1]))
+
+
+def prepare_pair(
+    rgb: np.ndarray | None,
+    thermal: np.ndarray | None,
+    input_hw: tuple[int, int],
+    thermal_norm: ThermalNorm,
+) -> tuple[np.ndarray, np.ndarray, Letterbox]:
+    """Turn one (possibly degraded) pair into network inputs.
+
+    rgb: (H, W, 3) uint8 RGB; thermal: (H, W) source units, same size as rgb. Either may
+    be None (a missing camera): that stream is neutral-filled (mid grey), as modality
+    dropout does in training. Returns rgb (3, h, w) float32 in [0, 1], thermal (1, h, w)
+    float32 in [0, 1] and the Letterbox that maps results back to the original RGB image.
+    """
+    if rgb is None and thermal is None:
+        raise ValueError("prepare_pair needs at least one of rgb and thermal")
+    if rgb is not None and (rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8):
+        raise ValueError(f"rgb must be HxWx3 uint8, got {rgb.shape} {rgb.dtype}")
+    if thermal is not None and thermal.ndim != 2:
+        raise ValueError(f"thermal must be HxW, got {thermal.shape}")
+    if rgb is not None and thermal is not None and rgb.shape[:2] != thermal.shape:
+        raise ValueError(
+            f"rgb {rgb.shape[:2]} and thermal {thermal.shape} differ in size: align the "
+            "thermal image to the RGB image first (node: thermal geometry parameters)"
+        )
+    src_hw = rgb.shape[:2] if rgb is not None else thermal.shape
+    box = letterbox_for(src_hw, input_hw)
+    h, w = input_hw
+    if rgb is not None:
+        rgb_in = box.apply(rgb, RGB_PAD_VALUE, cv2.INTER_LINEAR)
+        rgb_t = rgb_in.transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
+    else:
+        rgb_t = np.full((3, h, w), 0.5, np.float32)
+    if thermal is not None:
+        t = thermal_norm.normalize(thermal)
+        thermal_t = box.apply(t, 0.0, cv2.INTER_LINEAR)[None]
+    else:
+        thermal_t = np.full((1, h, w), 0.5, np.float32)
+    return np.ascontiguousarray(rgb_t), np.ascontiguousarray(thermal_t), box

@@ -1,0 +1,1 @@
+"""Command-line tools (`ivtuning ...`): thin wiring around the library modules."""
