@@ -19,7 +19,8 @@ def _discover(package: str, prefix: str = "") -> list:
     names = sorted(
         m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith(prefix)
     )
-    return [importlib.import_module(f"{package}.{name}") for name in names]
+    modules = [importlib.import_module(f"{package}.{name}") for name in names]
+    return [m for m in modules if hasattr(m, "register")]
 
 
 def build_parser() -> argparse.ArgumentParser:
