@@ -38,7 +38,7 @@ class ThermalNorm:
             raise ValueError(f"ThermalNorm.mode must be 'fixed' or 'percentile', got {self.mode!r}")
         if not self.high > self.low:
             raise ValueError(f"ThermalNorm needs high > low, got low={self.low} high={self.high}")
-        if self.mode == "percentile" and not (0.0 <= self.low and self.high <= 100.0):
+        if self.mode == "percentile" and not (self.low >= 0.0 and self.high <= 100.0):
             raise ValueError(f"percentiles must lie in [0, 100], got {self.low}, {self.high}")
 
     def normalize(self, thermal: np.ndarray) -> np.ndarray:

@@ -16,9 +16,7 @@ from ivtuning_ros import __version__
 
 def _discover(package: str, prefix: str = "") -> list:
     pkg = importlib.import_module(package)
-    names = sorted(
-        m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith(prefix)
-    )
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith(prefix))
     modules = [importlib.import_module(f"{package}.{name}") for name in names]
     return [m for m in modules if hasattr(m, "register")]
 
