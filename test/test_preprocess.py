@@ -1,0 +1,107 @@
+"""The single preprocessing path: letterbox geometry and thermal normalisation."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, letterbox_for, prepare_pair
+from ivtuning_ros.types import Detections, RGBTSample
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    src_h=st.integers(8, 2000),
+    src_w=st.integers(8, 2000),
+    x0=st.floats(0, 0.8),
+    y0=st.floats(0, 0.8),
+    bw=st.floats(0.05, 0.2),
+    bh=st.floats(0.05, 0.2),
+)
+def test_boxes_survive_the_round_trip_through_the_letterbox(src_h, src_w, x0, y0, bw, bh):
+    box = letterbox_for((src_h, src_w), (256, 320))
+    boxes = np.array([[x0 * src_w, y0 * src_h, (x0 + bw) * src_w, (y0 + bh) * src_h]], np.float32)
+    back = box.boxes_to_source(box.boxes_to_input(boxes))
+    np.testing.assert_allclose(back, boxes, rtol=1e-4, atol=1e-2)
+    inside = box.boxes_to_input(boxes)
+    px, py = box.pad_xy
+    rh, rw = box.resized_hw
+    assert (inside[:, 0::2] >= px - 1e-3).all() and (inside[:, 0::2] <= px + rw + 1e-3).all()
+    assert (inside[:, 1::2] >= py - 1e-3).all() and (inside[:, 1::2] <= py + rh + 1e-3).all()
+
+
+def test_letterbox_pads_the_short_side_and_keeps_aspect():
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    rgb[:, :320] = 255  # left half white
+    thermal = np.full((480, 640), 128.0, np.float32)
+    rgb_t, th_t, box = prepare_pair(rgb, thermal, (256, 320), THERMAL_PRESETS["agc8"])
+    assert rgb_t.shape == (3, 256, 320) and th_t.shape == (1, 256, 320)
+    assert box.scale == pytest.approx(0.5)
+    assert box.pad_xy == (0, 8)
+    assert rgb_t[:, 8:248, :150].min() == pytest.approx(1.0)  # white half
+    assert rgb_t[:, 8:248, 170:].max() == pytest.approx(0.0)  # black half
+    assert rgb_t[:, :8].max() == pytest.approx(114 / 255)  # padding rows
+    np.testing.assert_allclose(th_t[0, 8:248], 128.0 / 255.0, atol=1e-6)
+
+
+def test_mask_maps_back_to_source_size():
+    box = letterbox_for((100, 300), (256, 320))
+    mask_in = np.zeros((256, 320), np.uint8)
+    px, py = box.pad_xy
+    rh, rw = box.resized_hw
+    mask_in[py : py + rh, px + rw // 2 : px + rw] = 3
+    back = box.map_to_source(mask_in, 0)  # cv2.INTER_NEAREST
+    assert back.shape == (100, 300)
+    assert (back[:, :140] == 0).all() and (back[:, 160:] == 3).all()
+
+
+def test_thermal_norms():
+    raw = np.linspace(0, 65535, 1000, dtype=np.float32).reshape(20, 50)
+    y16 = THERMAL_PRESETS["y16_percentile"].normalize(raw)
+    assert y16.min() == 0.0 and y16.max() == 1.0 and y16.dtype == np.float32
+    celsius = THERMAL_PRESETS["celsius"].normalize(np.array([[-40.0, 20.0, 100.0]]))
+    np.testing.assert_allclose(celsius, [[0.0, 0.5, 1.0]])
+    flat = ThermalNorm("percentile", 1, 99).normalize(np.full((4, 4), 7.0))
+    assert (flat == 0.5).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_thermal_is_refused_with_a_count(bad):
+    t = np.zeros((4, 4), np.float32)
+    t[1, 2] = bad
+    with pytest.raises(ValueError, match="1 non-finite"):
+        THERMAL_PRESETS["celsius"].normalize(t)
+
+
+def test_missing_stream_is_neutral_filled():
+    rgb = np.zeros((64, 80, 3), np.uint8)
+    _, th, _ = prepare_pair(rgb, None, (32, 40), THERMAL_PRESETS["agc8"])
+    assert (th == 0.5).all()
+    rgb_t, _, box = prepare_pair(None, np.zeros((64, 80)), (32, 40), THERMAL_PRESETS["agc8"])
+    assert (rgb_t == 0.5).all() and box.src_w == 80
+
+
+@pytest.mark.parametrize(
+    "rgb,thermal,match",
+    [
+        (np.zeros((10, 10, 3), np.uint8), np.zeros((10, 12)), "differ in size"),
+        (np.zeros((10, 10), np.uint8), np.zeros((10, 10)), "HxWx3 uint8"),
+        (np.zeros((10, 10, 3), np.float32), np.zeros((10, 10)), "HxWx3 uint8"),
+        (np.zeros((0, 10, 3), np.uint8), np.zeros((0, 10)), "empty image"),
+        (None, None, "at least one"),
+    ],
+)
+def test_bad_pairs_raise_clear_errors(rgb, thermal, match):
+    with pytest.raises(ValueError, match=match):
+        prepare_pair(rgb, thermal, (32, 32), THERMAL_PRESETS["agc8"])
+
+
+def test_bad_config_and_types_are_refused():
+    with pytest.raises(ValueError, match="high > low"):
+        ThermalNorm("fixed", 10, 10)
+    with pytest.raises(ValueError, match="mode"):
+        ThermalNorm("gamma", 0, 1)
+    with pytest.raises(ValueError, match="disagree"):
+        Detections(np.zeros((2, 4), np.float32), np.zeros(1, np.float32), np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="differ in size"):
+        RGBTSample(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.float32), name="x")
