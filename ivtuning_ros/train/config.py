@@ -1,0 +1,239 @@
+"""Training configuration: one YAML file -> frozen, validated dataclasses.
+
+Every key is checked: an unknown or missing key, a wrong type or a bad value raises a
+ValueError naming its dotted path (e.g. ``train.lr``), before any data or model loads.
+
+    model:   {preset: NAME_OR_PATH, mode: ivtuning, weights: null}
+    data:
+      thermal_norm: agc8
+      train: {format: FORMAT, root: DIR, split: null}          # a dataset on disk, or
+      train: {synthetic: {conditions: [clear_night], count: 200, seed: 0}}
+      val:   {fraction: 0.15}            # carved from train (seeded), or its own source
+      test:  null                        # optional; reported at the end, never selected on
+    train:   {epochs, batch_size, lr, weight_decay, ...}   # see TrainSection
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivtuning_ros.data.conditions import get_condition
+from ivtuning_ros.preprocess import THERMAL_PRESETS
+
+MODES = ("ivtuning", "full", "rgb_only", "thermal_only", "dual_backbone")
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    preset: str  # config/models/<preset>.yaml or a path to a model YAML
+    mode: str | None = None  # overrides the preset's training mode
+    weights: str | None = None  # overrides the preset's backbone weights (e.g. "random")
+
+    def __post_init__(self) -> None:
+        if self.mode is not None and self.mode not in MODES:
+            raise ValueError(f"mode: {self.mode!r} is not one of {', '.join(MODES)}")
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Night/fog scenes rendered on the fly (deterministic by seed) into the run folder."""
+
+    conditions: tuple[str, ...]
+    count: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.conditions:
+            raise ValueError("conditions: name at least one condition")
+        if self.count < 1:
+            raise ValueError(f"count must be >= 1, got {self.count}")
+        for name in self.conditions:
+            get_condition(name)  # raises naming the valid conditions
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    """One split: a dataset folder (format + root [+ split]), synthetic scenes, or (for
+    val/test) a seeded `fraction` held out of the training source."""
+
+    format: str | None = None
+    root: str | None = None
+    split: str | None = None
+    synthetic: SyntheticSpec | None = None
+    fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        kinds = [self.root is not None, self.synthetic is not None, self.fraction is not None]
+        if sum(kinds) != 1:
+            raise ValueError("give exactly one of root (+ format), synthetic, or fraction")
+        if self.root is not None and self.format is None:
+            raise ValueError(f"root {self.root!r} needs a format")
+        if self.fraction is not None and not 0.0 < self.fraction < 1.0:
+            raise ValueError(f"fraction must lie in (0, 1), got {self.fraction}")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    train: SourceSection
+    val: SourceSection
+    test: SourceSection | None = None
+    thermal_norm: str = "agc8"
+    split_seed: int = 0  # the permutation that carves val/test fractions out of train
+    skip_bad: bool = False  # count and skip unreadable pairs instead of stopping
+
+    def __post_init__(self) -> None:
+        if self.thermal_norm not in THERMAL_PRESETS:
+            raise ValueError(
+                f"thermal_norm: {self.thermal_norm!r} is not one of {', '.join(THERMAL_PRESETS)}"
+            )
+        if self.train.fraction is not None:
+            raise ValueError("train: a fraction only makes sense for val and test")
+        fractions = sum(s.fraction or 0.0 for s in (self.val, self.test) if s is not None)
+        if fractions >= 1.0:
+            raise ValueError(f"val + test fractions leave no training data ({fractions})")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    grad_clip: float = 5.0  # max gradient norm; 0 disables clipping
+    modality_dropout: float = 0.0  # probability of blanking one stream of a training pair
+    seed: int = 0
+    amp: str = "auto"  # auto (bf16 on CPUs with native bf16, fp16 on CUDA) | off | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda
+    num_workers: int = 0
+    threads: int = 0  # torch intra-op threads per process; 0 leaves torch's default
+    save_every_steps: int = 0  # extra resume points inside an epoch; 0 = end of epoch only
+    select_metric: str | None = None  # validation figure for the best checkpoint (task default)
+    val_score_threshold: float = 0.01  # detections kept for mAP (low: AP integrates over scores)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("warmup_steps", "num_workers", "threads", "save_every_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(f"amp: {self.amp!r} is not one of {', '.join(AMP_CHOICES)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelSection
+    data: DataSection
+    train: TrainSection
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    """Check/convert one YAML value against a field's type annotation."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            if len(args) < len(typing.get_args(tp)):
+                return None
+            raise ValueError(f"{path}: must not be null")
+        return _convert(args[0], value, path)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{path}: expected a list, got {value!r}")
+        (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
+        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{path}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{path}: unsupported field type {tp}")
+
+
+def _build(cls: type, raw: Any, path: str) -> Any:
+    where = path or "config"
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        keys = ", ".join(f"{path}.{k}" if path else k for k in unknown)
+        raise ValueError(f"unknown key {keys} (allowed here: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{path}.{name}" if path else name
+        if name not in raw:
+            no_default = f.default is dataclasses.MISSING
+            if no_default and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"missing key {key}")
+            continue
+        kwargs[name] = _convert(hints[name], raw[name], key)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def parse_train_config(raw: dict[str, Any]) -> TrainConfig:
+    """A YAML-loaded mapping -> TrainConfig (errors name the dotted key)."""
+    return _build(TrainConfig, raw, "")
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"train config {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    try:
+        return parse_train_config(raw)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain dict (tuples as lists) for JSON logs, checkpoint metadata and round trips."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(dataclasses.asdict(cfg))
