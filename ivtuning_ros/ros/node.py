@@ -1,0 +1,504 @@
+"""`ivtuning_node`: the managed (lifecycle) ROS 2 node.
+
+configure  loads the engine (and warms it up), creates publishers, subscriptions and the
+           inference worker; a bad checkpoint fails the transition with the reason and
+           the node stays alive, unconfigured.
+activate   starts processing; deactivate stops it (frames are ignored, queues emptied).
+cleanup    frees the model, subscriptions and worker; shutdown does the same.
+With `auto_activate` (default) the node configures and activates itself at start.
+
+Threads: subscription callbacks only validate headers and feed the synchroniser; pairs
+go into a one-item `LatestSlot`, and a worker thread decodes, runs the model and
+publishes. A newer pair replaces a waiting one (counted as dropped), so latency stays
+bounded under overload instead of growing with a queue.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from ivtuning_ros.msg import DetectionArray, LabelMap
+from ivtuning_ros.preprocess import ThermalNorm
+
+from . import outputs
+from .codec import (
+    RGB_ENCODINGS,
+    THERMAL_ENCODINGS,
+    ImageDecodeError,
+    check_image,
+    image_to_rgb,
+    image_to_thermal,
+)
+from .diagnostics import NodeStats, build_status
+from .params import SPECS, NodeConfig, descriptor, node_config, validate
+from .slot import LatestSlot
+from .sync import PairSynchronizer, SyncedPair
+
+NODE_NAME = "ivtuning_node"
+# The node normalises thermal itself (it knows the camera's encoding); the engine then
+# receives values already in [0, 1].
+IDENTITY_NORM = ThermalNorm("fixed", 0.0, 1.0)
+MODALITY = {"both": 0, "rgb": 1, "thermal": 2}  # DetectionArray.MODALITY_* values
+
+
+def stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int):
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """Absolute, else relative to the working directory, else to the package share dir."""
+    p = Path(path).expanduser()
+    tried = [p if p.is_absolute() else Path.cwd() / p]
+    if not p.is_absolute():
+        try:
+            from ivtuning_ros.paths import share_dir
+
+            tried.append(share_dir() / p)
+        except FileNotFoundError:
+            pass
+    for cand in tried:
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(
+        f"checkpoint {path!r} not found (looked at {', '.join(str(t) for t in tried)})"
+    )
+
+
+class IVTuningNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._declared = False
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        for name, spec in SPECS.items():
+            self.declare_parameter(name, spec.default, descriptor(name, spec))
+        self._declared = True
+        self.cfg: NodeConfig = node_config(self._param_values())
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+        self.stats = NodeStats()
+        self.state_label = "unconfigured"
+        self._active = threading.Event()
+        self._slot: LatestSlot[SyncedPair] = LatestSlot()
+        self._sync: PairSynchronizer | None = None
+        self._predictor = None
+        self._engine = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._subs: list = []
+        self._pubs: dict[str, Any] = {}
+        self._sync_timer = None
+        self._label_map_sent = False
+        self._last_rgb: tuple[tuple[int, int], str] | None = None  # (h, w), frame_id
+        self._camera_info: CameraInfo | None = None
+        self._warned: set[str] = set()
+
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(
+            float(self.cfg.diagnostics_period), self._publish_diagnostics
+        )
+        configured = self.cfg.auto_activate and self.trigger_configure()
+        if configured == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    # ---------------------------------------------------------------- parameters
+    def _param_values(self) -> dict[str, Any]:
+        return {name: self.get_parameter(name).value for name in SPECS}
+
+    def _validate_parameters(self, params: list) -> SetParametersResult:
+        new = {p.name: p.value for p in params}
+        if self._declared:
+            merged = {**self._param_values(), **new}
+            reason = validate(merged)
+        else:  # during declaration: only single-value checks, the rest after all exist
+            reason = validate({k: v for k, v in new.items() if k in SPECS and SPECS[k].choices})
+            if reason and "must be one of" not in reason:
+                reason = None
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: list) -> None:
+        self.cfg = node_config(self._param_values())
+        if self._sync is not None:
+            self._sync.set_config(self.cfg.sync)
+        if self._predictor is not None:
+            self._predictor.set_thresholds(
+                float(self.cfg.score_threshold),
+                float(self.cfg.nms_iou),
+                int(self.cfg.max_detections),
+            )
+        later = [p.name for p in params if p.name in SPECS and not SPECS[p.name].live]
+        if later and self.state_label != "unconfigured":
+            self.get_logger().info(f"{', '.join(later)} will apply at the next configure")
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from ivtuning_ros.engine.config import EngineConfig
+        from ivtuning_ros.engine.engine import load_engine
+
+        cfg = self.cfg
+        try:
+            checkpoint = resolve_checkpoint(cfg.checkpoint)
+            engine_cfg = {
+                "backend": cfg.backend,
+                "precision": cfg.precision,
+                "warmup_runs": int(cfg.warmup_runs),
+                "num_threads": int(cfg.num_threads),
+                "device": cfg.device,
+            }
+            if cfg.cache_dir:
+                engine_cfg["cache_dir"] = Path(cfg.cache_dir)
+            self.get_logger().info(f"loading {checkpoint} ({cfg.backend}, {cfg.precision})")
+            t0 = time.monotonic()
+            self._engine = load_engine(
+                checkpoint, EngineConfig(**engine_cfg), log=self.get_logger().info
+            )
+            self._predictor = self._make_predictor(self._engine)
+        except Exception as err:  # any failure leaves the node alive and unconfigured
+            self._engine = self._predictor = None
+            self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(
+            f"engine ready in {time.monotonic() - t0:.1f} s: task {self._engine.task}, "
+            f"backend {self._engine.backend_name}, input {tuple(self._engine.input_hw)}"
+        )
+        self._create_outputs()
+        self._sync = PairSynchronizer(
+            cfg.sync, self._on_pair, stamp_now_ns=lambda: self.get_clock().now().nanoseconds
+        )
+        self._create_inputs()
+        self._sync_timer = self.create_timer(0.05, self._sync.poll)
+        self._stop.clear()
+        self._slot.reopen()
+        self._worker = threading.Thread(target=self._work, name="ivtuning_worker", daemon=True)
+        self._worker.start()
+        self.state_label = "inactive"
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._sync.reset()
+        self._active.set()
+        self.state_label = "active"
+        self.get_logger().info("active: processing")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self._slot.clear()
+        self.state_label = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.state_label = "unconfigured"
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self.state_label = "finalized"
+        return super().on_shutdown(state)
+
+    def _teardown(self) -> None:
+        self._active.clear()
+        self._stop.set()
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+        self._slot.clear()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        if self._sync_timer is not None:
+            self.destroy_timer(self._sync_timer)
+            self._sync_timer = None
+        self._sync = None
+        if self._engine is not None:
+            self._engine.close()  # frees the model
+        self._predictor = self._engine = None
+        self._label_map_sent = False
+
+    # ---------------------------------------------------------------- wiring
+    def _make_predictor(self, engine):
+        """A Predictor on a view of the engine whose thermal norm is the identity: the node
+        has already normalised thermal (it knows the camera's encoding and parameters)."""
+        from ivtuning_ros.engine.engine import Engine
+        from ivtuning_ros.engine.predictor import Predictor
+
+        view = Engine(
+            engine.backend,
+            replace(engine.info, thermal_norm=IDENTITY_NORM),
+            engine.key,
+            engine.artifact,
+            engine.built,
+            engine.reason,
+        )
+        return Predictor(
+            view,
+            score_threshold=float(self.cfg.score_threshold),
+            iou_threshold=float(self.cfg.nms_iou),
+            max_detections=int(self.cfg.max_detections),
+        )
+
+    def _input_qos(self) -> QoSProfile:
+        reliable = self.cfg.qos_reliability == "reliable"
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=int(self.cfg.qos_depth),
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+
+    def _create_inputs(self) -> None:
+        qos = self._input_qos()
+        self._subs = [
+            self.create_subscription(
+                Image, self.cfg.rgb_topic, lambda m: self._on_image("rgb", m), qos
+            ),
+            self.create_subscription(
+                Image, self.cfg.thermal_topic, lambda m: self._on_image("thermal", m), qos
+            ),
+        ]
+        if self.cfg.use_camera_info:
+            self._subs.append(
+                self.create_subscription(
+                    CameraInfo, self.cfg.rgb_info_topic, self._on_camera_info, qos
+                )
+            )
+
+    def _create_outputs(self) -> None:
+        task = self._engine.task
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        pubs = {"detections": (DetectionArray, "detections", 10)}
+        pubs["overlay"] = (Image, "overlay", 2)
+        if task == "segmentation":
+            pubs["mask"] = (Image, "mask", 2)
+            pubs["mask_color"] = (Image, "mask_color", 2)
+            pubs["label_map"] = (LabelMap, "label_map", latched)
+        elif task == "saliency":
+            pubs["saliency"] = (Image, "saliency", 2)
+        elif task == "detection":
+            pubs["label_map"] = (LabelMap, "label_map", latched)
+        self._pubs = {
+            key: self.create_lifecycle_publisher(t, topic, qos)
+            for key, (t, topic, qos) in pubs.items()
+        }
+
+    # ---------------------------------------------------------------- callbacks
+    def _count_bad(self, key: str, why: str) -> None:
+        self.stats.count(key, why)
+        if key not in self._warned:  # first occurrence in full, then in diagnostics
+            self._warned.add(key)
+            self.get_logger().warning(f"{key}: {why} (counted on /diagnostics)")
+
+    def _on_image(self, stream: str, msg: Image) -> None:
+        self.stats.tick(stream)
+        if not self._active.is_set() or self._sync is None:
+            return
+        accepted = RGB_ENCODINGS if stream == "rgb" else THERMAL_ENCODINGS
+        try:
+            check_image(msg, accepted, stream)
+        except ImageDecodeError as err:
+            self._count_bad(f"{stream}_bad_input", str(err))
+            return
+        self._sync.add(stream, stamp_ns(msg.header.stamp), msg)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_pair(self, pair: SyncedPair) -> None:
+        self.stats.tick("pairs")
+        if self._slot.put(pair) is not None:
+            self.stats.count("dropped_superseded", "a newer pair arrived while the model was busy")
+
+    # ---------------------------------------------------------------- worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            pair = self._slot.take(timeout=0.5)
+            if pair is None or not self._active.is_set():
+                continue
+            try:
+                self._process(pair)
+            except ImageDecodeError as err:
+                self._count_bad(f"{err.what}_bad_input", str(err))
+            except ValueError as err:  # e.g. non-finite network output: frame dropped
+                self._count_bad("inference_error", str(err))
+            except Exception as err:  # the node must outlive any single frame
+                self._count_bad("internal_error", f"{type(err).__name__}: {err}")
+                self.get_logger().error(traceback.format_exc())
+
+    def _process(self, pair: SyncedPair) -> None:
+        cfg = self.cfg
+        rgb = image_to_rgb(pair.rgb.msg) if pair.rgb is not None else None
+        if rgb is not None:
+            self._last_rgb = (rgb.shape[:2], pair.rgb.msg.header.frame_id)
+            self._check_camera_info(rgb.shape[:2])
+        thermal01 = None
+        if pair.thermal is not None:
+            raw = image_to_thermal(pair.thermal.msg)
+            try:
+                norm = cfg.norm_for(pair.thermal.msg.encoding, self._engine.thermal_norm)
+                t01 = norm.normalize(raw)
+            except ValueError as err:
+                raise ImageDecodeError("thermal", str(err)) from None
+            target = rgb.shape[:2] if rgb is not None else self._last_rgb and self._last_rgb[0]
+            if target:
+                if cfg.geometry.aspect_mismatch(raw.shape, target):
+                    self._count_bad(
+                        "thermal_aspect_mismatch",
+                        f"thermal {raw.shape[1]}x{raw.shape[0]} and RGB {target[1]}x{target[0]} "
+                        "differ in aspect ratio and are stretched: set thermal_crop or "
+                        "thermal_affine",
+                    )
+                try:
+                    t01 = cfg.geometry.apply(t01, target)
+                except ValueError as err:
+                    raise ImageDecodeError("thermal", str(err)) from None
+            thermal01 = t01
+
+        header = self._output_header(pair)
+        t0 = time.perf_counter()
+        pred = self._predictor.predict(rgb, thermal01)
+        infer_s = time.perf_counter() - t0
+        modality = MODALITY["both" if rgb is not None and thermal01 is not None else
+                            "rgb" if rgb is not None else "thermal"]  # fmt: skip
+        if modality != MODALITY["both"]:
+            self.stats.count("degraded_" + ("rgb_only" if modality == 1 else "thermal_only"))
+        self._publish(pair, pred, header, modality, infer_s, rgb, thermal01)
+        latency = (self.get_clock().now().nanoseconds - stamp_ns(header.stamp)) * 1e-9
+        self.stats.result(infer_s, latency)
+
+    def _output_header(self, pair: SyncedPair) -> Header:
+        ref = pair.reference
+        header = Header(stamp=ns_to_stamp(ref.stamp_ns), frame_id=ref.msg.header.frame_id)
+        if pair.rgb is None and self._last_rgb is not None:
+            header.frame_id = self._last_rgb[1]  # results are on the RGB camera's grid
+        return header
+
+    def _check_camera_info(self, hw: tuple[int, int]) -> None:
+        info = self._camera_info
+        if info is not None and (info.height, info.width) != hw:
+            self._count_bad(
+                "camera_info_mismatch",
+                f"CameraInfo says {info.width}x{info.height}, RGB image is {hw[1]}x{hw[0]}",
+            )
+
+    def _publish(self, pair, pred, header, modality, infer_s, rgb, thermal01) -> None:
+        names = list(self._engine.class_names)
+        pubs = self._pubs
+        if not self._label_map_sent and "label_map" in pubs:
+            pubs["label_map"].publish(outputs.label_map_msg(names, header))
+            self._label_map_sent = True
+        thermal_stamp = ns_to_stamp(pair.thermal.stamp_ns) if pair.thermal else None
+        pubs["detections"].publish(
+            outputs.detections_msg(
+                pred.detections if pred.detections is not None else _no_detections(),
+                names, header, modality, thermal_stamp, infer_s * 1e3,
+            )
+        )  # fmt: skip
+        if pred.mask is not None and "mask" in pubs:
+            mono, colour = outputs.mask_msgs(pred.mask, len(names), header)
+            pubs["mask"].publish(mono)
+            pubs["mask_color"].publish(colour)
+        if pred.saliency is not None and "saliency" in pubs:
+            pubs["saliency"].publish(outputs.saliency_msg(pred.saliency, header))
+        overlay = pubs["overlay"]
+        if overlay.get_subscription_count() > 0:
+            base = rgb
+            if base is None:  # thermal-only: draw on the thermal picture itself
+                base = np.repeat((thermal01 * 255).astype(np.uint8)[..., None], 3, axis=2)
+            image = outputs.render_overlay(
+                base, names, pred.detections, pred.mask, pred.saliency,
+                thermal01 if self.cfg.overlay_thermal_pip and rgb is not None else None,
+                float(self.cfg.overlay_mask_alpha),
+                banner={0: "", 1: "RGB ONLY", 2: "THERMAL ONLY"}[modality],
+            )  # fmt: skip
+            from .codec import array_to_image
+
+            overlay.publish(array_to_image(image, "rgb8", header))
+
+    # ---------------------------------------------------------------- diagnostics
+    def diagnostics_status(self):
+        sync = self._sync
+        return build_status(
+            f"{self.get_name()}: {self.get_fully_qualified_name()}",
+            "ivtuning_ros",
+            self.state_label,
+            self.stats.snapshot(),
+            dict(sync.counts) if sync else {},
+            dict(sync.last_problem) if sync else {},
+            float(self.cfg.stale_after),
+        )
+
+    def _publish_diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [self.diagnostics_status()]
+        self._diag_pub.publish(msg)
+
+
+def _no_detections():
+    from ivtuning_ros.types import Detections
+
+    return Detections.empty()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `ivtuning_node --ros-args --params-file config/ivtuning.yaml`."""
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    try:
+        node = IVTuningNode()
+    except Exception as err:  # bad parameters at start: one clear line
+        print(f"ivtuning_node: error: {err}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._teardown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Results -> ROS messages, and the debug overlay.
+
+Every output carries the input RGB image's header (stamp and frame_id), never now():
+downstream trackers, TF lookups and synchronisers line up with the camera data. The
+overlay is drawn only while someone subscribes to it (it costs milliseconds per frame).
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from ivtuning_ros.types import Detections
+
+from .codec import array_to_image
+
+IGNORE_ID = 255  # mask value for "no class" (drawn black, never blended)
+
+
+def palette(n: int) -> np.ndarray:
+    """(256, 3) uint8 colours: n well-separated hues for the classes, black for the rest."""
+    out = np.zeros((256, 3), np.uint8)
+    for i in range(min(n, 255)):
+        r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.85, 1.0)
+        out[i] = (round(r * 255), round(g * 255), round(b * 255))
+    return out
+
+
+def detections_msg(
+    detections: Detections,
+    class_names: Sequence[str],
+    header,
+    modalities: int,
+    thermal_stamp,
+    inference_ms: float,
+):
+    """Our DetectionArray for one pair (header copied from the RGB image)."""
+    from ivtuning_ros.msg import Detection, DetectionArray
+
+    msg = DetectionArray(header=header, modalities=modalities, inference_time_ms=inference_ms)
+    if thermal_stamp is not None:
+        msg.thermal_stamp = thermal_stamp
+    for box, score, cid in zip(
+        detections.boxes, detections.scores, detections.class_ids, strict=True
+    ):
+        cid = int(cid)
+        name = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+        msg.detections.append(
+            Detection(
+                class_id=cid,
+                class_name=name,
+                score=float(score),
+                x_min=float(box[0]),
+                y_min=float(box[1]),
+                x_max=float(box[2]),
+                y_max=float(box[3]),
+            )
+        )
+    return msg
+
+
+def label_map_msg(class_names: Sequence[str], header):
+    """LabelMap (published once, latched) naming the mask values and their colours."""
+    from std_msgs.msg import ColorRGBA
+
+    from ivtuning_ros.msg import LabelMap
+
+    colours = palette(len(class_names))
+    return LabelMap(
+        header=header,
+        class_ids=list(range(len(class_names))),
+        class_names=list(class_names),
+        colors=[
+            ColorRGBA(r=c[0] / 255.0, g=c[1] / 255.0, b=c[2] / 255.0, a=1.0)
+            for c in colours[: len(class_names)]
+        ],
+    )
+
+
+def mask_msgs(mask: np.ndarray, n_classes: int, header) -> tuple[object, object]:
+    """(H, W) uint8 class ids -> (mono8 id mask, rgb8 colour mask) Images."""
+    ids = np.ascontiguousarray(mask, np.uint8)
+    colour = palette(n_classes)[ids]
+    return array_to_image(ids, "mono8", header), array_to_image(colour, "rgb8", header)
+
+
+def saliency_msg(saliency: np.ndarray, header):
+    """(H, W) float [0, 1] -> mono8 Image (0..255)."""
+    s = np.clip(np.nan_to_num(saliency), 0.0, 1.0)
+    return array_to_image((s * 255.0 + 0.5).astype(np.uint8), "mono8", header)
+
+
+def render_overlay(
+    rgb: np.ndarray,
+    class_names: Sequence[str],
+    detections: Detections | None = None,
+    mask: np.ndarray | None = None,
+    saliency: np.ndarray | None = None,
+    thermal01: np.ndarray | None = None,
+    mask_alpha: float = 0.5,
+    banner: str = "",
+) -> np.ndarray:
+    """Draw results on a copy of the RGB frame (H, W, 3 uint8 RGB).
+
+    thermal01: the thermal image on the RGB grid in [0, 1], drawn picture-in-picture in
+    the top-right corner (a quarter of the width) so one image shows both inputs.
+    """
+    out = rgb.copy()
+    colours = palette(len(class_names))
+    if mask is not None:
+        valid = mask != IGNORE_ID
+        blend = (1 - mask_alpha) * out + mask_alpha * colours[mask]
+        out[valid] = blend[valid].astype(np.uint8)
+    if saliency is not None:
+        heat = np.zeros_like(out)
+        heat[..., 0] = 255
+        a = (np.clip(saliency, 0, 1) * mask_alpha)[..., None]
+        out = ((1 - a) * out + a * heat).astype(np.uint8)
+    if detections is not None:
+        for box, score, cid in zip(
+            detections.boxes, detections.scores, detections.class_ids, strict=True
+        ):
+            x0, y0, x1, y1 = (int(v) for v in np.round(box))
+            c = tuple(int(v) for v in colours[int(cid) % 255])
+            cv2.rectangle(out, (x0, y0), (x1, y1), c, 2)
+            name = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+            cv2.putText(
+                out, f"{name} {score:.2f}", (x0, max(y0 - 4, 10)),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA,
+            )  # fmt: skip
+    h, w = out.shape[:2]
+    if thermal01 is not None and w >= 64:
+        pw = w // 4
+        ph = max(1, round(pw * thermal01.shape[0] / thermal01.shape[1]))
+        small = cv2.resize((np.clip(thermal01, 0, 1) * 255).astype(np.uint8), (pw, ph))
+        pip = cv2.applyColorMap(small, cv2.COLORMAP_INFERNO)[:, :, ::-1]
+        ph = min(ph, h)
+        out[:ph, w - pw :] = pip[:ph]
+        cv2.rectangle(out, (w - pw, 0), (w - 1, ph - 1), (255, 255, 255), 1)
+    if banner:
+        cv2.putText(out, banner, (4, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1)
+    return out

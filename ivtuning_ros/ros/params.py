@@ -1,0 +1,231 @@
+"""Every node parameter in one table: default, description, range or choices, and when
+it takes effect.
+
+`live` parameters (thresholds, sync tolerances, overlay) apply at once when set at run
+time; the others (model, topics, QoS) are read on the next `configure` transition, which
+the descriptions say. Ranges are enforced by rclpy through the descriptors; choices and
+cross-field rules by `validate`, whose reason is returned to `ros2 param set`.
+config/ivtuning.yaml documents the same table (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
+
+from .geometry import ThermalGeometry
+from .sync import SyncConfig
+
+
+@dataclass(frozen=True)
+class Spec:
+    default: Any
+    description: str
+    live: bool = False
+    range: tuple[float, float] | None = None  # inclusive; int or float by the default's type
+    choices: tuple[str, ...] | None = None
+
+
+THERMAL_NORMS = ("checkpoint", "auto", *THERMAL_PRESETS, "fixed", "percentile")
+
+SPECS: dict[str, Spec] = {
+    # Lifecycle and model
+    "auto_activate": Spec(True, "Configure and activate at start-up (no lifecycle manager)."),
+    "checkpoint": Spec(
+        "models/default.safetensors",
+        "Model checkpoint (.safetensors); a relative path is looked up in the working "
+        "directory, then in the package's share folder.",
+    ),
+    "backend": Spec(
+        "auto",
+        "Inference backend; auto = TensorRT with a GPU, else ONNX Runtime, else torch.",
+        choices=("auto", "tensorrt", "onnxruntime", "torch"),
+    ),
+    "precision": Spec("fp32", "Engine precision.", choices=("fp32", "fp16", "int8")),
+    "device": Spec("auto", "Torch device for the torch/TensorRT backends (auto, cpu, cuda:0)."),
+    "cache_dir": Spec("", "Engine cache folder; empty = the engine's default (~/.cache)."),
+    "warmup_runs": Spec(
+        3, "Inference passes run at configure before the node is ready.", range=(0, 100)
+    ),
+    "num_threads": Spec(0, "CPU threads for inference; 0 = backend default.", range=(0, 256)),
+    # Topics and QoS (read at configure)
+    "rgb_topic": Spec("rgb/image_raw", "RGB image topic (sensor_msgs/Image)."),
+    "thermal_topic": Spec("thermal/image_raw", "Thermal image topic (sensor_msgs/Image)."),
+    "use_camera_info": Spec(
+        False, "Subscribe to rgb_info_topic and report whether it matches the RGB size."
+    ),
+    "rgb_info_topic": Spec("rgb/camera_info", "RGB CameraInfo topic (with use_camera_info)."),
+    "qos_reliability": Spec(
+        "best_effort",
+        "Input QoS reliability; best_effort (sensor data) also accepts reliable publishers.",
+        choices=("best_effort", "reliable"),
+    ),
+    "qos_depth": Spec(1, "Input QoS history depth (keep last N).", range=(1, 100)),
+    # Synchronisation (live)
+    "sync_queue_size": Spec(
+        5, "Frames kept per stream while waiting for a partner.", True, (1, 100)
+    ),
+    "sync_slop": Spec(
+        0.05,
+        "Largest stamp difference (s) between a paired RGB and thermal frame.",
+        True,
+        (0.0, 2.0),
+    ),
+    "rgb_stamp_offset": Spec(
+        0.0, "Seconds added to RGB stamps before pairing (driver latency).", True, (-5.0, 5.0)
+    ),
+    "thermal_stamp_offset": Spec(
+        0.0, "Seconds added to thermal stamps before pairing.", True, (-5.0, 5.0)
+    ),
+    "sync_timeout": Spec(
+        0.5,
+        "Seconds a lone frame waits for its partner before on_timeout applies.",
+        True,
+        (0.01, 10.0),
+    ),
+    "on_timeout": Spec(
+        "degraded",
+        "Lone frame whose partner camera is silent: degraded = run single-modality with the "
+        "missing stream neutral-filled (flagged), drop = discard and count.",
+        True,
+        choices=("degraded", "drop"),
+    ),
+    "zero_stamp": Spec(
+        "drop",
+        "Frames stamped 0: drop (counted) or stamp with the arrival time.",
+        True,
+        choices=("drop", "arrival_time"),
+    ),
+    # Thermal conversion (live)
+    "thermal_norm": Spec(
+        "checkpoint",
+        "Thermal to [0, 1]: checkpoint = the normalisation the model was trained with (right "
+        "when the camera delivers the training data's units); auto = by encoding (mono8 agc8, mono16/16UC1 y16_percentile, "
+        "32FC1 celsius); a preset; fixed = [thermal_low, thermal_high] in source units "
+        "(counts or deg C); percentile = per-frame [thermal_low, thermal_high] percentiles.",
+        True,
+        choices=THERMAL_NORMS,
+    ),
+    "thermal_low": Spec(0.0, "Low end for thermal_norm fixed/percentile.", True, (-1e6, 1e6)),
+    "thermal_high": Spec(255.0, "High end for thermal_norm fixed/percentile.", True, (-1e6, 1e6)),
+    "thermal_crop": Spec(
+        [0, 0, 0, 0],
+        "Crop [x, y, width, height] of the thermal image (thermal pixels) before mapping "
+        "to the RGB grid; all zeros = no crop.",
+        True,
+    ),
+    "thermal_affine": Spec(
+        [0.0] * 6,
+        "2x3 affine (row-major) from (cropped) thermal pixels to RGB pixels; all zeros = "
+        "plain resize to the RGB size.",
+        True,
+    ),
+    # Results (live)
+    "score_threshold": Spec(
+        0.3, "Detections below this score are not published.", True, (0.0, 1.0)
+    ),
+    "nms_iou": Spec(
+        0.5, "IoU above which overlapping same-class boxes are suppressed.", True, (0.0, 1.0)
+    ),
+    "max_detections": Spec(100, "Most detections published per frame.", True, (1, 1000)),
+    "overlay_thermal_pip": Spec(
+        True, "Draw the thermal image picture-in-picture on the overlay.", True
+    ),
+    "overlay_mask_alpha": Spec(0.5, "Opacity of the class mask on the overlay.", True, (0.0, 1.0)),
+    # Diagnostics
+    "diagnostics_period": Spec(1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0)),
+    "stale_after": Spec(
+        2.0,
+        "Seconds without input after which diagnostics report a stream as silent.",
+        True,
+        (0.1, 60.0),
+    ),
+}
+
+
+def descriptor(name: str, spec: Spec):
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    text = spec.description + ("" if spec.live else " (applied at configure)")
+    if spec.choices:
+        text += f" One of: {', '.join(spec.choices)}."
+    d = ParameterDescriptor(name=name, description=text)
+    if spec.range is not None:
+        lo, hi = spec.range
+        if isinstance(spec.default, bool) or not isinstance(spec.default, (int, float)):
+            raise TypeError(f"{name}: a range needs a numeric default")
+        if isinstance(spec.default, int):
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+        else:
+            d.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
+    return d
+
+
+def validate(values: dict[str, Any]) -> str | None:
+    """Return why `values` (all parameters, new ones merged in) are invalid, or None."""
+    for name, value in values.items():
+        spec = SPECS.get(name)
+        if spec is not None and spec.choices and value not in spec.choices:
+            return f"{name}={value!r}: must be one of {', '.join(spec.choices)}"
+    try:
+        node_config(values)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Typed view of the parameters, built once per change."""
+
+    values: dict[str, Any] = field(repr=False)
+    sync: SyncConfig
+    geometry: ThermalGeometry
+    thermal_norm: ThermalNorm | str  # a norm, or "checkpoint" / "auto" (decided per frame)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def norm_for(self, encoding: str, checkpoint_norm: ThermalNorm) -> ThermalNorm:
+        """The normalisation for a thermal frame of this encoding."""
+        if isinstance(self.thermal_norm, ThermalNorm):
+            return self.thermal_norm
+        if self.thermal_norm == "checkpoint":
+            return checkpoint_norm
+        if encoding in ("mono8", "8UC1"):
+            return THERMAL_PRESETS["agc8"]
+        if encoding == "32FC1":
+            return THERMAL_PRESETS["celsius"]
+        return THERMAL_PRESETS["y16_percentile"]
+
+
+def node_config(values: dict[str, Any]) -> NodeConfig:
+    """Build the typed config; raises ValueError naming the parameter at fault."""
+    v = values
+    sync = SyncConfig(
+        queue_size=int(v["sync_queue_size"]),
+        slop=float(v["sync_slop"]),
+        timeout=float(v["sync_timeout"]),
+        on_timeout=v["on_timeout"],
+        rgb_offset=float(v["rgb_stamp_offset"]),
+        thermal_offset=float(v["thermal_stamp_offset"]),
+        zero_stamp=v["zero_stamp"],
+    )
+    crop, affine = list(v["thermal_crop"]), list(v["thermal_affine"])
+    geometry = ThermalGeometry.from_params(crop if any(crop) else [], affine if any(affine) else [])
+    mode = v["thermal_norm"]
+    if mode in ("checkpoint", "auto"):
+        norm = mode
+    elif mode in THERMAL_PRESETS:
+        norm = THERMAL_PRESETS[mode]
+    else:
+        try:
+            norm = ThermalNorm(mode, float(v["thermal_low"]), float(v["thermal_high"]))
+        except ValueError as err:
+            raise ValueError(f"thermal_norm {mode}: {err}") from None
+    return NodeConfig(dict(v), sync, geometry, norm)

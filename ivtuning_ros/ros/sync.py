@@ -1,0 +1,216 @@
+"""Pair RGB and thermal frames by stamp.
+
+Matching follows message_filters' ApproximateTimeSynchronizer (Python implementation):
+each stream keeps a queue of at most `queue_size` frames keyed by stamp; a new frame is
+paired with the closest-stamped frame of the other stream when they lie within `slop`,
+and both leave their queues. message_filters itself is not used even where it is
+importable, because the additions below need to see and remove queued frames, which its
+API does not offer; the matching rule is the same.
+
+Additions (what Autoware's fusion node learned):
+- a per-stream stamp offset (seconds added to that stream's stamps before matching), for
+  a camera whose driver stamps late or early;
+- a timeout: a frame that found no partner within `timeout` seconds of arrival leaves
+  its queue. If the other stream has been silent for that long (a camera stopped) and
+  `on_timeout` is "degraded", the frame is emitted alone (single-modality); otherwise it
+  is dropped and counted;
+- zero, repeated and backwards stamps are detected per stream, counted and dropped (or,
+  for zero stamps with `zero_stamp="arrival_time"`, replaced by the arrival time).
+
+Pure Python with an injectable monotonic clock, so it is unit-tested without DDS.
+Thread-safe: the node calls `add` from subscription callbacks and `poll` from a timer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+STREAMS = ("rgb", "thermal")
+Stream = Literal["rgb", "thermal"]
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    queue_size: int = 5
+    slop: float = 0.05  # seconds
+    timeout: float = 0.5  # seconds a lone frame waits for a partner
+    on_timeout: Literal["drop", "degraded"] = "degraded"
+    rgb_offset: float = 0.0  # seconds added to RGB stamps before matching
+    thermal_offset: float = 0.0
+    zero_stamp: Literal["drop", "arrival_time"] = "drop"
+
+    def __post_init__(self) -> None:
+        if self.queue_size < 1:
+            raise ValueError(f"sync queue_size must be >= 1, got {self.queue_size}")
+        if self.slop < 0 or self.timeout <= 0:
+            raise ValueError(
+                f"sync needs slop >= 0 and timeout > 0, got {self.slop}, {self.timeout}"
+            )
+        if self.on_timeout not in ("drop", "degraded"):
+            raise ValueError(f"on_timeout must be 'drop' or 'degraded', got {self.on_timeout!r}")
+        if self.zero_stamp not in ("drop", "arrival_time"):
+            raise ValueError(
+                f"zero_stamp must be 'drop' or 'arrival_time', got {self.zero_stamp!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Frame:
+    stamp_ns: int  # the stamp used (header stamp, or arrival time for a zero stamp)
+    key_ns: int  # stamp + stream offset: what matching compares
+    arrival: float  # clock() at arrival, seconds
+    msg: Any
+
+
+@dataclass(frozen=True)
+class SyncedPair:
+    """A matched pair, or one lone frame (the other None) in degraded mode."""
+
+    rgb: Frame | None
+    thermal: Frame | None
+
+    @property
+    def reference(self) -> Frame:
+        """The frame whose header the outputs carry: RGB when present."""
+        return self.rgb if self.rgb is not None else self.thermal  # type: ignore[return-value]
+
+
+class PairSynchronizer:
+    def __init__(
+        self,
+        config: SyncConfig,
+        callback: Callable[[SyncedPair], None],
+        clock: Callable[[], float] = time.monotonic,
+        stamp_now_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._cfg = config
+        self._callback = callback
+        self._clock = clock
+        self._stamp_now_ns = stamp_now_ns  # replaces zero stamps (node: its ROS clock)
+        self._lock = threading.Lock()
+        self._queues: dict[str, dict[int, Frame]] = {s: {} for s in STREAMS}
+        self._last_stamp: dict[str, int | None] = {s: None for s in STREAMS}
+        self._last_arrival: dict[str, float | None] = {s: None for s in STREAMS}
+        # Counters read by diagnostics: pairs, degraded_<stream>, dropped_<reason>, ...
+        self.counts: Counter[str] = Counter()
+        self.last_problem: dict[str, str] = {}  # reason -> last explanation
+
+    @property
+    def config(self) -> SyncConfig:
+        return self._cfg
+
+    def set_config(self, config: SyncConfig) -> None:
+        """Change settings at run time; queued frames are kept."""
+        with self._lock:
+            self._cfg = config
+
+    def reset(self) -> None:
+        """Forget queued frames and stamp history (node deactivate/activate)."""
+        with self._lock:
+            for q in self._queues.values():
+                q.clear()
+            self._last_stamp = {s: None for s in STREAMS}
+            self._last_arrival = {s: None for s in STREAMS}
+
+    def add(self, stream: Stream, stamp_ns: int, msg: Any) -> None:
+        """Offer one frame; may invoke the callback (outside the lock) with pairs."""
+        now = self._clock()
+        with self._lock:
+            out = self._expire(now)
+            frame = self._admit(stream, stamp_ns, msg, now)
+            if frame is not None:
+                out.extend(self._match(stream, frame))
+        for pair in out:
+            self._callback(pair)
+
+    def poll(self) -> None:
+        """Apply the timeout even when no frame arrives (call from a timer)."""
+        now = self._clock()
+        with self._lock:
+            out = self._expire(now)
+        for pair in out:
+            self._callback(pair)
+
+    def _count(self, reason: str, why: str) -> None:
+        self.counts[reason] += 1
+        self.last_problem[reason] = why
+
+    def _admit(self, stream: str, stamp_ns: int, msg: Any, now: float) -> Frame | None:
+        cfg = self._cfg
+        if stamp_ns == 0:
+            if cfg.zero_stamp == "drop":
+                self._count(f"{stream}_zero_stamp", f"{stream} frame with a zero stamp dropped")
+                return None
+            self.counts[f"{stream}_zero_stamp_replaced"] += 1
+            stamp_ns = self._stamp_now_ns()
+        last = self._last_stamp[stream]
+        self._last_stamp[stream] = stamp_ns
+        if last is not None and stamp_ns == last:
+            self._count(
+                f"{stream}_repeated_stamp",
+                f"{stream} stamp {stamp_ns * 1e-9:.6f} s repeats the previous frame's",
+            )
+            return None
+        if last is not None and stamp_ns < last:
+            self._count(
+                f"{stream}_backwards_stamp",
+                f"{stream} stamp went back {(last - stamp_ns) * 1e-9:.6f} s",
+            )
+            return None
+        # Only usable frames count as signs of life for the other stream's timeout.
+        self._last_arrival[stream] = now
+        offset = cfg.rgb_offset if stream == "rgb" else cfg.thermal_offset
+        frame = Frame(stamp_ns, stamp_ns + round(offset * 1e9), now, msg)
+        queue = self._queues[stream]
+        queue[frame.key_ns] = frame
+        while len(queue) > cfg.queue_size:
+            del queue[min(queue)]
+            self._count(
+                f"{stream}_queue_overflow",
+                f"{stream} frame left the sync queue (size {cfg.queue_size}) unmatched",
+            )
+        return frame
+
+    def _match(self, stream: str, frame: Frame) -> list[SyncedPair]:
+        other = "thermal" if stream == "rgb" else "rgb"
+        slop_ns = round(self._cfg.slop * 1e9)
+        candidates = [k for k in self._queues[other] if abs(k - frame.key_ns) <= slop_ns]
+        if not candidates:
+            return []
+        best = min(candidates, key=lambda k: abs(k - frame.key_ns))
+        partner = self._queues[other].pop(best)
+        del self._queues[stream][frame.key_ns]
+        self.counts["pairs"] += 1
+        pair = {stream: frame, other: partner}
+        return [SyncedPair(pair["rgb"], pair["thermal"])]
+
+    def _expire(self, now: float) -> list[SyncedPair]:
+        cfg = self._cfg
+        out: list[SyncedPair] = []
+        for stream in STREAMS:
+            other = "thermal" if stream == "rgb" else "rgb"
+            queue = self._queues[stream]
+            for key in sorted(k for k, f in queue.items() if now - f.arrival > cfg.timeout):
+                frame = queue.pop(key)
+                seen = self._last_arrival[other]
+                other_silent = seen is None or now - seen > cfg.timeout
+                if cfg.on_timeout == "degraded" and other_silent:
+                    self.counts[f"degraded_{stream}_only"] += 1
+                    pair = {stream: frame, other: None}
+                    out.append(SyncedPair(pair["rgb"], pair["thermal"]))
+                elif other_silent:
+                    self._count(
+                        f"{stream}_timeout",
+                        f"{other} silent for over {cfg.timeout} s: lone {stream} frame dropped",
+                    )
+                else:
+                    self._count(
+                        f"{stream}_unmatched",
+                        f"no {other} frame within slop {cfg.slop} s of a {stream} frame",
+                    )
+        return out
