@@ -1,0 +1,52 @@
+"""The one small interface every backend implements, and input checks they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Backend(ABC):
+    """Runs the exported inference module: preprocessed batches in, numpy outputs out.
+
+    rgb_batch (B, 3, H, W) and thermal_batch (B, 1, H, W), float32 in [0, 1]; returns the
+    inference-module outputs as numpy arrays (see docs/architecture.md, Model).
+    """
+
+    name: str = "backend"
+
+    def __init__(self, input_hw: tuple[int, int]) -> None:
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+
+    @abstractmethod
+    def _run(self, rgb: np.ndarray, thermal: np.ndarray) -> tuple[np.ndarray, ...]: ...
+
+    def run(self, rgb_batch: np.ndarray, thermal_batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        rgb, thermal = check_inputs(rgb_batch, thermal_batch, self.input_hw)
+        return self._run(rgb, thermal)
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free the session/module (the node calls this on deactivate)."""
+
+
+def check_inputs(
+    rgb: np.ndarray, thermal: np.ndarray, input_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shapes must match what the engine was built for; a wrong size is a caller bug."""
+    h, w = input_hw
+    rgb = np.asarray(rgb)
+    thermal = np.asarray(thermal)
+    if rgb.ndim != 4 or rgb.shape[1:] != (3, h, w):
+        raise ValueError(f"rgb_batch must be (B, 3, {h}, {w}), got {rgb.shape}")
+    if thermal.ndim != 4 or thermal.shape[1:] != (1, h, w):
+        raise ValueError(f"thermal_batch must be (B, 1, {h}, {w}), got {thermal.shape}")
+    if rgb.shape[0] != thermal.shape[0] or rgb.shape[0] == 0:
+        raise ValueError(
+            f"batch sizes differ or are zero: rgb {rgb.shape}, thermal {thermal.shape}"
+        )
+    return (
+        np.ascontiguousarray(rgb, dtype=np.float32),
+        np.ascontiguousarray(thermal, dtype=np.float32),
+    )

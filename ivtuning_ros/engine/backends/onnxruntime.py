@@ -1,0 +1,98 @@
+"""ONNX Runtime backend: the CPU default.
+
+Build: the torch.export'ed inference module -> ONNX (torch.onnx.export, dynamo exporter,
+one self-contained file, symbolic batch). Run: an ORT session with every graph
+optimisation enabled (constant folding, conv/BN/activation fusion, NCHWc layouts on x86)
+and a configurable intra-op thread count.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from ivtuning_ros.engine.backends.base import Backend
+from ivtuning_ros.engine.export import example_inputs, export_program
+
+ARTIFACT = "model.onnx"
+INPUT_NAMES = ["rgb", "thermal"]
+
+
+def library_versions() -> dict[str, str]:
+    import onnx
+    import onnxscript
+
+    return {
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+        "onnxruntime": ort.__version__,
+    }
+
+
+def check_precision(precision: str) -> None:
+    if precision != "fp32":
+        raise ValueError(
+            f"the onnxruntime backend runs fp32 only (asked for {precision}); use the "
+            "tensorrt backend on an NVIDIA GPU for fp16/int8"
+        )
+
+
+def build(module: nn.Module, input_hw: tuple[int, int], out_path: Path) -> None:
+    """Export `module` to a single ONNX file at out_path."""
+    program = export_program(module, input_hw, dynamic_batch=True)
+    onnx_program = torch.onnx.export(
+        program,
+        example_inputs(input_hw, 2),
+        dynamo=True,
+        input_names=INPUT_NAMES,
+        external_data=False,
+        optimize=True,
+        verbose=False,
+    )
+    onnx_program.save(str(out_path), external_data=False)
+
+
+def session_options(num_threads: int) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if num_threads:
+        so.intra_op_num_threads = num_threads
+    so.log_severity_level = 3  # errors only: ORT warns about every unused initializer
+    return so
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(
+        self, path: Path, input_hw: tuple[int, int], num_threads: int = 0, device: str = "cpu"
+    ) -> None:
+        super().__init__(input_hw)
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError(
+                    f"device {device} asked for, but this onnxruntime has no CUDA provider "
+                    "(pip install onnxruntime-gpu, or use the tensorrt/torch backend)"
+                )
+            index = int(device.split(":")[1]) if ":" in device else 0
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        self.session = ort.InferenceSession(
+            str(path), session_options(num_threads), providers=providers
+        )
+        names = [i.name for i in self.session.get_inputs()]
+        if names != INPUT_NAMES:
+            raise ValueError(f"{path}: ONNX inputs are {names}, expected {INPUT_NAMES}")
+
+    def _run(self, rgb: np.ndarray, thermal: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(None, {"rgb": rgb, "thermal": thermal}))
+
+    def close(self) -> None:
+        self.session = None

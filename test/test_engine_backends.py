@@ -1,0 +1,132 @@
+"""Backends on a small real detection-shaped module: torch eager / torch.compile and ONNX
+Runtime against the module itself, plus the input and config checks they share.
+
+The full model goes through the same backends in test_engine_onnxruntime.py; here a
+small module keeps the torch.compile parity check (inductor compiles in ~15 s) cheap.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ivtuning_ros.engine.backends import onnxruntime as ort_backend
+from ivtuning_ros.engine.backends.torch_eager import TorchBackend
+from ivtuning_ros.engine.config import EngineConfig
+
+HW = (64, 96)
+
+
+class SmallDetector(nn.Module):
+    """Conv features -> per-cell boxes and class scores -> fixed top-K, like the real head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv2d(4, 16, 3, stride=4, padding=1)
+        self.bn = nn.BatchNorm2d(16)
+        self.head = nn.Conv2d(16, 4 + 3, 1)
+
+    def forward(self, rgb: torch.Tensor, thermal: torch.Tensor):
+        f = torch.relu(self.bn(self.stem(torch.cat([rgb, thermal], 1))))
+        out = self.head(f).flatten(2).transpose(1, 2)  # (B, cells, 7)
+        boxes = out[..., :4].sigmoid() * 64
+        score, cls = out[..., 4:].sigmoid().max(-1)
+        top, idx = score.topk(20, dim=1)
+        return torch.gather(boxes, 1, idx[..., None].expand(-1, -1, 4)), top, cls.gather(1, idx)
+
+
+@pytest.fixture(scope="module")
+def module():
+    m = SmallDetector().eval()
+    with torch.no_grad():  # non-trivial BN statistics, so fusion errors would show
+        m.bn.running_mean.uniform_(-0.5, 0.5)
+        m.bn.running_var.uniform_(0.5, 2.0)
+    return m
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    rng = np.random.default_rng(1)
+    return (
+        rng.random((3, 3, *HW), dtype=np.float32),
+        rng.random((3, 1, *HW), dtype=np.float32),
+    )
+
+
+def reference(module, inputs):
+    with torch.no_grad():
+        return [o.numpy() for o in module(*(torch.from_numpy(a) for a in inputs))]
+
+
+def assert_outputs_close(got, want, atol):
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        if np.issubdtype(w.dtype, np.integer):
+            np.testing.assert_array_equal(g, w)
+        else:
+            np.testing.assert_allclose(g, w, rtol=0, atol=atol)
+
+
+def test_torch_eager_backend_matches_module(module, inputs):
+    backend = TorchBackend(module, HW)
+    assert_outputs_close(backend.run(*inputs), reference(module, inputs), atol=0)
+    backend.close()
+
+
+def test_torch_compile_backend_matches_eager(module, inputs):
+    backend = TorchBackend(module, HW, compile_module=True)
+    # fp32 tolerance: inductor reorders reductions; 1e-4 abs on boxes (px) and scores.
+    assert_outputs_close(backend.run(*inputs), reference(module, inputs), atol=1e-4)
+
+
+def test_onnxruntime_backend_matches_eager_with_any_batch(module, inputs, tmp_path):
+    path = tmp_path / "m.onnx"
+    ort_backend.build(module, HW, path)
+    backend = ort_backend.OnnxRuntimeBackend(path, HW, num_threads=1)
+    want = reference(module, inputs)
+    assert_outputs_close(backend.run(*inputs), want, atol=1e-4)  # batch 3 (exported with 2)
+    one = backend.run(inputs[0][:1], inputs[1][:1])
+    assert_outputs_close(one, [w[:1] for w in want], atol=1e-4)
+
+
+def test_backends_refuse_wrong_inputs(module):
+    backend = TorchBackend(module, HW)
+    good_rgb = np.zeros((1, 3, *HW), np.float32)
+    good_t = np.zeros((1, 1, *HW), np.float32)
+    with pytest.raises(ValueError, match="rgb_batch must be"):
+        backend.run(np.zeros((1, 3, 32, 32), np.float32), good_t)
+    with pytest.raises(ValueError, match="thermal_batch must be"):
+        backend.run(good_rgb, np.zeros((1, 3, *HW), np.float32))
+    with pytest.raises(ValueError, match="batch sizes"):
+        backend.run(np.zeros((2, 3, *HW), np.float32), good_t)
+
+
+def test_precision_checks_name_the_alternative():
+    with pytest.raises(ValueError, match="CUDA only"):
+        TorchBackend(SmallDetector(), HW, precision="fp16")
+    with pytest.raises(ValueError, match="tensorrt"):
+        TorchBackend(SmallDetector(), HW, precision="int8")
+    with pytest.raises(ValueError, match="fp32 only"):
+        ort_backend.check_precision("fp16")
+
+
+def test_engine_config_validation(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="backend"):
+        EngineConfig(backend="tflite")
+    with pytest.raises(ValueError, match="precision"):
+        EngineConfig(precision="fp8")
+    with pytest.raises(ValueError, match="calibration_dir"):
+        EngineConfig(precision="int8")
+    with pytest.raises(ValueError, match="device"):
+        EngineConfig(device="gpu")
+    with pytest.raises(ValueError, match="warmup_runs"):
+        EngineConfig(warmup_runs=-1)
+    monkeypatch.setenv("IVTUNING_CACHE", str(tmp_path / "c"))
+    assert EngineConfig().cache_dir == tmp_path / "c"
+    monkeypatch.delenv("IVTUNING_CACHE")
+    assert EngineConfig().cache_dir.parts[-3:] == (".cache", "ivtuning_ros", "engines")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            EngineConfig(device="cuda").resolved_device()
