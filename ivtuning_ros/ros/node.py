@@ -132,13 +132,8 @@ class IVTuningNode(LifecycleNode):
 
     def _validate_parameters(self, params: list) -> SetParametersResult:
         new = {p.name: p.value for p in params}
-        if self._declared:
-            merged = {**self._param_values(), **new}
-            reason = validate(merged)
-        else:  # during declaration: only single-value checks, the rest after all exist
-            reason = validate({k: v for k, v in new.items() if k in SPECS and SPECS[k].choices})
-            if reason and "must be one of" not in reason:
-                reason = None
+        merged = {**self._param_values(), **new} if self._declared else new
+        reason = validate(merged, complete=self._declared)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)

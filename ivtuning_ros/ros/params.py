@@ -102,8 +102,9 @@ SPECS: dict[str, Spec] = {
     "thermal_norm": Spec(
         "checkpoint",
         "Thermal to [0, 1]: checkpoint = the normalisation the model was trained with (right "
-        "when the camera delivers the training data's units); auto = by encoding (mono8 agc8, mono16/16UC1 y16_percentile, "
-        "32FC1 celsius); a preset; fixed = [thermal_low, thermal_high] in source units "
+        "when the camera delivers the training data's units); auto = by encoding (mono8 "
+        "agc8, mono16/16UC1 y16_percentile, 32FC1 celsius); a preset; fixed = "
+        "[thermal_low, thermal_high] in source units "
         "(counts or deg C); percentile = per-frame [thermal_low, thermal_high] percentiles.",
         True,
         choices=THERMAL_NORMS,
@@ -163,12 +164,18 @@ def descriptor(name: str, spec: Spec):
     return d
 
 
-def validate(values: dict[str, Any]) -> str | None:
-    """Return why `values` (all parameters, new ones merged in) are invalid, or None."""
+def validate(values: dict[str, Any], complete: bool = True) -> str | None:
+    """Return why `values` are invalid, or None.
+
+    complete: `values` holds every parameter (new ones merged in), so cross-field rules
+    are checked too; False while parameters are still being declared.
+    """
     for name, value in values.items():
         spec = SPECS.get(name)
         if spec is not None and spec.choices and value not in spec.choices:
             return f"{name}={value!r}: must be one of {', '.join(spec.choices)}"
+    if not complete:
+        return None
     try:
         node_config(values)
     except ValueError as err:
