@@ -115,7 +115,8 @@ def test_encoder_round_trips_through_the_decoder(encoding, hw, bigendian, pad, s
 
 
 def good(encoding="rgb8", h=4, w=5) -> Image:
-    return raw_message(np.zeros((h, w, LAYOUT[encoding][1]), LAYOUT[encoding][0]), encoding, False, 0)
+    dtype, channels = LAYOUT[encoding]
+    return raw_message(np.zeros((h, w, channels), dtype), encoding, False, 0)
 
 
 @pytest.mark.parametrize(

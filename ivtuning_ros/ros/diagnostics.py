@@ -24,9 +24,11 @@ class RateMeter:
         self._window = window
         self._clock = clock
         self._times: deque[float] = deque()
+        self._last: float | None = None  # kept after the window forgets it
 
     def tick(self) -> None:
-        self._times.append(self._clock())
+        self._last = self._clock()
+        self._times.append(self._last)
 
     def rate(self) -> float:
         now = self._clock()
@@ -38,7 +40,8 @@ class RateMeter:
         return (len(self._times) - 1) / span if span > 0 else 0.0
 
     def since_last(self) -> float | None:
-        return self._clock() - self._times[-1] if self._times else None
+        """Seconds since the last event; None if there never was one."""
+        return None if self._last is None else self._clock() - self._last
 
 
 class NodeStats:
