@@ -1,0 +1,98 @@
+"""What every backbone family provides to the IV-tuning model.
+
+A family wraps a timm model (kept whole, so its own weights and classifier stay usable)
+and runs it layer by layer, letting a `Prompter` act inside: after the embedding (P0),
+and at each tuned layer (transformer block or CNN stage). It returns four feature maps
+(B, C, H/s, W/s) at strides 4, 8, 16 and 32 for the heads.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ivtuning_ros.model.prompter import Prompter
+
+FEATURE_STRIDES = (4, 8, 16, 32)
+
+
+class Backbone(nn.Module):
+    """Base class; subclasses set the attributes below in __init__ and implement
+    `embed_with` and `forward`."""
+
+    net: nn.Module
+    embed_dim: int  # channels of the embedding (where P0 is added)
+    layer_dims: list[int]  # output channels of each tuned layer
+    prompt_dims: list[int]  # channels of the prompt each tuned layer receives
+    points_per_layer: int  # adapter + prompt pairs per tuned layer
+    feature_channels: list[int]  # channels of the four returned maps
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        cfg = getattr(net, "pretrained_cfg", {}) or {}
+        mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32)
+        std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32)
+        self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_dims)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> the backbone's own input statistics; 1 channel is repeated."""
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return (x - self.mean) / self.std
+
+    def embed_module(self) -> nn.Module:
+        """The frozen module that turns an image into the first token map."""
+        raise NotImplementedError
+
+    def make_thermal_embed(self) -> nn.Module:
+        """A trainable copy of the embedding for the infrared stream, started from the
+        pretrained weights (same shape, so infrared tokens live in the same space)."""
+        module = copy.deepcopy(self.embed_module())
+        for p in module.parameters():
+            p.requires_grad_(True)
+        return module
+
+    def embed_with(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Run an embedding module on a normalised image -> (B, H, W, C) map."""
+        raise NotImplementedError
+
+    def embed_and_prompt(
+        self, x: torch.Tensor, thermal: torch.Tensor | None, prompter: Prompter | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Embed the visible image; with a prompter, add P0 from both modalities.
+        Returns the (B, H, W, C) token map and the first prompt (None without prompter)."""
+        tokens = self.embed_with(self.embed_module(), x)
+        if prompter is None:
+            return tokens, None
+        if thermal is None:
+            raise ValueError("IV-tuning needs the thermal image as well as the RGB image")
+        p0 = prompter.input(tokens, self.embed_with(prompter.thermal_embed, thermal))
+        return tokens + p0, p0
+
+    def check_input_size(self, h: int, w: int) -> None:
+        """Raise a clear error for a spatial size this backbone cannot take."""
+        if h % 32 or w % 32:
+            raise ValueError(f"input size {h}x{w}: height and width must be multiples of 32")
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        thermal: torch.Tensor | None = None,
+        prompter: Prompter | None = None,
+    ) -> list[torch.Tensor]:
+        """x: normalised image (B, 3, H, W); with a prompter, thermal is the normalised
+        infrared image. Returns the four feature maps (strides 4, 8, 16, 32)."""
+        raise NotImplementedError
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The timm model's own ImageNet classifier on a normalised image (a check that
+        the frozen weights are the pretrained ones)."""
+        return self.net(x)

@@ -1,0 +1,168 @@
+"""IV-tuning checkpoints: safetensors holding only what trained.
+
+A checkpoint stores the trainable tensors (prompter, head, and any BN statistics of
+those), the model config as JSON, a SHA-256 of the frozen backbone weights, the thermal
+normalisation used in training and free metadata. Loading rebuilds the model from the
+config, re-loads the frozen weights from their own source (package or file), checks the
+hash so a checkpoint is never silently combined with different frozen weights, then
+loads the trainable tensors. Files are written atomically (temp file + rename) and read
+without pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ivtuning_ros.model.config import ModelConfig, model_config_from_dict
+from ivtuning_ros.model.ivtuning import IVTuningModel, build_model
+from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
+
+FORMAT = "ivtuning_ros.checkpoint"
+FORMAT_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    config: ModelConfig
+    thermal_norm: ThermalNorm
+    frozen_hash: str
+    weights_source: str
+    metadata: dict[str, Any]
+
+
+def trainable_state_dict(model: IVTuningModel) -> dict[str, torch.Tensor]:
+    """Every state entry outside the frozen parts (parameters and their BN buffers)."""
+    frozen = model.frozen_prefixes()
+    return {
+        k: v.detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+        if not k.startswith(frozen)
+    }
+
+
+def frozen_state_hash(model: IVTuningModel) -> str:
+    """SHA-256 over the frozen tensors (names, shapes, dtypes and bytes), in name order."""
+    frozen = model.frozen_prefixes()
+    digest = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        if frozen and k.startswith(frozen):
+            t = v.detach().cpu().contiguous()
+            digest.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: IVTuningModel,
+    metadata: dict[str, Any] | None = None,
+    thermal_norm: ThermalNorm | None = None,
+) -> Path:
+    """Write the checkpoint atomically; `thermal_norm` defaults to the config's preset."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    norm = thermal_norm or THERMAL_PRESETS[model.cfg.thermal_norm]
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.cfg.to_json(),
+        "frozen_hash": frozen_state_hash(model),
+        "weights_source": model.weights_source,
+        "thermal_norm": json.dumps(dataclasses.asdict(norm)),
+        "metadata": json.dumps(metadata or {}, sort_keys=True, default=str),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(trainable_state_dict(model), tmp, metadata=header)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
+    """The checkpoint's header (config, thermal norm, metadata) without building a model."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        near = (
+            sorted(str(p) for p in path.parent.glob("*.safetensors"))
+            if path.parent.is_dir()
+            else []
+        )
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; checkpoints beside it: {near or 'none'}"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except Exception as err:
+        raise ValueError(f"checkpoint {path} is not a readable safetensors file: {err}") from None
+    if header.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {path} is not an ivtuning_ros checkpoint (no header)")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format version {header.get('format_version')}, this code "
+            f"reads version {FORMAT_VERSION}"
+        )
+    try:
+        cfg = model_config_from_dict(json.loads(header["config"]), source=f"{path} config")
+        norm = ThermalNorm(**json.loads(header["thermal_norm"]))
+        metadata = json.loads(header["metadata"])
+        frozen_hash = header["frozen_hash"]
+    except (KeyError, json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"checkpoint {path} has a damaged header: {err!r}") from None
+    return CheckpointInfo(path, cfg, norm, frozen_hash, header.get("weights_source", ""), metadata)
+
+
+def load_checkpoint(path: str | Path) -> tuple[IVTuningModel, CheckpointInfo]:
+    """Rebuild the model, verify its frozen weights and load the trained tensors."""
+    from safetensors.torch import load_file
+
+    info = read_checkpoint_info(path)
+    model = build_model(info.config)
+    actual = frozen_state_hash(model)
+    if actual != info.frozen_hash:
+        raise ValueError(
+            f"checkpoint {info.path}: the frozen backbone weights from "
+            f"{info.config.weights!r} differ from those it was trained with "
+            f"(hash {actual[:12]} != {info.frozen_hash[:12]}); use the same weights"
+        )
+    try:
+        state = load_file(str(info.path), device="cpu")
+    except Exception as err:
+        raise ValueError(f"checkpoint {info.path}: tensors cannot be read: {err}") from None
+    expected = trainable_state_dict(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {info.path} does not fit its own config: missing {missing[:6]}, "
+            f"unexpected {unexpected[:6]}"
+        )
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise ValueError(
+                f"checkpoint {info.path}: {k} has shape {tuple(v.shape)}, the model needs "
+                f"{tuple(expected[k].shape)}"
+            )
+    model.load_state_dict(state, strict=False)
+    model.eval()
+    return model, info

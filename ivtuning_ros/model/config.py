@@ -1,0 +1,225 @@
+"""Model presets: frozen dataclasses loaded from YAML with errors that name the bad key.
+
+A preset (config/models/<name>.yaml) names the frozen backbone and where its weights come
+from, the task head, the training mode and the prompter's per-layer rank schedule. The
+schedule lists one rank per tuned layer (a transformer block, or a stage of a CNN); a
+single integer means "the same rank everywhere", as in the reference code (8 and 64).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivtuning_ros.paths import config_dir
+from ivtuning_ros.preprocess import THERMAL_PRESETS
+
+TASKS = ("detection", "segmentation", "saliency")
+MODES = ("ivtuning", "full", "rgb_only", "thermal_only", "dual_backbone")
+
+
+@dataclass(frozen=True)
+class PrompterConfig:
+    """Ranks of the Modality-Aware Prompter (input rank, then one rank per tuned layer)."""
+
+    input_rank: int = 8
+    adapter_ranks: int | tuple[int, ...] = 64  # hybrid adapters
+    prompt_ranks: int | tuple[int, ...] = 8  # internal prompt adapters
+    dropout: float = 0.1
+
+    def ranks_for(self, num_layers: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Adapter and prompt ranks per layer, checked against the backbone's layer count."""
+        return (
+            _per_layer(self.adapter_ranks, num_layers, "prompter.adapter_ranks"),
+            _per_layer(self.prompt_ranks, num_layers, "prompter.prompt_ranks"),
+        )
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Task-head settings; `width` is the neck/decoder channel count."""
+
+    width: int = 64
+    topk: int = 100  # detection: fixed number of pre-NMS candidates the export returns
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    backbone: str  # timm model name
+    weights: str  # "package:efficientnet_lite0", a file path, or "random"
+    task: str
+    class_names: tuple[str, ...]
+    mode: str = "ivtuning"
+    input_size: tuple[int, int] = (256, 320)  # H, W
+    backbone_args: dict[str, Any] = field(default_factory=dict)  # extra timm kwargs
+    prompter: PrompterConfig = field(default_factory=PrompterConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    thermal_norm: str = "agc8"  # preprocess.THERMAL_PRESETS name used in training
+    seed: int = 0  # initialises random weights reproducibly (needed to reload `random`)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"model config 'task': {self.task!r} is not one of {TASKS}")
+        if self.mode not in MODES:
+            raise ValueError(f"model config 'mode': {self.mode!r} is not one of {MODES}")
+        if self.task == "saliency":
+            if len(self.class_names) not in (0, 1):
+                raise ValueError("model config 'class_names': saliency takes at most one name")
+        elif not self.class_names:
+            raise ValueError(f"model config 'class_names': a {self.task} model needs classes")
+        h, w = self.input_size
+        if h < 32 or w < 32 or h % 32 or w % 32:
+            raise ValueError(
+                f"model config 'input_size': {list(self.input_size)} must be two multiples of "
+                "32 (H, W), at least 32"
+            )
+        if self.thermal_norm not in THERMAL_PRESETS:
+            raise ValueError(
+                f"model config 'thermal_norm': {self.thermal_norm!r} is not one of "
+                f"{sorted(THERMAL_PRESETS)}"
+            )
+        if not self.weights:
+            raise ValueError("model config 'weights': empty (use a file, a package: or random)")
+
+    @property
+    def num_classes(self) -> int:
+        return max(1, len(self.class_names))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with top-level fields changed (`prompter`/`head` may be given as dicts)."""
+        data = self.to_dict()
+        data.update(changes)
+        return model_config_from_dict(data, source="override")
+
+
+def _per_layer(value: int | tuple[int, ...], n: int, key: str) -> tuple[int, ...]:
+    if isinstance(value, int):
+        ranks = (value,) * n
+    elif len(value) != n:
+        raise ValueError(
+            f"model config '{key}': {len(value)} ranks given but the backbone has {n} tuned "
+            f"layers (give {n} values or one integer)"
+        )
+    else:
+        ranks = tuple(value)
+    if any(r < 1 for r in ranks):
+        raise ValueError(f"model config '{key}': ranks must be >= 1, got {list(ranks)}")
+    return ranks
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Instantiate a config dataclass from a mapping; unknown/missing keys raise by name."""
+    if not isinstance(data, dict):
+        raise ValueError(f"model config '{where}': expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ValueError(
+            f"model config: unknown key(s) {[prefix + k for k in unknown]}; "
+            f"known keys: {sorted(fields)}"
+        )
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in data
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        prefix = f"{where}." if where else ""
+        raise ValueError(f"model config: missing required key(s) {[prefix + k for k in missing]}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        kwargs[name] = _convert(cls, name, value, key)
+    return cls(**kwargs)
+
+
+def _convert(cls: type, name: str, value: Any, key: str) -> Any:
+    if cls is ModelConfig and name == "prompter":
+        return _build(PrompterConfig, value, "prompter")
+    if cls is ModelConfig and name == "head":
+        return _build(HeadConfig, value, "head")
+    if name in ("adapter_ranks", "prompt_ranks"):
+        if isinstance(value, bool) or not isinstance(value, int | list | tuple):
+            raise ValueError(f"model config '{key}': expected an integer or a list of integers")
+        if isinstance(value, list | tuple):
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"model config '{key}': every rank must be an integer")
+            return tuple(value)
+        return value
+    if name == "input_size":
+        if not (isinstance(value, list | tuple) and len(value) == 2):
+            raise ValueError(f"model config '{key}': expected [H, W], got {value!r}")
+        return (int(value[0]), int(value[1]))
+    if name == "class_names":
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"model config '{key}': expected a list of names")
+        return tuple(value)
+    if name == "backbone_args":
+        if not isinstance(value, dict):
+            raise ValueError(f"model config '{key}': expected a mapping of timm arguments")
+        return dict(value)
+    expected = {
+        "input_rank": int,
+        "dropout": float,
+        "width": int,
+        "topk": int,
+        "seed": int,
+    }.get(name, str)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ValueError(
+            f"model config '{key}': expected {expected.__name__}, got {type(value).__name__} "
+            f"{value!r}"
+        )
+    return value
+
+
+def model_config_from_dict(data: dict[str, Any], source: str = "dict") -> ModelConfig:
+    try:
+        return _build(ModelConfig, data, "")
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
+
+
+def available_presets() -> list[str]:
+    folder = config_dir() / "models"
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """Load a preset by name (config/models/<name>.yaml) or a YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = config_dir() / "models" / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no model preset {str(name_or_path)!r}; presets: {available_presets()} "
+                "(or give a path to a .yaml file)"
+            )
+    if not path.is_file():
+        raise FileNotFoundError(f"model config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of model settings")
+    data.setdefault("name", path.stem)
+    return model_config_from_dict(data, source=str(path))
