@@ -1,0 +1,174 @@
+"""Play a bag over DDS and record what comes back, both with raw (serialized) messages.
+
+`BagPlayer` publishes the bag's CDR bytes unchanged (no decode/encode on the way, like
+`ros2 bag play`), paced by the bag's receive timestamps divided by the rate, and logs
+the wall time of every publish. `Recorder` subscribes raw to a set of topics, writes
+each message into a rosbags Writer stamped with its receive time, and keeps the
+receive time (rmw's own, so executor queueing in this process does not count) for the
+latency figures. Both use the system clock, which every process on the host shares.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosbags.rosbag2 import Writer
+from tqdm import tqdm
+
+from ivtuning_ros.replay.bagio import BagStream, typestore
+
+
+def header_stamp_ns(raw: bytes) -> int:
+    """header.stamp of a serialized message whose first field is std_msgs/Header.
+
+    CDR: 4-byte encapsulation header (byte 1 = 1 for little endian), then the Header's
+    builtin_interfaces/Time (int32 sec, uint32 nanosec).
+    """
+    if len(raw) < 12:
+        raise ValueError(f"serialized message of {len(raw)} bytes is too short for a header")
+    order = "<" if raw[1] & 1 else ">"
+    sec, nanosec = struct.unpack_from(order + "iI", raw, 4)
+    return sec * 10**9 + nanosec
+
+
+def message_class(type_name: str) -> type:
+    """rclpy message class for 'pkg/msg/Name'."""
+    pkg, kind, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+@dataclass
+class PublishLog:
+    """What the player sent: per role, (header stamp ns, publish wall time ns)."""
+
+    sent: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    wall_s: float = 0.0
+    late_s_max: float = 0.0  # worst lag of a publish behind its schedule
+
+
+class BagPlayer:
+    """Publishes a BagStream's messages on `topics` (role -> topic) at `rate` x real time."""
+
+    def __init__(
+        self,
+        node: Node,
+        stream: BagStream,
+        topics: Mapping[str, str],
+        rate: float,
+        qos_depth: int = 10,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"--rate must be positive, got {rate}")
+        self.stream, self.rate = stream, rate
+        qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        self.publishers = {
+            role: node.create_publisher(message_class(stream.connections[role].msgtype), topic, qos)
+            for role, topic in topics.items()
+        }
+
+    def wait_for_subscribers(self, timeout_s: float) -> None:
+        """Block until every topic has a subscriber (the node), or raise naming the topic."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing = [
+                p.topic_name for p in self.publishers.values() if p.get_subscription_count() == 0
+            ]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"no subscriber on {', '.join(missing)} after {timeout_s:.0f} s: is the node "
+                    "running, and does it listen on these topics (--topics / params file)?"
+                )
+            time.sleep(0.05)
+
+    def play(self, progress: bool = True, stop: threading.Event | None = None) -> PublishLog:
+        log = PublishLog(sent={role: [] for role in self.publishers})
+        total = sum(self.stream.count(role) for role in self.publishers)
+        bar = tqdm(total=total, desc=f"replay x{self.rate:g}", unit="msg", disable=not progress)
+        t0_wall = time.monotonic()
+        t0_bag: int | None = None
+        try:
+            for role, t_ns, raw in self.stream.messages():
+                if stop is not None and stop.is_set():
+                    break
+                t0_bag = t_ns if t0_bag is None else t0_bag
+                due = t0_wall + (t_ns - t0_bag) / 1e9 / self.rate
+                lag = time.monotonic() - due
+                if lag < 0:
+                    time.sleep(-lag)
+                log.late_s_max = max(log.late_s_max, lag)
+                stamp = header_stamp_ns(raw)
+                log.sent[role].append((stamp, time.time_ns()))
+                self.publishers[role].publish(bytes(raw))
+                bar.update()
+        finally:
+            bar.close()
+        log.wall_s = time.monotonic() - t0_wall
+        return log
+
+
+@dataclass
+class Received:
+    topic: str
+    receive_ns: int  # rmw receive time, system clock
+    raw: bytes
+
+
+class Recorder:
+    """Raw subscriptions on `topics` (name -> type) written into `writer` as they arrive."""
+
+    def __init__(
+        self,
+        node: Node,
+        writer: Writer,
+        topics: Mapping[str, str],
+        qos_for: Callable[[str], QoSProfile],
+        keep: Callable[[str], bool],
+    ) -> None:
+        self.writer = writer
+        self.lock = threading.Lock()
+        self.kept: list[Received] = []
+        self.counts: dict[str, int] = dict.fromkeys(topics, 0)
+        self.closed = False
+        store = typestore()
+        self.connections = {}
+        for topic, type_name in sorted(topics.items()):
+            self.connections[topic] = writer.add_connection(topic, type_name, typestore=store)
+            node.create_subscription(
+                message_class(type_name),
+                topic,
+                self._callback(topic, keep(topic)),
+                qos_for(topic),
+                raw=True,
+            )
+
+    def _callback(self, topic: str, keep: bool):
+        def on_message(raw: bytes, info) -> None:
+            received = int(info["received_timestamp"]) or time.time_ns()
+            with self.lock:
+                if self.closed:
+                    return
+                self.writer.write(self.connections[topic], received, raw)
+                self.counts[topic] += 1
+                if keep:
+                    self.kept.append(Received(topic, received, bytes(raw)))
+
+        return on_message
+
+    def last_receive_ns(self) -> int:
+        with self.lock:
+            return max((r.receive_ns for r in self.kept), default=0)
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.writer.close()

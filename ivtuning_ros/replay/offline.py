@@ -1,0 +1,168 @@
+"""Offline replay: the node's pipeline without DDS, as fast as the model runs.
+
+bag -> rclpy deserialisation -> the node's codec checks -> the node's PairSynchronizer
+(its clock driven by the bag's receive times, so pairing, timeouts and degraded frames
+happen as they would live) -> the node's thermal conversion (NodeConfig) -> Predictor.
+Every pair is processed (nothing is superseded), so accuracy is the model's own and
+"latency" is the processing time per frame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from rclpy.serialization import deserialize_message
+from tqdm import tqdm
+
+from ivtuning_ros.engine.engine import Engine
+from ivtuning_ros.engine.predictor import Predictor
+from ivtuning_ros.preprocess import ThermalNorm
+from ivtuning_ros.replay.bagio import BagStream
+from ivtuning_ros.replay.matching import OutputRecord
+from ivtuning_ros.ros.codec import (
+    RGB_ENCODINGS,
+    THERMAL_ENCODINGS,
+    ImageDecodeError,
+    check_image,
+    image_to_rgb,
+    image_to_thermal,
+)
+from ivtuning_ros.ros.params import NodeConfig
+from ivtuning_ros.ros.sync import PairSynchronizer, SyncedPair
+
+
+# The node (ros/node.py, _process and _make_predictor) does these two steps inline; they
+# are mirrored here step for step until the node exposes them as functions.
+def pair_inputs(
+    pair: SyncedPair,
+    cfg: NodeConfig,
+    checkpoint_norm: ThermalNorm,
+    last_rgb_hw: tuple[int, int] | None,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(rgb uint8 RGB | None, thermal in [0, 1] on the RGB grid | None), as the node does:
+    decode, normalise thermal (configured norm, by encoding, or the checkpoint's), map it
+    onto the RGB image with the configured crop/affine."""
+    rgb = image_to_rgb(pair.rgb.msg) if pair.rgb is not None else None
+    if pair.thermal is None:
+        return rgb, None
+    raw = image_to_thermal(pair.thermal.msg)
+    try:
+        t01 = cfg.norm_for(pair.thermal.msg.encoding, checkpoint_norm).normalize(raw)
+        target = rgb.shape[:2] if rgb is not None else last_rgb_hw
+        if target:
+            t01 = cfg.geometry.apply(t01, target)
+    except ValueError as err:
+        raise ImageDecodeError(f"thermal: {err}") from None
+    return rgb, t01
+
+
+def node_predictor(engine: Engine, cfg: NodeConfig) -> Predictor:
+    """A Predictor fed thermal already in [0, 1] (the node normalises it by encoding)."""
+    view = Engine(
+        engine.backend,
+        replace(engine.info, thermal_norm=ThermalNorm("fixed", 0.0, 1.0)),
+        engine.key,
+        engine.artifact,
+        engine.built,
+        engine.reason,
+    )
+    return Predictor(
+        view,
+        score_threshold=float(cfg.score_threshold),
+        iou_threshold=float(cfg.nms_iou),
+        max_detections=int(cfg.max_detections),
+    )
+
+
+@dataclass
+class OfflineResult:
+    rgb_sent: list[tuple[int, int]] = field(default_factory=list)  # (stamp, start ns)
+    thermal_stamps: list[int] = field(default_factory=list)
+    outputs: list[OutputRecord] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)
+    sync_counts: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def run_offline(
+    stream: BagStream,
+    cfg: NodeConfig,
+    engine: Engine,
+    progress: bool = True,
+    on_result: Callable[[OutputRecord, np.ndarray | None], None] | None = None,
+) -> OfflineResult:
+    """Feed every message of `stream` through sync + predictor; collect OutputRecords."""
+    from sensor_msgs.msg import Image
+
+    res = OfflineResult()
+    predictor = node_predictor(engine, cfg)
+    clock = {"now": 0.0}
+    started: dict[int, int] = {}  # RGB stamp -> wall time its message was read
+    last_rgb_hw: list[tuple[int, int] | None] = [None]
+
+    def fail(key: str, why: str) -> None:
+        res.errors[key] = res.errors.get(key, 0) + 1
+        res.last_error[key] = why
+
+    def on_pair(pair: SyncedPair) -> None:
+        t_begin = time.time_ns()
+        try:
+            rgb, thermal01 = pair_inputs(pair, cfg, engine.thermal_norm, last_rgb_hw[0])
+        except ImageDecodeError as err:
+            fail("bad_input", str(err))
+            return
+        if rgb is not None:
+            last_rgb_hw[0] = rgb.shape[:2]
+        try:
+            pred = predictor.predict(rgb, thermal01)
+        except ValueError as err:
+            fail("inference_error", str(err))
+            return
+        ref = pair.reference
+        modality = 0 if rgb is not None and thermal01 is not None else 1 if rgb is not None else 2
+        took = time.time_ns() - t_begin
+        # Offline "latency" is the processing time: dated from the RGB frame's log entry.
+        record = OutputRecord(
+            stamp_ns=ref.stamp_ns,
+            receive_ns=started.get(ref.stamp_ns, t_begin) + took,
+            modalities=modality,
+            thermal_stamp_ns=pair.thermal.stamp_ns if pair.thermal is not None else 0,
+            inference_ms=pred.timings_ms.get("total", float("nan")),
+            detections=pred.detections,
+            mask=pred.mask,
+        )
+        res.outputs.append(record)
+        if on_result is not None:
+            on_result(record, rgb)
+
+    sync = PairSynchronizer(cfg.sync, on_pair, clock=lambda: clock["now"])
+    total = sum(stream.count(r) for r in stream.connections) or None
+    t0 = time.monotonic()
+    for role, t_ns, raw in tqdm(
+        stream.messages(), total=total, desc="replay offline", unit="msg", disable=not progress
+    ):
+        clock["now"] = t_ns / 1e9
+        msg = deserialize_message(raw, Image)
+        accepted = RGB_ENCODINGS if role == "rgb" else THERMAL_ENCODINGS
+        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        if role == "rgb":
+            res.rgb_sent.append((stamp, time.time_ns()))
+            started.setdefault(stamp, res.rgb_sent[-1][1])
+        else:
+            res.thermal_stamps.append(stamp)
+        try:
+            check_image(msg, accepted, role)
+        except ImageDecodeError as err:
+            fail(f"{role}_bad_input", str(err))
+            continue
+        sync.poll()
+        sync.add(role, stamp, msg)
+    clock["now"] += cfg.sync.timeout + 1.0  # the bag ended: let lone frames time out
+    sync.poll()
+    res.sync_counts = dict(sync.counts)
+    res.wall_s = time.monotonic() - t0
+    return res
