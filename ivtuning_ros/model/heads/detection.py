@@ -58,7 +58,7 @@ class DetectionHead(nn.Module):
         feats = [sm(f) for sm, f in zip(self.smooth, feats, strict=True)]
         cls, reg, ctr, points, strides = [], [], [], [], []
         for f, s in zip(feats, LEVEL_STRIDES, strict=True):
-            b, _, h, w = f.shape
+            h, w = f.shape[-2:]
             tc, tr = self.cls_tower(f), self.reg_tower(f)
             cls.append(self.cls_out(tc).flatten(2).transpose(1, 2))
             reg.append(F.softplus(self.reg_out(tr)).flatten(2).transpose(1, 2) * s)
@@ -144,11 +144,11 @@ class DetectionHead(nn.Module):
         if pos.any():
             pts = out["points"][None].expand_as(tboxes[..., :2])[pos]
             tb = tboxes[pos]
-            l, t = pts[:, 0] - tb[:, 0], pts[:, 1] - tb[:, 1]
-            r, b = tb[:, 2] - pts[:, 0], tb[:, 3] - pts[:, 1]
+            left, top = pts[:, 0] - tb[:, 0], pts[:, 1] - tb[:, 1]
+            right, bottom = tb[:, 2] - pts[:, 0], tb[:, 3] - pts[:, 1]
             ctr_target = torch.sqrt(
-                (torch.minimum(l, r) / torch.maximum(l, r)).clamp(min=0)
-                * (torch.minimum(t, b) / torch.maximum(t, b)).clamp(min=0)
+                (torch.minimum(left, right) / torch.maximum(left, right)).clamp(min=0)
+                * (torch.minimum(top, bottom) / torch.maximum(top, bottom)).clamp(min=0)
             )
             giou = generalized_box_iou_loss(out["boxes"][pos], tb, reduction="none")
             loss_box = (giou * ctr_target).sum() / ctr_target.sum().clamp(min=1e-6)

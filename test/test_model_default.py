@@ -1,0 +1,174 @@
+"""The default preset end to end: real ImageNet weights, gradients only where they
+belong, export, checkpoints, and clear errors for bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torch.nn.functional as F
+
+from ivtuning_ros.model import build_model, load_model_config
+from ivtuning_ros.model.backbones import create_backbone
+from ivtuning_ros.model.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+
+H, W = 256, 320
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_model_config("default")
+
+
+@pytest.fixture(scope="module")
+def model(cfg):
+    return build_model(cfg)
+
+
+def _pair(batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, H, W, generator=g), torch.rand(batch, 1, H, W, generator=g)
+
+
+def _targets() -> list[dict[str, torch.Tensor]]:
+    return [
+        {
+            "boxes": torch.tensor([[10.0, 20, 100, 200], [150, 30, 170, 60]]),
+            "labels": torch.tensor([0, 2]),
+        },
+        {"boxes": torch.tensor([[40.0, 60, 300, 250]]), "labels": torch.tensor([1])},
+    ]
+
+
+def _photo(name: str) -> torch.Tensor:
+    img = getattr(skimage.data, name)()
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()[None] / 255.0
+    return F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+
+
+def test_frozen_backbone_has_real_imagenet_weights():
+    backbone, source = create_backbone(
+        "tf_efficientnet_lite0", "package:efficientnet_lite0", (224, 224), keep_classifier=True
+    )
+    assert source.startswith("package:efficientnet_lite0")
+    backbone.eval()
+    with torch.no_grad():
+        cat = backbone.classify(backbone.normalize(_photo("chelsea"))).softmax(-1)
+        cup = backbone.classify(backbone.normalize(_photo("coffee"))).softmax(-1)
+    assert int(cat.argmax()) in range(281, 286), "chelsea must be a cat (ImageNet 281-285)"
+    assert float(cat[0, 281:286].sum()) > 0.5
+    assert int(cup.argmax()) in (504, 967, 968), "coffee must be a mug, espresso or cup"
+
+
+def test_forward_shapes_and_parameter_report(model, cfg):
+    model.eval()
+    with torch.no_grad():
+        out = model(*_pair(2))
+    points = sum((H // s) * (W // s) for s in (8, 16, 32))
+    assert out["cls_logits"].shape == (2, points, len(cfg.class_names))
+    assert out["boxes"].shape == (2, points, 4)
+    assert out["ctr_logits"].shape == (2, points)
+    report = model.parameter_report()
+    assert report["trainable"] == report["prompter"] + report["head"]
+    assert 0 < report["trainable_share_of_backbone"] < 0.05
+    assert report["adapter_ranks"] == list(cfg.prompter.adapter_ranks)
+    assert report["adapter_ranks"] == sorted(report["adapter_ranks"])  # rising schedule
+
+
+def test_gradients_reach_prompter_and_head_only(cfg):
+    model = build_model(cfg)
+    model.train()
+    assert not model.backbone.training, "frozen BN must keep its statistics in training"
+    out = model(*_pair(2))
+    loss, parts = model.loss(out, _targets())
+    assert set(parts) == {"cls", "box", "ctr"} and torch.isfinite(loss)
+    loss.backward()
+    frozen = [n for n, p in model.backbone.named_parameters()]
+    assert frozen and all(not p.requires_grad for p in model.backbone.parameters())
+    assert all(p.grad is None for p in model.backbone.parameters())
+    trainable = dict(model.prompter.named_parameters()) | {
+        f"head.{n}": p for n, p in model.head.named_parameters()
+    }
+    assert all(p.requires_grad for p in trainable.values())
+    no_grad = [n for n, p in trainable.items() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_grad == []
+
+
+def test_inference_module_exports_and_matches(model, cfg):
+    module = model.inference_module()
+    rgb, thermal = _pair(1)
+    with torch.no_grad():
+        boxes, scores, class_ids = module(rgb, thermal)
+    k = cfg.head.topk
+    assert boxes.shape == (1, k, 4) and scores.shape == (1, k) and class_ids.shape == (1, k)
+    assert boxes.dtype == torch.float32 and class_ids.dtype == torch.int64
+    assert bool((scores[:, :-1] >= scores[:, 1:]).all()), "top-K must come sorted"
+    assert bool((boxes[..., 2] <= W).all() and (boxes[..., 3] <= H).all() and (boxes >= 0).all())
+    exported = torch.export.export(module, (rgb, thermal))
+    with torch.no_grad():
+        again = exported.module()(rgb, thermal)
+    for a, b in zip((boxes, scores, class_ids), again, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_round_trip_stores_only_trainable(tmp_path, cfg):
+    model = build_model(cfg)
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.add_(0.05)
+    path = save_checkpoint(tmp_path / "det.safetensors", model, {"epoch": 7})
+    assert not list(tmp_path.glob("*.tmp")), "atomic write leaves no temp file"
+    info = read_checkpoint_info(path)
+    assert info.metadata == {"epoch": 7} and info.config == cfg
+    assert info.thermal_norm.mode == "fixed" and info.thermal_norm.high == 255.0
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+    assert keys and not any(k.startswith("backbone.") for k in keys)
+    loaded, _ = load_checkpoint(path)
+    rgb, thermal = _pair(1, seed=3)
+    model.eval()
+    with torch.no_grad():
+        for a, b in zip(
+            model.inference_module()(rgb, thermal),
+            loaded.inference_module()(rgb, thermal),
+            strict=True,
+        ):
+            torch.testing.assert_close(a, b)
+
+
+def test_checkpoint_errors(tmp_path, cfg):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        load_checkpoint(bad)
+    # same trainable tensors, different frozen weights: refused by the hash check
+    path = save_checkpoint(tmp_path / "ok.safetensors", build_model(cfg))
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        header = dict(f.metadata())
+    header["frozen_hash"] = "0" * 64
+    save_file(tensors, str(tmp_path / "other.safetensors"), metadata=header)
+    with pytest.raises(ValueError, match="frozen backbone weights"):
+        load_checkpoint(tmp_path / "other.safetensors")
+
+
+def test_bad_inputs_name_the_shapes(model):
+    rgb, thermal = _pair(1)
+    with pytest.raises(ValueError, match=r"differ in batch or spatial size"):
+        model(rgb, thermal[..., :160])
+    with pytest.raises(ValueError, match=r"thermal must be \(B, 1, H, W\)"):
+        model(rgb, rgb)
+    with pytest.raises(ValueError, match=r"rgb must be \(B, 3, H, W\)"):
+        model(thermal, thermal)
+    with pytest.raises(ValueError, match="not the model's input_size"):
+        model(rgb[..., :160], thermal[..., :160])
+    with pytest.raises(ValueError, match="float"):
+        model((rgb * 255).to(torch.uint8), thermal)
