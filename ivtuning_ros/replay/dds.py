@@ -11,18 +11,19 @@ latency figures. Both use the system clock, which every process on the host shar
 from __future__ import annotations
 
 import importlib
+import queue
 import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rosbags.rosbag2 import Writer
 from tqdm import tqdm
 
-from ivtuning_ros.replay.bagio import BagStream, typestore
+from ivtuning_ros.replay.bagio import BagStream, open_writer, typestore
 
 
 def header_stamp_ns(raw: bytes) -> int:
@@ -123,25 +124,38 @@ class Received:
 
 
 class Recorder:
-    """Raw subscriptions on `topics` (name -> type) written into `writer` as they arrive."""
+    """Raw subscriptions on `topics` (name -> type) recorded into a new bag at `path`.
+
+    Callbacks only queue the bytes; one writer thread owns the rosbags Writer (sqlite3
+    objects may only be used by the thread that made them, and disk writes stay off the
+    executor that times the messages).
+    """
 
     def __init__(
         self,
         node: Node,
-        writer: Writer,
+        path: Path,
+        storage: str,
         topics: Mapping[str, str],
         qos_for: Callable[[str], QoSProfile],
         keep: Callable[[str], bool],
     ) -> None:
-        self.writer = writer
+        self.topics = dict(topics)
         self.lock = threading.Lock()
         self.kept: list[Received] = []
         self.counts: dict[str, int] = dict.fromkeys(topics, 0)
-        self.closed = False
-        store = typestore()
-        self.connections = {}
-        for topic, type_name in sorted(topics.items()):
-            self.connections[topic] = writer.add_connection(topic, type_name, typestore=store)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._write_loop, args=(Path(path), storage), daemon=True, name="recorder"
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        for topic, type_name in sorted(self.topics.items()):
             node.create_subscription(
                 message_class(type_name),
                 topic,
@@ -150,25 +164,44 @@ class Recorder:
                 raw=True,
             )
 
+    def _write_loop(self, path: Path, storage: str) -> None:
+        try:
+            writer = open_writer(path, storage)
+            store = typestore()
+            conns = {
+                t: writer.add_connection(t, ty, typestore=store)
+                for t, ty in sorted(self.topics.items())
+            }
+        except BaseException as err:
+            self._error = err
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while (item := self._queue.get()) is not None:
+                topic, received, raw = item
+                writer.write(conns[topic], received, raw)
+        finally:
+            writer.close()
+
     def _callback(self, topic: str, keep: bool):
         def on_message(raw: bytes, info) -> None:
             received = int(info["received_timestamp"]) or time.time_ns()
             with self.lock:
-                if self.closed:
+                if self._closed:
                     return
-                self.writer.write(self.connections[topic], received, raw)
                 self.counts[topic] += 1
+                self._queue.put((topic, received, raw))
                 if keep:
                     self.kept.append(Received(topic, received, bytes(raw)))
 
         return on_message
 
-    def last_receive_ns(self) -> int:
-        with self.lock:
-            return max((r.receive_ns for r in self.kept), default=0)
-
     def close(self) -> None:
+        """Stop recording and finish the bag (metadata written)."""
         with self.lock:
-            if not self.closed:
-                self.closed = True
-                self.writer.close()
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(None)
+        self._thread.join()

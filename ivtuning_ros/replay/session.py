@@ -24,7 +24,7 @@ import yaml
 from rclpy.serialization import deserialize_message
 
 from ivtuning_ros.replay import plots
-from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagStream, hash_bag, open_stream, open_writer
+from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagStream, hash_bag, open_stream
 from ivtuning_ros.replay.ground_truth import GT_FILENAME, GroundTruth
 from ivtuning_ros.replay.matching import OutputRecord, account
 from ivtuning_ros.replay.report import file_hash, library_versions, render_table
@@ -234,7 +234,8 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
         mask_topics = {t for t, ty in record.items() if ty == IMAGE_TYPE and t.endswith("/mask")}
         recorder = Recorder(
             host,
-            open_writer(opts.out / "output_bag", "mcap"),
+            opts.out / "output_bag",
+            "mcap",
             record,
             lambda t: _qos_like_publisher(host, t),
             keep=lambda t: record[t] in kept_types or t in mask_topics,
@@ -369,7 +370,8 @@ def _node_status(raw: bytes, node_name: str) -> dict[str, str] | None:
 
 
 def replay_offline(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -> RunData:
-    from ivtuning_ros.engine import EngineConfig, load_engine
+    from ivtuning_ros.engine.config import EngineConfig
+    from ivtuning_ros.engine.engine import load_engine
     from ivtuning_ros.replay.offline import run_offline
     from ivtuning_ros.ros.node import resolve_checkpoint
 
