@@ -1,0 +1,1 @@
+"""Readers for the real RGB-T dataset layouts; each builds a `PairDataset` of records."""

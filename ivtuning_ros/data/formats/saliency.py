@@ -1,0 +1,67 @@
+"""RGB-T salient object detection folders: VT5000, VT1000, VT821.
+
+``[<split>/]RGB/<name>.jpg``, ``[<split>/]T/<name>.jpg`` and ``[<split>/]GT/<name>.png``
+(VT5000 ships ``Train/`` and ``Test/``; VT1000 and VT821 have no split folders).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ivtuning_ros.data.formats.common import (
+    DatasetError,
+    PairDataset,
+    PairRecord,
+    find_dir,
+    index_images,
+)
+
+RGB_DIRS, T_DIRS, GT_DIRS = ("RGB", "rgb"), ("T", "t", "Thermal"), ("GT", "gt")
+
+
+def _dirs(folder: Path):
+    return find_dir(folder, RGB_DIRS), find_dir(folder, T_DIRS), find_dir(folder, GT_DIRS)
+
+
+def looks_like(root: Path) -> bool:
+    return any(
+        all(d is not None for d in _dirs(folder))
+        for folder in (root, *(p for p in root.iterdir() if p.is_dir()))
+    )
+
+
+def load_saliency(root: Path, split: str | None = None, skip_bad: bool = False) -> PairDataset:
+    root = Path(root)
+    folder = root
+    if split is not None:
+        sub = find_dir(root, (split,))
+        if sub is None:
+            raise DatasetError(f"{root}: no split folder {split!r}")
+        folder = sub
+    rgb_dir, t_dir, gt_dir = _dirs(folder)
+    if rgb_dir is None or t_dir is None or gt_dir is None:
+        hint = " (pass split=, e.g. 'Train')" if split is None else ""
+        raise DatasetError(f"{folder}: expected RGB/, T/ and GT/ folders{hint}")
+    rgb, th, gt = index_images(rgb_dir), index_images(t_dir), index_images(gt_dir)
+    records, skipped = [], []
+    for name in sorted(rgb):
+        try:
+            if name not in th:
+                raise DatasetError(f"pair {name!r}: no thermal image in {t_dir}")
+            if name not in gt:
+                raise DatasetError(f"pair {name!r}: no ground truth in {gt_dir}")
+        except DatasetError as err:
+            if not skip_bad:
+                raise
+            skipped.append((name, str(err)))
+            continue
+        records.append(PairRecord(name, rgb[name], th[name], saliency=gt[name]))
+    return PairDataset(
+        records,
+        fmt="saliency",
+        root=root,
+        tasks=("saliency",),
+        class_names={"saliency": ("salient",)},
+        skip_bad=skip_bad,
+        skipped=skipped,
+    )
