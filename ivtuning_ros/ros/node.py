@@ -446,6 +446,10 @@ class IVTuningNode(LifecycleNode):
             overlay.publish(array_to_image(image, "rgb8", header))
 
     # ---------------------------------------------------------------- diagnostics
+    def sync_counts(self) -> dict[str, int]:
+        """The synchroniser's counters (pairs, degraded, drops by reason)."""
+        return dict(self._sync.counts) if self._sync is not None else {}
+
     def diagnostics_status(self):
         sync = self._sync
         return build_status(

@@ -11,7 +11,8 @@ Additions (what Autoware's fusion node learned):
 - a per-stream stamp offset (seconds added to that stream's stamps before matching), for
   a camera whose driver stamps late or early;
 - a timeout: a frame that found no partner within `timeout` seconds of arrival leaves
-  its queue. If the other stream has been silent for that long (a camera stopped) and
+  its queue. If the other stream delivered nothing from `timeout` seconds before this
+  frame's arrival until now (a camera stopped) and
   `on_timeout` is "degraded", the frame is emitted alone (single-modality); otherwise it
   is dropped and counted;
 - zero, repeated and backwards stamps are detected per stream, counted and dropped (or,
@@ -197,8 +198,10 @@ class PairSynchronizer:
             queue = self._queues[stream]
             for key in sorted(k for k, f in queue.items() if now - f.arrival > cfg.timeout):
                 frame = queue.pop(key)
+                # The partner camera counts as alive if it delivered a usable frame
+                # within `timeout` before this frame arrived, or since.
                 seen = self._last_arrival[other]
-                other_silent = seen is None or now - seen > cfg.timeout
+                other_silent = seen is None or seen < frame.arrival - cfg.timeout
                 if cfg.on_timeout == "degraded" and other_silent:
                     self.counts[f"degraded_{stream}_only"] += 1
                     pair = {stream: frame, other: None}

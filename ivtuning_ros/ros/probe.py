@@ -1,0 +1,162 @@
+"""A client of ivtuning_node over DDS: publishes RGB + thermal pairs, collects results.
+
+Used by the node benchmark and the tests (and handy in a Python shell against a running
+node). It spins its own executor in a background thread; every received message is kept
+with its arrival time so latency is measured publish -> result received.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from ivtuning_ros.msg import DetectionArray, LabelMap
+
+from .codec import array_to_image
+from .node import ns_to_stamp, stamp_ns
+
+
+class NodeProbe:
+    def __init__(
+        self,
+        context: rclpy.Context | None = None,
+        namespace: str = "",
+        rgb_topic: str = "rgb/image_raw",
+        thermal_topic: str = "thermal/image_raw",
+        extra_topics: tuple[str, ...] = (),
+    ) -> None:
+        """extra_topics: image outputs to subscribe to ("overlay", "mask", "mask_color")."""
+        self.node = rclpy.create_node(
+            f"ivtuning_probe_{os.getpid()}_{id(self) % 10000}", namespace=namespace, context=context
+        )
+        self._lock = threading.Lock()
+        self.received: dict[str, list[tuple[int, Any]]] = {}
+        sensor = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs = {
+            "rgb": self.node.create_publisher(Image, rgb_topic, sensor),
+            "thermal": self.node.create_publisher(Image, thermal_topic, sensor),
+        }
+        results = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self._subscribe(DetectionArray, "detections", results)
+        self._subscribe(DiagnosticArray, "/diagnostics", results)
+        self._subscribe(LabelMap, "label_map", latched)
+        for topic in extra_topics:
+            self._subscribe(Image, topic, results)
+        self._executor = SingleThreadedExecutor(context=context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._executor.context.ok() and not self._closed:
+            self._executor.spin_once(timeout_sec=0.05)
+
+    _closed = False
+
+    def _subscribe(self, msg_type, topic: str, qos: QoSProfile) -> None:
+        key = topic.lstrip("/")
+        self.received[key] = []
+
+        def keep(msg) -> None:
+            with self._lock:
+                self.received[key].append((time.time_ns(), msg))
+
+        self.node.create_subscription(msg_type, topic, keep, qos)
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, stream: str, msg: Image) -> None:
+        self._pubs[stream].publish(msg)
+
+    def publish_pair(
+        self,
+        rgb: np.ndarray | None,
+        thermal: np.ndarray | None,
+        stamp: int | None = None,
+        thermal_stamp: int | None = None,
+        rgb_encoding: str = "rgb8",
+        thermal_encoding: str = "mono16",
+        frame_id: str = "rgb_camera",
+    ) -> int:
+        """Publish one pair (either may be None); returns the RGB stamp in ns.
+
+        stamp defaults to now, so arrival - stamp is the end-to-end latency.
+        """
+        stamp = time.time_ns() if stamp is None else stamp
+        tstamp = stamp if thermal_stamp is None else thermal_stamp
+        if thermal is not None:
+            h = Header(stamp=ns_to_stamp(tstamp), frame_id="thermal_camera")
+            self.publish("thermal", array_to_image(thermal, thermal_encoding, h))
+        if rgb is not None:
+            h = Header(stamp=ns_to_stamp(stamp), frame_id=frame_id)
+            self.publish("rgb", array_to_image(rgb, rgb_encoding, h))
+        return stamp
+
+    def wait_for_node(self, timeout: float = 20.0) -> bool:
+        """True once the node's subscriptions are matched to our publishers."""
+        return self.wait(
+            lambda: all(p.get_subscription_count() > 0 for p in self._pubs.values()), timeout
+        )
+
+    # ------------------------------------------------------------------ results
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return predicate()
+
+    def messages(self, topic: str) -> list[tuple[int, Any]]:
+        with self._lock:
+            return list(self.received[topic.lstrip("/")])
+
+    def result_for(self, stamp: int, timeout: float = 10.0, topic: str = "detections"):
+        """The message on `topic` whose header stamp equals `stamp`, or None."""
+
+        def find():
+            for _, msg in self.messages(topic):
+                if stamp_ns(msg.header.stamp) == stamp:
+                    return msg
+            return None
+
+        self.wait(lambda: find() is not None, timeout)
+        return find()
+
+    def diagnostics(self) -> dict[str, str]:
+        """Key/values of the node's latest /diagnostics status (plus level and message)."""
+        msgs = self.messages("diagnostics")
+        for _, arr in reversed(msgs):
+            for status in arr.status:
+                if status.hardware_id == "ivtuning_ros":
+                    out = {kv.key: kv.value for kv in status.values}
+                    out["level"] = int.from_bytes(status.level, "little")
+                    out["message"] = status.message
+                    return out
+        return {}
+
+    def wait_diagnostic(self, key: str, predicate=lambda v: True, timeout: float = 5.0):
+        """Wait until the latest diagnostics hold `key` with a value passing `predicate`."""
+        self.wait(lambda: key in self.diagnostics() and predicate(self.diagnostics()[key]), timeout)
+        return self.diagnostics().get(key)
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(timeout=2.0)
+        self._executor.remove_node(self.node)
+        self.node.destroy_node()

@@ -1,0 +1,325 @@
+"""The real node over real DDS, with the real engine on an untrained checkpoint.
+
+The node runs in this process on a MultiThreadedExecutor in a background thread; a probe
+node publishes synthetic night/fog pairs and subscribes to the outputs. These tests
+check plumbing (headers, counts, drops, latency bounds, lifecycle), not accuracy.
+"""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from ivtuning_ros.msg import DetectionArray
+from ivtuning_ros.ros.codec import array_to_image
+from ivtuning_ros.ros.node import IVTuningNode, ns_to_stamp
+from ivtuning_ros.ros.probe import NodeProbe
+
+W, H = 320, 256
+S = 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained default-preset checkpoint and an engine cache, shared by the session's
+    ROS test modules so the ONNX export happens once."""
+    from ivtuning_ros.model import build_model, load_model_config
+    from ivtuning_ros.model.checkpoint import save_checkpoint
+
+    folder = tmp_path_factory.getbasetemp() / "ros_untrained_model"
+    path = folder / "untrained.safetensors"
+    if not path.is_file():
+        folder.mkdir(exist_ok=True)
+        save_checkpoint(path, build_model(load_model_config("default")), {"note": "untrained"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A synthetic dense-fog night pair: RGB uint8 and 16-bit raw thermal counts."""
+    from ivtuning_ros.data.synthetic import render_sample
+
+    s = render_sample("dense_fog", seed=3, size=(W, H), thermal_bits=16)
+    return s.rgb, s.thermal.astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def ros(checkpoint, tmp_path_factory):
+    """(node, probe, executor) sharing one rclpy context for the module."""
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    overrides = {
+        "checkpoint": str(checkpoint),
+        "backend": "onnxruntime",
+        "cache_dir": str(checkpoint.parent / "engines"),
+        "warmup_runs": 1,
+        "score_threshold": 0.0,  # untrained: keep candidates so messages carry detections
+        "max_detections": 5,
+        "sync_timeout": 0.3,
+        "diagnostics_period": 0.2,
+        "stale_after": 1.0,
+    }
+    node = IVTuningNode(
+        context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
+    )
+    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    probe = NodeProbe(context=ctx, extra_topics=("overlay",))
+    assert probe.wait_for_node(20.0), "node subscriptions never matched the probe"
+    yield node, probe
+    probe.close()
+    executor.shutdown()
+    node._teardown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=ctx)
+
+
+def set_params(node, **values):
+    results = node.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+    assert all(r.successful for r in results), [r.reason for r in results]
+
+
+def stamp_at(t: float) -> int:
+    return int(t * S)
+
+
+def good_pair_processed(probe, pair, stamp: int) -> DetectionArray:
+    probe.publish_pair(*pair, stamp=stamp)
+    msg = probe.result_for(stamp, timeout=10.0)
+    assert msg is not None, f"good pair at {stamp} was not processed"
+    return msg
+
+
+def test_pair_in_detections_out_with_the_input_header(ros, pair):
+    node, probe = ros
+    assert node.state_label == "active"
+    stamp = time.time_ns()
+    probe.publish_pair(*pair, stamp=stamp, thermal_stamp=stamp + 7_000_000, frame_id="cam_rgb")
+    msg = probe.result_for(stamp)
+    assert msg is not None
+    assert msg.header.frame_id == "cam_rgb"
+    assert msg.modalities == DetectionArray.MODALITY_BOTH
+    assert (msg.thermal_stamp.sec, msg.thermal_stamp.nanosec) == divmod(stamp + 7_000_000, S)
+    assert 0 < len(msg.detections) <= 5 and msg.inference_time_ms > 0
+    for d in msg.detections:
+        assert 0 <= d.x_min < d.x_max <= W and 0 <= d.y_min < d.y_max <= H
+        assert d.class_name in ("person", "car", "bicycle", "dog")
+    # the label map is latched: a late subscriber still gets it
+    assert probe.wait(lambda: probe.messages("label_map"), 5.0)
+    assert list(probe.messages("label_map")[-1][1].class_names)[:2] == ["person", "car"]
+    # the overlay is drawn because the probe subscribes to it, with the same header
+    overlay = probe.result_for(stamp, topic="overlay", timeout=5.0)
+    assert overlay is not None and (overlay.width, overlay.height) == (W, H)
+    assert overlay.encoding == "rgb8"
+
+
+def test_runtime_threshold_change_applies_to_the_next_frame(ros, pair):
+    node, probe = ros
+    set_params(node, score_threshold=1.0)
+    try:
+        msg = good_pair_processed(probe, pair, time.time_ns())
+        assert len(msg.detections) == 0
+    finally:
+        set_params(node, score_threshold=0.0)
+
+
+def test_offsets_within_slop_pair_up_and_beyond_do_not(ros, pair):
+    node, probe = ros
+    set_params(node, sync_slop=0.05, on_timeout="drop")
+    try:
+        t = time.time()
+        inside = probe.publish_pair(*pair, stamp=stamp_at(t), thermal_stamp=stamp_at(t + 0.04))
+        assert probe.result_for(inside) is not None
+        unmatched0 = int(probe.diagnostics().get("count rgb_unmatched", 0))
+        beyond = probe.publish_pair(
+            *pair, stamp=stamp_at(t + 1.0), thermal_stamp=stamp_at(t + 1.07)
+        )
+        assert probe.result_for(beyond, timeout=1.5) is None
+        assert probe.wait_diagnostic("count rgb_unmatched", lambda v: int(v) > unmatched0)
+        # a configured stamp offset brings the late thermal camera back into the slop
+        set_params(node, thermal_stamp_offset=-0.07)
+        shifted = probe.publish_pair(
+            *pair, stamp=stamp_at(t + 2.0), thermal_stamp=stamp_at(t + 2.07)
+        )
+        assert probe.result_for(shifted) is not None
+    finally:
+        set_params(node, on_timeout="degraded", thermal_stamp_offset=0.0)
+
+
+def test_overload_keeps_latency_bounded_and_counts_drops(ros, pair):
+    node, probe = ros
+    # the sustainable rate, from this machine and moment
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        good_pair_processed(probe, pair, time.time_ns())
+        times.append(time.perf_counter() - t0)
+    per_frame = float(np.median(times))
+    before = dict(node.sync_counts())
+    superseded0 = node.stats.counts["dropped_superseded"]
+    n, period = 60, per_frame / 4  # a burst at 4x the sustainable rate
+    stamps = []
+    for _ in range(n):
+        stamps.append(probe.publish_pair(*pair))
+        time.sleep(period)
+    time.sleep(3 * per_frame + 0.5)
+    got = {m.header.stamp.sec * S + m.header.stamp.nanosec: (t, m) for t, m in
+           probe.messages("detections")}  # fmt: skip
+    results = [(got[s][0] - s) * 1e-9 for s in stamps if s in got]
+    pairs = node.sync_counts()["pairs"] - before.get("pairs", 0)
+    superseded = node.stats.counts["dropped_superseded"] - superseded0
+    assert pairs >= n * 0.9  # DDS delivered nearly everything; the node made the drops
+    assert superseded > 0 and len(results) < n
+    assert len(results) + superseded == pairs  # every pair either processed or counted
+    # latest-only: no queue builds up (a queue would reach ~n * 3/4 * per_frame)
+    assert max(results) < 6 * per_frame + 0.3, (max(results), per_frame)
+    assert probe.wait_diagnostic("count dropped_superseded", lambda v: int(v) >= superseded)
+
+
+def test_thermal_camera_silent_gives_degraded_rgb_only_results(ros, pair):
+    _node, probe = ros
+    stamp = time.time_ns()
+    probe.publish_pair(pair[0], None, stamp=stamp, frame_id="cam_rgb")
+    msg = probe.result_for(stamp, timeout=5.0)
+    assert msg is not None and msg.modalities == DetectionArray.MODALITY_RGB_ONLY
+    assert (msg.thermal_stamp.sec, msg.thermal_stamp.nanosec) == (0, 0)
+    assert int(probe.wait_diagnostic("count degraded_rgb_only")) >= 1
+
+
+def test_rgb_camera_silent_gives_thermal_only_results_on_the_rgb_grid(ros, pair):
+    _node, probe = ros
+    stamp = time.time_ns()
+    probe.publish_pair(None, pair[1], stamp=stamp)
+    msg = probe.result_for(stamp, timeout=5.0)
+    assert msg is not None and msg.modalities == DetectionArray.MODALITY_THERMAL_ONLY
+    assert msg.header.frame_id == "cam_rgb"  # the last RGB frame: boxes stay in its pixels
+
+
+def test_silent_camera_with_drop_policy_publishes_nothing(ros, pair):
+    node, probe = ros
+    set_params(node, on_timeout="drop")
+    try:
+        stamp = probe.publish_pair(pair[0], None)
+        assert probe.result_for(stamp, timeout=1.5) is None
+        assert int(probe.wait_diagnostic("count rgb_timeout")) >= 1
+        good_pair_processed(probe, pair, time.time_ns())
+    finally:
+        set_params(node, on_timeout="degraded")
+
+
+def _bad_rgb(pair, stamp, mutate):
+    msg = array_to_image(pair[0], "rgb8")
+    msg.header.stamp = ns_to_stamp(stamp)
+    mutate(msg)
+    return msg
+
+
+BAD_INPUTS = {
+    "unknown_encoding": ("rgb", lambda m: setattr(m, "encoding", "yuv422"), "rgb_bad_input",
+                         "unsupported encoding 'yuv422'"),
+    "short_data": ("rgb", lambda m: setattr(m, "data", bytes(m.data)[: len(m.data) // 2]),
+                   "rgb_bad_input", f"step {W * 3} x height {H} needs"),
+    "small_step": ("rgb", lambda m: setattr(m, "step", W * 3 - 1), "rgb_bad_input",
+                   "is smaller than width"),
+    "zero_size": ("rgb", lambda m: (setattr(m, "width", 0), setattr(m, "data", b"")),
+                  "rgb_bad_input", "zero-size image"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_rgb_message_is_counted_with_reason_and_next_pair_works(ros, pair, case):
+    _node, probe = ros
+    stream, mutate, key, reason = BAD_INPUTS[case]
+    before = int(probe.diagnostics().get(f"count {key}", 0))
+    stamp = time.time_ns()
+    probe.publish(stream, _bad_rgb(pair, stamp, mutate))
+    assert probe.wait_diagnostic(f"count {key}", lambda v: int(v) > before)
+    assert reason in probe.diagnostics()[f"reason {key}"]
+    good_pair_processed(probe, pair, time.time_ns())
+
+
+def test_nan_temperatures_are_counted_and_next_pair_works(ros, pair):
+    _node, probe = ros
+    before = int(probe.diagnostics().get("count thermal_bad_input", 0))
+    celsius = pair[1].astype(np.float32) / 100.0 - 273.15
+    celsius[10:20, 30:40] = np.nan
+    stamp = probe.publish_pair(pair[0], celsius, thermal_encoding="32FC1")
+    assert probe.result_for(stamp, timeout=1.0) is None
+    assert probe.wait_diagnostic("count thermal_bad_input", lambda v: int(v) > before)
+    assert "100 non-finite" in probe.diagnostics()["reason thermal_bad_input"]
+    celsius[10:20, 30:40] = 20.0
+    stamp = probe.publish_pair(pair[0], celsius, thermal_encoding="32FC1")
+    assert probe.result_for(stamp) is not None
+
+
+def test_zero_and_backwards_stamps_are_counted_and_next_pair_works(ros, pair):
+    _node, probe = ros
+    d0 = probe.diagnostics()
+    probe.publish_pair(*pair, stamp=0)
+    now = time.time_ns()
+    good_pair_processed(probe, pair, now)
+    probe.publish_pair(*pair, stamp=now - S)  # one second back in time
+    probe.publish_pair(*pair, stamp=now)  # repeated
+    for key in ("rgb_zero_stamp", "rgb_backwards_stamp", "thermal_repeated_stamp"):
+        assert probe.wait_diagnostic(
+            f"count {key}", lambda v, k=key: int(v) > int(d0.get(f"count {k}", 0))
+        ), key
+    good_pair_processed(probe, pair, time.time_ns())
+
+
+def test_thermal_of_another_aspect_ratio_is_mapped_by_the_geometry_parameters(ros, pair):
+    node, probe = ros
+    import cv2
+
+    wide = cv2.resize(pair[1], (400, 240), interpolation=cv2.INTER_NEAREST)  # 5:3, RGB 5:4
+    msg = good_pair_processed_with(probe, pair[0], wide)
+    assert msg.modalities == DetectionArray.MODALITY_BOTH
+    assert int(probe.wait_diagnostic("count thermal_aspect_mismatch")) >= 1
+    assert "set thermal_crop" in probe.diagnostics()["reason thermal_aspect_mismatch"]
+    set_params(node, thermal_crop=[50, 0, 300, 240])  # centre 5:4 window
+    try:
+        before = node.stats.counts["thermal_aspect_mismatch"]
+        good_pair_processed_with(probe, pair[0], wide)
+        assert node.stats.counts["thermal_aspect_mismatch"] == before
+    finally:
+        set_params(node, thermal_crop=[0, 0, 0, 0])
+
+
+def good_pair_processed_with(probe, rgb, thermal):
+    stamp = probe.publish_pair(rgb, thermal)
+    msg = probe.result_for(stamp)
+    assert msg is not None
+    return msg
+
+
+def test_lifecycle_transitions_over_the_services(ros, pair):
+    node, probe = ros
+    client = probe.node.create_client(ChangeState, "/ivtuning_node/change_state")
+    assert client.wait_for_service(timeout_sec=5.0)
+
+    def change(transition_id: int) -> bool:
+        future = client.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        assert probe.wait(future.done, 60.0)
+        return future.result().success
+
+    assert change(Transition.TRANSITION_DEACTIVATE)
+    assert node.state_label == "inactive"
+    stamp = probe.publish_pair(*pair)
+    assert probe.result_for(stamp, timeout=1.0) is None  # inactive: nothing processed
+    assert change(Transition.TRANSITION_ACTIVATE)
+    good_pair_processed(probe, pair, time.time_ns())
+    assert change(Transition.TRANSITION_DEACTIVATE)
+    assert change(Transition.TRANSITION_CLEANUP)
+    assert node.state_label == "unconfigured" and node._engine is None
+    assert change(Transition.TRANSITION_CONFIGURE)
+    assert change(Transition.TRANSITION_ACTIVATE)
+    assert probe.wait_for_node(10.0)
+    good_pair_processed(probe, pair, time.time_ns())
