@@ -1,0 +1,180 @@
+"""The night/fog scene generator: determinism, physics sanity, annotations, write/read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ivtuning_ros.data.conditions import CONDITIONS, get_condition
+from ivtuning_ros.data.dataset import open_dataset
+from ivtuning_ros.data.scene import SEG_CLASSES, SEG_OFFSET, SYNTH_CLASSES
+from ivtuning_ros.data.synthetic import (
+    SceneSequence,
+    generate,
+    render_sample,
+    sample_spec,
+    split_seed,
+    write_synthetic,
+)
+from ivtuning_ros.tools.cli import main as cli_main
+
+SIZE = (160, 128)
+
+
+def test_every_condition_renders_valid_samples():
+    assert {"clear_night", "light_fog", "dense_fog", "patchy_fog", "rain_glare"} <= set(CONDITIONS)
+    for name in CONDITIONS:
+        s = render_sample(name, 7, SIZE)
+        assert s.rgb.shape == (128, 160, 3) and s.rgb.dtype == np.uint8
+        assert s.thermal.shape == (128, 160) and s.thermal.dtype == np.float32
+        assert 0 <= s.thermal.min() and s.thermal.max() <= 255
+        assert s.mask.shape == (128, 160) and set(np.unique(s.mask)) <= {*range(6), 255}
+        assert s.saliency.dtype == np.float32 and set(np.unique(s.saliency)) <= {0.0, 1.0}
+        assert s.boxes.shape == (len(s.labels), 4)
+        assert (s.boxes[:, 2] > s.boxes[:, 0]).all() and (s.boxes[:, 3] > s.boxes[:, 1]).all()
+        assert set(s.labels.tolist()) <= set(range(len(SYNTH_CLASSES)))
+        assert s.rgb.mean() < 130, f"{name}: a night image should be dark"
+
+
+def test_unknown_condition_is_named():
+    with pytest.raises(ValueError, match="unknown condition 'fgo'"):
+        get_condition("fgo")
+
+
+def test_deterministic_by_seed():
+    a, b = render_sample("patchy_fog", 3, SIZE), render_sample("patchy_fog", 3, SIZE)
+    c = render_sample("patchy_fog", 4, SIZE)
+    for field in ("rgb", "thermal", "boxes", "labels", "mask", "saliency"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    assert not np.array_equal(a.rgb, c.rgb)
+    names = [s.name for s in generate(["clear_night", "rain_glare"], 3, seed=1, size=SIZE)]
+    assert names == [sample_spec(["clear_night", "rain_glare"], 1, i)[2] for i in range(3)]
+    assert names[1].startswith("rain_glare")
+    assert split_seed(0, "train") != split_seed(0, "val")
+
+
+def test_boxes_are_tight_around_visible_object_pixels():
+    checked = 0
+    for seed in range(6):
+        s = render_sample("clear_night", seed, SIZE)
+        for box, label in zip(s.boxes.astype(int), s.labels, strict=True):
+            x0, y0, x1, y1 = box
+            inside = s.mask[y0:y1, x0:x1] == label + SEG_OFFSET
+            # every edge row/column of the box touches the object (tight box)
+            assert inside[0].any() and inside[-1].any(), (seed, box)
+            assert inside[:, 0].any() and inside[:, -1].any(), (seed, box)
+            checked += 1
+        labelled = np.isin(s.mask, np.arange(SEG_OFFSET, len(SEG_CLASSES)))
+        ys, xs = np.nonzero(labelled)
+        for y, x in zip(ys[::50], xs[::50], strict=True):  # object pixels lie in some box
+            assert any(b[0] <= x < b[2] and b[1] <= y < b[3] for b in s.boxes)
+    assert checked > 10
+
+
+def test_warm_bodies_are_warmer_than_their_surroundings_in_thermal():
+    diffs = []
+    for seed in range(8):
+        s = render_sample("clear_night", seed, SIZE)
+        for box, label in zip(s.boxes.astype(int), s.labels, strict=True):
+            if SYNTH_CLASSES[label] not in ("person", "dog"):
+                continue
+            x0, y0, x1, y1 = box
+            pad = 3
+            win = s.thermal[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+            obj = s.mask[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad] == (
+                label + SEG_OFFSET
+            )
+            if obj.sum() < 15 or (~obj).sum() < 15:
+                continue
+            diffs.append(win[obj].mean() - win[~obj].mean())
+    assert len(diffs) >= 5
+    assert np.mean(np.array(diffs) > 0) >= 0.9, diffs
+
+
+def _quiet(name: str):
+    c = get_condition(name)
+    return dataclasses.replace(c, read_noise=0.0, shot_noise=0.0, glow=0.0, glare=0.0)
+
+
+def test_fog_lowers_rgb_contrast_more_with_depth():
+    seq_clear = SceneSequence(_quiet("clear_night"), 11, (320, 256))
+    seq_fog = SceneSequence(_quiet("dense_fog"), 11, (320, 256))
+    clear, fog = seq_clear.frame(0.0).rgb.mean(axis=2), seq_fog.frame(0.0).rgb.mean(axis=2)
+    depth = seq_clear._renderer.static.depth
+    ratios = []
+    for lo, hi in ((3, 10), (10, 25), (25, 80)):
+        band = (depth >= lo) & (depth < hi)
+        ratios.append(fog[band].std() / max(clear[band].std(), 1e-6))
+    assert ratios[0] > ratios[1] > ratios[2], ratios
+    assert ratios[2] < 0.35
+    # and the thermal image keeps its contrast far better than RGB does
+    th_clear = seq_clear.frame(0.0).thermal
+    th_fog = seq_fog.frame(0.0).thermal
+    far = (depth >= 25) & (depth < 80)
+    assert th_fog[far].std() / th_clear[far].std() > ratios[2]
+
+
+def test_sequence_moves_smoothly():
+    seq = SceneSequence("light_fog", 5, SIZE)
+    a, b = seq.frame(1.0), seq.frame(1.05)
+    assert not np.array_equal(a.rgb, b.rgb)
+    assert np.array_equal(seq.frame(1.0).rgb, a.rgb)  # repeatable per t
+    positions = {
+        i: [actor.position(t) for t in (1.0, 1.05)] for i, actor in enumerate(seq.scene.actors)
+    }
+    for (x0, z0), (x1, z1) in positions.values():
+        # 50 ms at road speeds moves less than a metre (or wraps, out of view)
+        assert np.hypot(x1 - x0, z1 - z0) < 1.0 or abs(z1 - z0) > 50 or abs(x1 - x0) > 10
+
+
+def test_sixteen_bit_thermal_is_centikelvin():
+    s = render_sample("clear_night", 2, SIZE, thermal_bits=16)
+    assert s.thermal.min() > 240 * 100 and s.thermal.max() < 400 * 100
+    assert np.array_equal(s.thermal, np.round(s.thermal))
+
+
+def test_written_data_reads_back_identically(tmp_path):
+    out = tmp_path / "synth"
+    written = write_synthetic(out, ["dense_fog", "clear_night"], {"train": 3, "val": 2}, seed=4,
+                              size=SIZE, progress=False)  # fmt: skip
+    assert set(written) == {"train", "val"}
+    ds = open_dataset(out, split="train")  # auto-detected as COCO
+    assert ds.tasks == ("detection", "segmentation", "saliency")
+    assert ds.class_names == SYNTH_CLASSES
+    assert ds.class_names_for("segmentation") == SEG_CLASSES
+    assert len(ds) == 3
+    for i, s in enumerate(ds):
+        cond, seed, name = sample_spec(["dense_fog", "clear_night"], split_seed(4, "train"), i)
+        ref = render_sample(cond, seed, SIZE, name=name)
+        assert s.name == ref.name
+        for field in ("rgb", "thermal", "boxes", "labels", "mask", "saliency"):
+            assert np.array_equal(getattr(s, field), getattr(ref, field)), field
+    with pytest.raises(ValueError, match="exists"):
+        write_synthetic(out, ["dense_fog"], {"train": 1}, size=SIZE, progress=False)
+
+
+def test_sixteen_bit_round_trip(tmp_path):
+    write_synthetic(tmp_path, ["rain_glare"], {"test": 1}, seed=1, size=SIZE, thermal_bits=16,
+                    tasks=("detection",), progress=False)  # fmt: skip
+    ds = open_dataset(tmp_path, "synthetic", split="test")
+    assert ds.tasks == ("detection",)
+    s = ds[0]
+    assert s.thermal.max() > 255  # counts, not rescaled
+    cond, seed, name = sample_spec(["rain_glare"], split_seed(1, "test"), 0)
+    assert np.array_equal(s.thermal, render_sample(cond, seed, SIZE, 16).thermal)
+
+
+def test_make_data_cli(tmp_path, capsys):
+    rc = cli_main(["make-data", "--condition", "light_fog,patchy_fog", "--count", "2",
+                   "--split-name", "val", "--out", str(tmp_path), "--size", "96x64"])  # fmt: skip
+    assert rc == 0
+    assert "val: 2 pairs" in capsys.readouterr().out
+    ds = open_dataset(tmp_path, split="val")
+    assert ds[0].rgb.shape == (64, 96, 3)
+    assert ds[1].name.startswith("patchy_fog")
+    assert (
+        cli_main(["make-data", "--condition", "nope", "--count", "1", "--out", str(tmp_path)]) == 2
+    )
+    assert "unknown condition" in capsys.readouterr().err
