@@ -29,7 +29,7 @@ def test_every_condition_renders_valid_samples():
         s = render_sample(name, 7, SIZE)
         assert s.rgb.shape == (128, 160, 3) and s.rgb.dtype == np.uint8
         assert s.thermal.shape == (128, 160) and s.thermal.dtype == np.float32
-        assert 0 <= s.thermal.min() and s.thermal.max() <= 255
+        assert s.thermal.min() >= 0 and s.thermal.max() <= 255
         assert s.mask.shape == (128, 160) and set(np.unique(s.mask)) <= {*range(6), 255}
         assert s.saliency.dtype == np.float32 and set(np.unique(s.saliency)) <= {0.0, 1.0}
         assert s.boxes.shape == (len(s.labels), 4)
@@ -162,7 +162,7 @@ def test_sixteen_bit_round_trip(tmp_path):
     assert ds.tasks == ("detection",)
     s = ds[0]
     assert s.thermal.max() > 255  # counts, not rescaled
-    cond, seed, name = sample_spec(["rain_glare"], split_seed(1, "test"), 0)
+    cond, seed, _ = sample_spec(["rain_glare"], split_seed(1, "test"), 0)
     assert np.array_equal(s.thermal, render_sample(cond, seed, SIZE, 16).thermal)
 
 

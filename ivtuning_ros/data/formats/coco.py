@@ -7,8 +7,8 @@ thermal file (``thermal_file_name``; FLIR-aligned names ``*_PreviewData.jpeg`` /
 ``mask_file_name`` (png of class ids) and ``saliency_file_name`` (grey png) add the
 segmentation and saliency tasks; the top-level ``segmentation_classes`` lists the mask
 class names. Paths are relative to the data set root (else to the json's folder).
-Category ids are mapped to contiguous labels 0..K-1 in ascending id order. Crowd
-annotations (``iscrowd`` = 1) are left out.
+A pair's name is the stem of ``file_name``. Category ids are mapped to contiguous labels
+0..K-1 in ascending id order. Crowd annotations (``iscrowd`` = 1) are left out.
 """
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ def load_coco(root: Path, split: str | None = None, skip_bad: bool = False) -> P
     records, skipped = [], []
     has_mask = has_sal = True
     for im in images:
-        name = Path(im.get("rgb_file_name", im.get("file_name", str(im.get("id"))))).stem
+        name = Path(im.get("file_name", im.get("rgb_file_name", str(im.get("id"))))).stem
         try:
-            rec = _record(im, per_image.get(int(im["id"]), []), label_of, data_root, path)
+            rec = _record(name, im, per_image.get(int(im["id"]), []), label_of, data_root, path)
         except DatasetError as err:
             if not skip_bad:
                 raise
@@ -113,7 +113,9 @@ def load_coco(root: Path, split: str | None = None, skip_bad: bool = False) -> P
     )
 
 
-def _record(im: dict, anns: list[dict], label_of: dict, root: Path, src: Path) -> PairRecord:
+def _record(
+    name: str, im: dict, anns: list[dict], label_of: dict, root: Path, src: Path
+) -> PairRecord:
     rgb_rel = im.get("rgb_file_name", im.get("file_name"))
     if rgb_rel is None:
         raise DatasetError(f"{src}: image id {im.get('id')} has no file_name")
@@ -144,7 +146,7 @@ def _record(im: dict, anns: list[dict], label_of: dict, root: Path, src: Path) -
         labels.append(label_of[cid])
     size = (int(im.get("height", 0)), int(im.get("width", 0)))
     return PairRecord(
-        name=Path(rgb_rel).stem,
+        name=name,
         rgb=rgb,
         thermal=thermal,
         boxes=np.array(boxes, np.float32).reshape(-1, 4),
