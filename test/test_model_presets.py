@@ -1,0 +1,206 @@
+"""Presets, reference parameter counts, every head on every backbone family, training
+modes and configuration errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ivtuning_ros.model import ModelConfig, available_presets, build_model, load_model_config
+from ivtuning_ros.model.config import model_config_from_dict
+
+
+def _meta_report(name: str) -> dict:
+    with torch.device("meta"):
+        return build_model(load_model_config(name)).parameter_report()
+
+
+def test_every_preset_loads():
+    names = available_presets()
+    assert "default" in names
+    for name in names:
+        cfg = load_model_config(name)
+        assert isinstance(cfg, ModelConfig) and cfg.name == name
+
+
+@pytest.mark.parametrize(
+    ("preset", "reference"),
+    [("eva02_large_reference", 8_899_652), ("swin_large_reference", 6_062_788)],
+)
+def test_reference_ranks_reproduce_reference_counts(preset, reference):
+    report = _meta_report(preset)
+    assert abs(report["prompter"] - reference) / reference < 0.005
+    assert report["trainable"] == report["prompter"] + report["head"]
+
+
+def test_vit_base_trainable_share_under_five_percent():
+    report = _meta_report("vit_base_reference")
+    assert 3.5e6 < report["prompter"] < 3.9e6  # paper: 3.66M
+    assert report["trainable_share_of_backbone"] <= 0.05
+
+
+def _small(backbone: str, task: str, size: tuple[int, int], **extra) -> ModelConfig:
+    classes = {"detection": ["a", "b", "c"], "segmentation": ["x", "y"], "saliency": ["s"]}[task]
+    return model_config_from_dict(
+        {
+            "name": f"test_{backbone}_{task}",
+            "backbone": backbone,
+            "weights": "random",
+            "task": task,
+            "input_size": list(size),
+            "class_names": classes,
+            "head": {"width": 16, "topk": 20},
+            **extra,
+        }
+    )
+
+
+# (backbone, timm arguments shrinking it for speed, prompter ranks); random weights
+CASES = [
+    (
+        "tf_efficientnet_lite0",
+        {},
+        {"adapter_ranks": [4, 4, 8, 8, 8, 16, 16], "prompt_ranks": 4},
+    ),
+    ("vit_tiny_patch16_224", {"depth": 4}, {"adapter_ranks": [4, 4, 8, 8], "prompt_ranks": 4}),
+    (
+        "swin_tiny_patch4_window7_224",
+        {"embed_dim": 24, "depths": [1, 1, 2, 1], "num_heads": [1, 2, 3, 6]},
+        {"adapter_ranks": 8, "prompt_ranks": 4},
+    ),
+]
+
+
+@pytest.mark.parametrize(("backbone", "args", "ranks"), CASES, ids=[c[0] for c in CASES])
+def test_each_head_on_each_backbone_family(backbone, args, ranks):
+    h, w = size = (64, 96)
+    for task in ("detection", "segmentation", "saliency"):
+        cfg = _small(backbone, task, size, prompter=ranks, backbone_args=args)
+        model = build_model(cfg)
+        rgb, thermal = torch.rand(2, 3, h, w), torch.rand(2, 1, h, w)
+        model.train()
+        out = model(rgb, thermal)
+        if task == "detection":
+            targets = [
+                {"boxes": torch.tensor([[4.0, 4, 40, 50]]), "labels": torch.tensor([1])},
+                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)},
+            ]
+        elif task == "segmentation":
+            mask = torch.randint(0, 2, (h, w))
+            mask[:4] = 255
+            targets = [{"mask": mask}, {"mask": mask}]
+        else:
+            targets = [{"saliency": (torch.rand(1, h, w) > 0.5).float()} for _ in range(2)]
+        loss, _ = model.loss(out, targets)
+        loss.backward()
+        assert torch.isfinite(loss)
+        assert all(p.grad is None for p in model.backbone.parameters())
+        assert all(p.grad is not None for p in model.prompter.parameters())
+        with torch.no_grad():
+            result = model.inference_module()(rgb, thermal)
+        if task == "detection":
+            boxes, scores, ids = result
+            assert boxes.shape == (2, 20, 4) and scores.shape == (2, 20) and ids.shape == (2, 20)
+        elif task == "segmentation":
+            (ids,) = result
+            assert ids.shape == (2, h, w) and ids.dtype == torch.int64 and int(ids.max()) < 2
+            assert len(out["seg_logits"].shape) == 4
+        else:
+            (sal,) = result
+            assert sal.shape == (2, 1, h, w) and float(sal.min()) >= 0 and float(sal.max()) <= 1
+            assert len(out["side_logits"]) == 4
+
+
+@pytest.mark.parametrize("task", ["segmentation", "saliency"])
+def test_default_backbone_seg_and_saliency_export(task):
+    preset = {"segmentation": "efficientnet_lite0_seg", "saliency": "efficientnet_lite0_sod"}[task]
+    cfg = load_model_config(preset).replace(input_size=(64, 96))
+    module = build_model(cfg).inference_module()
+    rgb, thermal = torch.rand(1, 3, 64, 96), torch.rand(1, 1, 64, 96)
+    exported = torch.export.export(module, (rgb, thermal))
+    with torch.no_grad():
+        for a, b in zip(module(rgb, thermal), exported.module()(rgb, thermal), strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_training_modes_freeze_the_right_parts():
+    base = load_model_config("default").replace(input_size=(64, 96))
+    rgb, thermal = torch.rand(1, 3, 64, 96), torch.rand(1, 1, 64, 96)
+    counts = {}
+    for mode in ("ivtuning", "full", "rgb_only", "thermal_only", "dual_backbone"):
+        model = build_model(base.replace(mode=mode))
+        report = model.parameter_report()
+        counts[mode] = report
+        backbone_trainable = any(p.requires_grad for p in model.backbone.parameters())
+        assert backbone_trainable == (mode in ("full", "dual_backbone")), mode
+        assert (model.prompter is not None) == (mode in ("ivtuning", "full")), mode
+        with torch.no_grad():
+            out = model.eval()(rgb, thermal)
+        assert out["boxes"].shape[0] == 1
+    assert counts["rgb_only"]["trainable"] == counts["rgb_only"]["head"]
+    assert counts["dual_backbone"]["backbone"] == 2 * counts["rgb_only"]["backbone"]
+    assert counts["full"]["trainable"] == counts["full"]["total"]
+    # rgb_only ignores the thermal image, thermal_only the RGB image
+    model = build_model(base.replace(mode="rgb_only")).eval()
+    with torch.no_grad():
+        a = model(rgb, thermal)["cls_logits"]
+        b = model(rgb, torch.rand(1, 1, 64, 96))["cls_logits"]
+    torch.testing.assert_close(a, b)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    good = tmp_path / "ok.yaml"
+    good.write_text(
+        "backbone: tf_efficientnet_lite0\nweights: random\ntask: detection\nclass_names: [a]\n"
+    )
+    assert load_model_config(good).name == "ok"
+    base = "backbone: x\nweights: random\ntask: detection\nclass_names: [a]\n"
+    cases = {
+        base + "bogus: 1\n": "bogus",
+        base.replace("backbone: x\n", ""): "backbone",
+        base.replace("task: detection", "task: detect"): "'task'",
+        base + "input_size: [250, 320]\n": "input_size",
+        base + "prompter: {rank: 3}\n": "prompter.rank",
+        base + "head: {width: wide}\n": "head.width",
+        base + "mode: half\n": "'mode'",
+    }
+    for i, (text, key) in enumerate(cases.items()):
+        path = tmp_path / f"bad{i}.yaml"
+        path.write_text(text)
+        with pytest.raises(ValueError, match=key):
+            load_model_config(path)
+    with pytest.raises(FileNotFoundError, match="presets"):
+        load_model_config("no_such_preset")
+    cfg = load_model_config("default").replace(prompter={"adapter_ranks": [4, 8]})
+    with pytest.raises(ValueError, match=r"adapter_ranks.*7 tuned layers"):
+        build_model(cfg)
+
+
+def test_unknown_backbone_and_missing_weights(tmp_path):
+    cfg = load_model_config("default")
+    with pytest.raises(ValueError, match=r"unknown backbone 'vit_smal_patch16_224'.*vit_small"):
+        build_model(cfg.replace(backbone="vit_smal_patch16_224", weights="random"))
+    with pytest.raises(ValueError, match=r"supported families"):
+        build_model(cfg.replace(backbone="resnet50", weights="random"))
+    (tmp_path / "other.safetensors").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth.*other\.safetensors"):
+        build_model(cfg.replace(weights=str(tmp_path / "missing.pth")))
+    with pytest.raises(ValueError, match="unknown package"):
+        build_model(cfg.replace(weights="package:resnet9000"))
+
+
+def test_weights_file_round_trip(tmp_path):
+    """A local safetensors file of the backbone loads; one of another model is refused."""
+    from safetensors.torch import save_file
+
+    cfg = _small("vit_tiny_patch16_224", "detection", (64, 96), backbone_args={"depth": 2})
+    source = build_model(cfg)
+    state = {k: v.contiguous() for k, v in source.backbone.net.state_dict().items()}
+    save_file(state, str(tmp_path / "vit_tiny.safetensors"))
+    loaded = build_model(cfg.replace(weights=str(tmp_path / "vit_tiny.safetensors"), seed=5))
+    torch.testing.assert_close(
+        loaded.backbone.net.blocks[0].attn.qkv.weight, source.backbone.net.blocks[0].attn.qkv.weight
+    )
+    wrong = _small("vit_tiny_patch16_224", "detection", (64, 96), backbone_args={"depth": 3})
+    with pytest.raises(ValueError, match="does not match the backbone"):
+        build_model(wrong.replace(weights=str(tmp_path / "vit_tiny.safetensors")))
