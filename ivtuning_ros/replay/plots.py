@@ -24,7 +24,9 @@ def _pyplot():
     return plt
 
 
-def latency_plots(acc: ReplayAccounting, out_dir: Path, title: str) -> list[Path]:
+def latency_plots(
+    acc: ReplayAccounting, out_dir: Path, title: str, ylabel: str = "end-to-end latency [ms]"
+) -> list[Path]:
     """latency_over_time.png (dropped frames marked) and latency_hist.png (percentiles)."""
     plt = _pyplot()
     frames = acc.frames
@@ -51,7 +53,7 @@ def latency_plots(acc: ReplayAccounting, out_dir: Path, title: str) -> list[Path
         ax.plot(dropped, np.zeros(len(dropped)), "|", ms=10, color="tab:red",
                 label=f"dropped ({len(dropped)})")  # fmt: skip
     ax.set_xlabel("replay time of the RGB frame [s]")
-    ax.set_ylabel("end-to-end latency [ms]")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
@@ -67,7 +69,7 @@ def latency_plots(acc: ReplayAccounting, out_dir: Path, title: str) -> list[Path
         for q, style in ((50, "-"), (95, "--"), (99, ":")):
             v = float(np.percentile(lat, q))
             ax.axvline(v, color="k", ls=style, lw=1, label=f"p{q} {v:.1f} ms")
-        ax.set_xlabel("end-to-end latency [ms]")
+        ax.set_xlabel(ylabel)
         ax.set_ylabel("frames")
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=8)
@@ -100,6 +102,8 @@ def overlay_frame(
     if gt_boxes is not None:
         for x0, y0, x1, y1 in np.asarray(gt_boxes).round().astype(int):
             cv2.rectangle(out, (x0, y0), (x1, y1), GT_COLOUR, 1, cv2.LINE_AA)
+        cv2.putText(out, "white: ground truth", (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                    GT_COLOUR, 1, cv2.LINE_AA)  # fmt: skip
     return out
 
 

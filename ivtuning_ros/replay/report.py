@@ -57,6 +57,17 @@ def _fmt(v: object, unit: str = "") -> str:
     return f"{v}{unit}"
 
 
+def _drop_reasons(counters: dict) -> str:
+    """Why frames were dropped, from the node's own counters (sync, overload, bad input)."""
+    skip = ("pairs", "degraded_rgb_only", "degraded_thermal_only")
+    items = [
+        f"{k} {v}"
+        for k, v in sorted(counters.items())
+        if isinstance(v, int) and not k.startswith("reason ") and k not in skip
+    ]
+    return ", ".join(items) or "none"
+
+
 def render_table(report: dict) -> str:
     """Two-column plain-text table of the figures a user looks at first."""
     c, lat, sync, acc = report["counts"], report["latency"], report["sync"], report["accuracy"]
@@ -75,6 +86,7 @@ def render_table(report: dict) -> str:
         ("  matched (RGB+thermal)", f"{c['matched']} ({100 * c['matched'] / n:.1f}%)"),
         ("  degraded (one camera)", f"{c['degraded']} ({100 * c['degraded'] / n:.1f}%)"),
         ("  dropped (no result)", f"{c['dropped']} ({100 * c['dropped'] / n:.1f}%)"),
+        ("node drop counters", _drop_reasons(report.get("node_counters") or {})),
         (
             "other outputs",
             f"thermal-only {c['thermal_only_outputs']}, unmatched "

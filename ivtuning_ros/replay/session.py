@@ -15,6 +15,7 @@ import datetime
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,7 +245,8 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
         player.wait_for_subscribers(opts.startup_timeout_s)
         time.sleep(0.5)  # let the recorder's subscriptions match before the first result
         log = player.play(progress=opts.progress)
-        _drain(recorder, float(values["sync_timeout"]))
+        results = [t for t, ty in record.items() if ty == DETECTIONS_TYPE]
+        _drain(lambda: sum(recorder.counts[t] for t in results), float(values["sync_timeout"]))
         recorder.close()
         kept = list(recorder.kept)
         counts = dict(recorder.counts)
@@ -301,13 +303,13 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
     )
 
 
-def _drain(recorder, sync_timeout: float, cap_s: float = 30.0) -> None:
+def _drain(results: Callable[[], int], sync_timeout: float, cap_s: float = 30.0) -> None:
     """Wait until results stop arriving (the node finished its last frames)."""
     quiet = max(1.5, 2 * sync_timeout + 0.5)
     start = time.monotonic()
     last_n, last_change = -1, time.monotonic()
     while time.monotonic() - start < cap_s:
-        n = len(recorder.kept)
+        n = results()
         if n != last_n:
             last_n, last_change = n, time.monotonic()
         elif time.monotonic() - last_change > quiet:
@@ -354,15 +356,19 @@ def _mask_from_raw(raw: bytes) -> tuple[int, np.ndarray]:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, rows[:, : msg.width].copy()
 
 
-def _node_status(raw: bytes, node_name: str) -> dict[str, str] | None:
+def _node_status(raw: bytes, node_name: str) -> dict[str, Any] | None:
+    """The node's cumulative counters (and their reasons) from one /diagnostics message."""
     from diagnostic_msgs.msg import DiagnosticArray
 
     msg = deserialize_message(raw, DiagnosticArray)
     for status in msg.status:
         if node_name in status.name:
-            out = {"level": int.from_bytes(status.level, "little"), "message": status.message}
-            out.update({kv.key: kv.value for kv in status.values})
-            return out
+            values = {kv.key: kv.value for kv in status.values}
+            return {
+                k.removeprefix("count "): int(v)
+                for k, v in values.items()
+                if k.startswith("count ")
+            } | {k: v for k, v in values.items() if k.startswith("reason ")}
     return None
 
 
@@ -402,8 +408,12 @@ def replay_offline(stream: BagStream, opts: ReplayOptions, values: dict[str, Any
             "backend": engine.backend_name,
             "startup_s": round(startup_s, 2),
         },
-        node_counters={**res.sync_counts, **res.errors},
-        extra={"wall_s": round(res.wall_s, 3), "errors": res.last_error},
+        node_counters={
+            **res.sync_counts,
+            **res.errors,
+            **{f"reason {k}": v for k, v in res.last_error.items()},
+        },
+        extra={"wall_s": round(res.wall_s, 3)},
     )
 
 
@@ -480,7 +490,8 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     title = f"{Path(opts.bag).name}: {report['mode']}" + (
         "" if opts.offline else f" x{opts.rate:g}"
     )
-    files = [str(p) for p in plots.latency_plots(acc, opts.out, title)]
+    ylabel = "processing time [ms]" if opts.offline else "end-to-end latency [ms]"
+    files = [str(p) for p in plots.latency_plots(acc, opts.out, title, ylabel)]
     files += [str(p) for p in _overlays(opts, topics, acc, gt, names)]
     report["files"] = files
     (opts.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
