@@ -101,7 +101,7 @@ class FrameRenderer:
         beta = self._beta(t)
         dist = depth * st.ray
         rgb = _rgb_image(cond, albedo, light, emission, dist, beta, st.kind, rng)
-        thermal = _thermal_image(sc, cond, temp, dist, beta, st, rng, thermal_bits)
+        thermal = _thermal_image(sc, cond, temp, dist, st, rng, thermal_bits)
 
         owner = owner_lut[prim_map]
         boxes, labels, mask, saliency = _annotate(sc, st.kind, owner, actors, full_area, windows)
@@ -250,10 +250,16 @@ def _build_static(sc: Scene, cond: Condition) -> _Static:
     ray = np.sqrt(1.0 + ((xx - cam.cx) / cam.focal) ** 2 + (dy / cam.focal) ** 2).astype(np.float32)
     wx = ((xx - cam.cx) * depth / cam.focal).astype(np.float32)
     wy = np.where(kind == WALL, cam.height_m - dy * depth / cam.focal, 0.0).astype(np.float32)
-    light = _lamp_light(sc, cond, wx, wy, depth, normal[..., 0], normal[..., 1], normal[..., 2])
+    # Illumination varies slowly: computed on every other pixel, then interpolated.
+    sub = (slice(None, None, 2), slice(None, None, 2))
+    nrm = normal[sub]
+    light = _lamp_light(
+        sc, cond, wx[sub], wy[sub], depth[sub], nrm[..., 0], nrm[..., 1], nrm[..., 2]
+    )
     if sc.ego_headlights:
-        b = _beam(wx, wy, depth, kind != WALL, (0.0, 0.7, 0.0), 1.0, EGO_BEAM)
+        b = _beam(wx[sub], wy[sub], depth[sub], (kind != WALL)[sub], (0.0, 0.7, 0.0), 1.0, EGO_BEAM)
         light += b[..., None] * np.float32([1.0, 0.98, 0.92])
+    light = cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR)
     light[kind == SKY] = 0.0
     r2 = ((xx - cam.cx) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
     vignette = (r2 / 2.0).astype(np.float32)
@@ -328,31 +334,39 @@ def _rgb_image(cond, albedo, light, emission, dist, beta, kind, rng) -> np.ndarr
     visible_lights = emission * t[..., None]
     if cond.glow > 0:  # light scattered by the fog around every source: halos
         s = 0.03 * w
-        halo = cv2.GaussianBlur(visible_lights, (0, 0), s) + 0.5 * cv2.GaussianBlur(
-            visible_lights, (0, 0), 3 * s
-        )
+        halo = _wide_blur(visible_lights, s) + 0.5 * _wide_blur(visible_lights, 3 * s)
         img += np.float32(cond.glow * 1.5) * halo
     if cond.wet_road > 0:  # lights mirrored as long streaks on the wet asphalt
         k = max(3, int(0.18 * h)) | 1
         kernel = np.zeros((k, 1), np.float32)
-        kernel[: k // 2 + 1, 0] = np.linspace(1.0, 0.1, k // 2 + 1)
-        streak = cv2.filter2D(visible_lights, -1, kernel / kernel.sum(), anchor=(0, 0))
+        kernel[k // 2 :, 0] = np.linspace(0.1, 1.0, k - k // 2)  # reaches downwards only
+        streak = cv2.filter2D(visible_lights, -1, kernel / kernel.sum(), anchor=(0, k - 1))
         streak = cv2.GaussianBlur(streak, (0, 0), 1.5)
-        img += np.float32(cond.wet_road * 2.0) * streak * (kind == ROAD)[..., None]
+        img += np.float32(cond.wet_road * 0.5) * streak * (kind == ROAD)[..., None]
     if cond.rain > 0:
         img += _rain(cond, light, rng, (h, w))
     if cond.glare > 0:  # lens bloom, and streaks in rain
-        bloom = cv2.GaussianBlur(visible_lights, (0, 0), 0.01 * w + 1.0)
+        bloom = _wide_blur(visible_lights, 0.01 * w + 1.0)
         img += np.float32(cond.glare) * bloom
         if cond.rain > 0:
-            k = int(0.15 * w) | 1
-            img += np.float32(cond.glare * 0.5) * cv2.blur(visible_lights, (k, 1))
+            k = int(0.06 * w) | 1
+            img += np.float32(cond.glare * 0.3) * cv2.blur(visible_lights, (k, 1))
     img *= np.float32(cond.exposure)
     noise = rng.standard_normal((h, w, 3), dtype=np.float32)
     sigma = np.sqrt(np.float32(cond.read_noise) ** 2 + np.float32(cond.shot_noise) * img)
     img += noise * sigma
     np.clip(img, 0.0, 1.0, out=img)
     return (np.power(img, 1.0 / 2.2) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _wide_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur; wide ones run at quarter resolution (halos are smooth anyway)."""
+    if sigma < 4.0:
+        return cv2.GaussianBlur(img, (0, 0), sigma)
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 4.0)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _rain(cond, light, rng, hw) -> np.ndarray:
@@ -366,13 +380,14 @@ def _rain(cond, light, rng, hw) -> np.ndarray:
     return (streaks * (0.02 + 0.4 * lit))[..., None] * np.float32([0.9, 0.95, 1.0])
 
 
-def _thermal_image(sc, cond, temp, dist, beta, st, rng, bits) -> np.ndarray:
+def _thermal_image(sc, cond, temp, dist, st, rng, bits) -> np.ndarray:
     amb = np.float32(sc.ambient_c)
     h, w = temp.shape
     t = temp
     if cond.thermal_contrast != 1.0:
         t = amb + (t - amb) * np.float32(cond.thermal_contrast)
-    tau = np.exp(-np.asarray(beta, np.float32) * np.float32(cond.thermal_beta_ratio) * dist)
+    # LWIR sees through fog banks almost alike: the mean extinction, not the patches.
+    tau = np.exp(-np.float32(cond.fog_beta * cond.thermal_beta_ratio) * dist)
     t = t * tau + amb * (1.0 - tau)
     # Optics and a lower-resolution detector: everything comes out soft.
     small = cv2.resize(t, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
@@ -392,12 +407,12 @@ def _agc(t: np.ndarray) -> np.ndarray:
     extremes mixed with a plateau-clipped histogram equalisation (so that a cold sky or a
     hot exhaust does not squash everything else into one grey)."""
     sub = t[::3, ::3]
-    lo, hi = np.percentile(sub, [0.5, 99.8])
-    hi = max(hi, lo + 8.0)  # never stretch less than 8 degrees to full scale
+    lo, mid, hi = np.percentile(sub, [0.5, 50.0, 99.95])
+    hi = max(hi, mid + 10.0, lo + 8.0)  # head-room above the scene for warm bodies
     hist, edges = np.histogram(sub, bins=128, range=(lo, hi))
     hist = np.minimum(hist, max(1.0, 2.0 * hist.mean()))
     cdf = np.concatenate([[0.0], np.cumsum(hist)]) / max(hist.sum(), 1)
-    lut = 0.35 * cdf + 0.65 * np.linspace(0.0, 1.0, len(edges))
+    lut = 0.5 * cdf + 0.5 * np.linspace(0.0, 1.0, len(edges))
     out = np.interp(t, edges, lut) * 255.0
     return np.round(out).astype(np.float32)
 
