@@ -107,6 +107,18 @@ def test_bad_stamps_are_counted_and_dropped():
     assert [p.rgb.msg for p in got] == ["r2"]
 
 
+def test_stream_that_stays_behind_is_taken_as_a_clock_reset():
+    sync, _, got = make(slop=0.05)
+    sync.add("rgb", 100 * S, "r-old")
+    for i in range(3):  # a looping bag starts again at t = 5 s
+        sync.add("rgb", (5 + i) * S, f"r{i}")
+    assert sync.counts["rgb_backwards_stamp"] == 2 and sync.counts["rgb_clock_reset"] == 1
+    sync.add("thermal", 7 * S, "t")
+    assert [p.rgb.msg for p in got] == ["r2"]
+    sync.add("rgb", 6 * S, "r-back")  # history restarted at 7 s: 6 s is backwards again
+    assert sync.counts["rgb_backwards_stamp"] == 3
+
+
 def test_zero_stamp_can_be_replaced_by_arrival_time():
     sync, _, got = make(zero_stamp="arrival_time")
     sync.add("thermal", 0, "t")

@@ -27,6 +27,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -277,11 +278,13 @@ class IVTuningNode(LifecycleNode):
         qos = self._input_qos()
         self._subs = [
             self.create_subscription(
-                Image, self.cfg.rgb_topic, lambda m: self._on_image("rgb", m), qos
-            ),
-            self.create_subscription(
-                Image, self.cfg.thermal_topic, lambda m: self._on_image("thermal", m), qos
-            ),
+                Image,
+                topic,
+                lambda m, s=stream: self._on_image(s, m),
+                qos,
+                event_callbacks=self._input_events(stream),
+            )
+            for stream, topic in (("rgb", self.cfg.rgb_topic), ("thermal", self.cfg.thermal_topic))
         ]
         if self.cfg.use_camera_info:
             self._subs.append(
@@ -289,6 +292,24 @@ class IVTuningNode(LifecycleNode):
                     CameraInfo, self.cfg.rgb_info_topic, self._on_camera_info, qos
                 )
             )
+
+    def _input_events(self, stream: str) -> SubscriptionEventCallbacks:
+        """Count what DDS reports: lost samples, and publishers whose QoS cannot match
+        ours (the most common reason a perception node 'outputs nothing')."""
+
+        def lost(info) -> None:
+            for _ in range(max(1, info.total_count_change)):
+                self.stats.count(f"{stream}_lost_in_transport", "DDS reported lost samples")
+
+        def incompatible(info) -> None:
+            self._count_bad(
+                f"{stream}_incompatible_qos",
+                f"a {stream} publisher's QoS cannot match this subscription (policy id "
+                f"{info.last_policy_kind}); the node uses qos_reliability="
+                f"{self.cfg.qos_reliability}",
+            )
+
+        return SubscriptionEventCallbacks(message_lost=lost, incompatible_qos=incompatible)
 
     def _create_outputs(self) -> None:
         task = self._engine.task

@@ -16,7 +16,9 @@ Additions (what Autoware's fusion node learned):
   `on_timeout` is "degraded", the frame is emitted alone (single-modality); otherwise it
   is dropped and counted;
 - zero, repeated and backwards stamps are detected per stream, counted and dropped (or,
-  for zero stamps with `zero_stamp="arrival_time"`, replaced by the arrival time).
+  for zero stamps with `zero_stamp="arrival_time"`, replaced by the arrival time); a
+  stream that stays behind for CLOCK_RESET_FRAMES frames is taken to have reset its
+  clock (a looping bag) and is followed from there, counted as a clock reset.
 
 Pure Python with an injectable monotonic clock, so it is unit-tested without DDS.
 Thread-safe: the node calls `add` from subscription callbacks and `poll` from a timer.
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 STREAMS = ("rgb", "thermal")
+# Consecutive backwards stamps after which a stream's clock is taken to have been reset.
+CLOCK_RESET_FRAMES = 3
 Stream = Literal["rgb", "thermal"]
 
 
@@ -95,7 +99,8 @@ class PairSynchronizer:
         self._stamp_now_ns = stamp_now_ns  # replaces zero stamps (node: its ROS clock)
         self._lock = threading.Lock()
         self._queues: dict[str, dict[int, Frame]] = {s: {} for s in STREAMS}
-        self._last_stamp: dict[str, int | None] = {s: None for s in STREAMS}
+        self._last_stamp: dict[str, int | None] = {s: None for s in STREAMS}  # newest
+        self._backwards: Counter[str] = Counter()  # consecutive backwards frames
         self._last_arrival: dict[str, float | None] = {s: None for s in STREAMS}
         # Counters read by diagnostics: pairs, degraded_<stream>, dropped_<reason>, ...
         self.counts: Counter[str] = Counter()
@@ -150,19 +155,29 @@ class PairSynchronizer:
             self.counts[f"{stream}_zero_stamp_replaced"] += 1
             stamp_ns = self._stamp_now_ns()
         last = self._last_stamp[stream]
-        self._last_stamp[stream] = stamp_ns
         if last is not None and stamp_ns == last:
             self._count(
                 f"{stream}_repeated_stamp",
-                f"{stream} stamp {stamp_ns * 1e-9:.6f} s repeats the previous frame's",
+                f"{stream} stamp {stamp_ns * 1e-9:.6f} s repeats the newest frame's",
             )
             return None
         if last is not None and stamp_ns < last:
+            self._backwards[stream] += 1
+            if self._backwards[stream] < CLOCK_RESET_FRAMES:
+                self._count(
+                    f"{stream}_backwards_stamp",
+                    f"{stream} stamp went back {(last - stamp_ns) * 1e-9:.6f} s",
+                )
+                return None
+            # Several in a row: the source's clock was reset (bag loop, sim restart).
             self._count(
-                f"{stream}_backwards_stamp",
-                f"{stream} stamp went back {(last - stamp_ns) * 1e-9:.6f} s",
+                f"{stream}_clock_reset",
+                f"{stream} stamps stayed {(last - stamp_ns) * 1e-9:.3f} s behind for "
+                f"{CLOCK_RESET_FRAMES} frames: accepted as a clock reset",
             )
-            return None
+            self._queues[stream].clear()
+        self._backwards[stream] = 0
+        self._last_stamp[stream] = stamp_ns
         # Only usable frames count as signs of life for the other stream's timeout.
         self._last_arrival[stream] = now
         offset = cfg.rgb_offset if stream == "rgb" else cfg.thermal_offset
