@@ -178,3 +178,36 @@ def test_make_data_cli(tmp_path, capsys):
         cli_main(["make-data", "--condition", "nope", "--count", "1", "--out", str(tmp_path)]) == 2
     )
     assert "unknown condition" in capsys.readouterr().err
+
+
+def _scene_with(actors, seed=0):
+    from ivtuning_ros.data.render import FrameRenderer
+    from ivtuning_ros.data.scene import sample_scene
+
+    cond = _quiet("clear_night")
+    base = sample_scene(np.random.default_rng(seed), (320, 256), cond)
+    scene = dataclasses.replace(base, actors=tuple(actors), lamps=())
+    return FrameRenderer(scene, cond).render(0.0, np.random.default_rng(0))
+
+
+def _actor(kind, cls, x, z, size):
+    from ivtuning_ros.data.scene import Actor
+
+    return Actor(kind, cls, x, z, 0.0, 0.0, size, (0.3, 0.3, 0.3), 0.5, 0.0, 1,
+                 (-1e3, 1e3), (-1e3, 1e3), False)  # fmt: skip
+
+
+def test_occluded_objects_get_visible_boxes_or_none():
+    alone = _scene_with([_actor("person", 0, 0.6, 20.0, 1.8)])
+    assert alone.labels.tolist() == [0]
+    full = alone.boxes[0]
+    # legs hidden behind a nearer, low car: the box keeps only the visible upper body
+    half = _scene_with([_actor("person", 0, 0.6, 20.0, 1.8), _actor("car", 1, 0.6, 10.0, 1.2)])
+    assert sorted(half.labels.tolist()) == [0, 1]
+    person = half.boxes[half.labels.tolist().index(0)]
+    car = half.boxes[half.labels.tolist().index(1)]
+    assert person[1] == full[1] and person[3] < full[3] and person[3] == car[1]
+    # all but the head hidden: not labelled, and its visible pixels are "ignore"
+    hidden = _scene_with([_actor("person", 0, 0.0, 30.0, 1.8), _actor("car", 1, 0.0, 8.0, 1.6)])
+    assert hidden.labels.tolist() == [1]
+    assert not (hidden.mask == SEG_OFFSET).any()

@@ -21,7 +21,7 @@ import numpy as np
 
 from ivtuning_ros.data.conditions import Condition
 from ivtuning_ros.data.scene import (
-    POLE,
+    CLUTTER,
     SEG_OFFSET,
     Scene,
     actor_primitives,
@@ -144,7 +144,7 @@ class FrameRenderer:
                 ]
             x0, y0 = max(int(box[0]) - 1, 0), max(int(box[1]) - 1, 0)
             x1, y1 = min(int(box[2]) + 2, cam.width), min(int(box[3]) + 2, cam.height)
-            if a.cls == POLE or x1 <= x0 or y1 <= y0:
+            if a.cls == CLUTTER or x1 <= x0 or y1 <= y0:
                 continue
             win = prim_map[y0:y1, x0:x1]
             full_area[i] = int(((win >= first) & (win <= len(prims))).sum())
@@ -234,8 +234,10 @@ def _build_static(sc: Scene, cond: Condition) -> _Static:
         kind[wall] = WALL
         depth[wall] = zmap[wall]
         albedo[wall] = np.broadcast_to(f.colors[idx][None], (h, w, 3))[wall] * tex[wall][:, None]
-        temp[wall] = amb + 1.5
+        temp[wall] = amb + f.temp_offset
         normal[wall] = (-f.side, 0.0, 0.0)
+        if not f.windows:
+            continue
         # Windows: a grid on the facade, some lit (warm light, warm glass).
         u, v = zmap % 3.0, ymap % 3.2
         iu, iv = np.floor(zmap / 3.0).astype(np.int64), np.floor(ymap / 3.2).astype(np.int64)

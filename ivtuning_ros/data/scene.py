@@ -22,7 +22,7 @@ SYNTH_CLASSES: tuple[str, ...] = ("person", "car", "bicycle", "dog")
 # (objects too small or too occluded to be labelled as boxes).
 SEG_CLASSES: tuple[str, ...] = ("background", "road", "person", "car", "bicycle", "dog")
 SEG_OFFSET = 2
-POLE = -1  # class id of street-lamp poles: drawn and occluding, never labelled
+CLUTTER = -1  # class id of poles, trees, cabinets: drawn and occluding, never labelled
 BODY_C = 36.0  # core body temperature that skin and fur relax towards
 
 SODIUM = (1.0, 0.62, 0.25)
@@ -61,9 +61,9 @@ class Lamp:
 
 @dataclass(frozen=True)
 class Actor:
-    """One moving thing. `cls` is a SYNTH_CLASSES index, or POLE."""
+    """One moving thing. `cls` is a SYNTH_CLASSES index, or CLUTTER."""
 
-    kind: str  # person | rider | car | bicycle | dog | pole
+    kind: str  # person | rider | car | bicycle | dog | pole | tree | cabinet
     cls: int
     x: float
     z: float
@@ -99,6 +99,8 @@ class Facade:
     heights: np.ndarray  # (K,) building heights, 0 = gap
     colors: np.ndarray  # (K, 3) albedo
     lit_seed: int  # which windows are lit
+    windows: bool = True  # False: a tree line
+    temp_offset: float = 1.5  # surface temperature above ambient, degrees C
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Scene:
     facades: tuple[Facade, ...]
     lamps: tuple[Lamp, ...]
     actors: tuple[Actor, ...]
+    layout: str  # city | suburb | rural
     ego_headlights: bool
     fpn_seed: int  # fixed-pattern noise of the thermal sensor
 
@@ -139,13 +142,16 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], cond: Conditio
         horizon=h * rng.uniform(0.36, 0.46),
         height_m=rng.uniform(1.2, 1.7),
     )
+    layout = str(rng.choice(["city", "suburb", "rural"], p=[0.5, 0.3, 0.2]))
     road_half = rng.uniform(3.2, 5.5)
     sidewalk = rng.uniform(2.0, 3.5)
     facades = tuple(
-        _sample_facade(rng, side, road_half + sidewalk + rng.uniform(0.5, 6.0)) for side in (-1, 1)
+        _sample_facade(rng, side, road_half + sidewalk + rng.uniform(0.5, 6.0), layout)
+        for side in (-1, 1)
     )
-    lamps, poles = _sample_lamps(rng, road_half, cond)
-    actors = [*poles, *_sample_actors(rng, road_half, sidewalk)]
+    lamps, poles = _sample_lamps(rng, road_half, cond, layout)
+    actors = [*poles, *_sample_clutter(rng, road_half, sidewalk, facades, layout)]
+    actors += _sample_actors(rng, road_half, sidewalk)
     actors.sort(key=lambda a: -a.z)
     return Scene(
         camera=cam,
@@ -155,24 +161,73 @@ def sample_scene(rng: np.random.Generator, size: tuple[int, int], cond: Conditio
         facades=facades,
         lamps=tuple(lamps),
         actors=tuple(actors),
+        layout=layout,
         ego_headlights=bool(rng.random() < cond.ego_headlights),
         fpn_seed=int(rng.integers(2**31)),
     )
 
 
-def _sample_facade(rng: np.random.Generator, side: int, distance: float) -> Facade:
-    lengths = rng.uniform(6.0, 25.0, size=24)
-    edges = np.concatenate([[rng.uniform(-2.0, 6.0)], rng.uniform(-2.0, 6.0) + np.cumsum(lengths)])
-    heights = rng.uniform(4.0, 18.0, size=24) * (rng.random(24) > 0.2)
-    colors = rng.uniform(0.12, 0.45, size=(24, 1)) * rng.uniform(0.75, 1.0, size=(24, 3))
-    return Facade(side, distance, edges, heights, colors.astype(np.float32), int(rng.integers(1e9)))
+def _sample_facade(rng: np.random.Generator, side: int, distance: float, layout: str) -> Facade:
+    """City: tall blocks with windows; suburb: low, set-back houses with gaps; rural: a
+    jagged tree line, cooler than the air at night."""
+    n = 64
+    if layout == "rural":
+        lengths = rng.uniform(1.5, 4.0, size=n)
+        heights = rng.uniform(4.0, 12.0, size=n) * (rng.random(n) > 0.1)
+        colors = rng.uniform(0.02, 0.06, size=(n, 1)) * np.array([[0.8, 1.0, 0.6]])
+        distance += rng.uniform(4.0, 25.0)
+    elif layout == "suburb":
+        lengths = rng.uniform(8.0, 20.0, size=n)
+        heights = rng.uniform(3.0, 8.0, size=n) * (rng.random(n) > 0.45)
+        colors = rng.uniform(0.12, 0.5, size=(n, 1)) * rng.uniform(0.75, 1.0, size=(n, 3))
+        distance += rng.uniform(3.0, 10.0)
+    else:
+        lengths = rng.uniform(6.0, 25.0, size=n)
+        heights = rng.uniform(4.0, 18.0, size=n) * (rng.random(n) > 0.2)
+        colors = rng.uniform(0.12, 0.45, size=(n, 1)) * rng.uniform(0.75, 1.0, size=(n, 3))
+    start = rng.uniform(-2.0, 6.0)
+    edges = np.concatenate([[start], start + np.cumsum(lengths)])
+    return Facade(
+        side, distance, edges, heights, colors.astype(np.float32), int(rng.integers(1e9)),
+        windows=layout != "rural", temp_offset=-1.0 if layout == "rural" else 1.5,
+    )  # fmt: skip
+
+
+def _sample_clutter(
+    rng: np.random.Generator, road_half: float, sidewalk: float, facades, layout: str
+) -> list[Actor]:
+    """Things that are not labelled but occlude, and in thermal sometimes look warm:
+    trees along suburban and rural roads, roadside cabinets (warm electronics)."""
+    out = []
+    n_trees = {"city": 0, "suburb": int(rng.integers(2, 8)), "rural": int(rng.integers(4, 14))}
+    for _ in range(n_trees[layout]):
+        side = rng.choice([-1, 1])
+        limit = facades[0 if side < 0 else 1].distance - 0.5
+        x = side * min(road_half + sidewalk + rng.uniform(0.3, 4.0), limit)
+        green = tuple(float(v) for v in rng.uniform(0.02, 0.07) * np.array([0.7, 1.0, 0.5]))
+        out.append(
+            Actor("tree", CLUTTER, float(x), rng.uniform(3.0, 90.0), 0.0, 0.0,
+                  rng.uniform(4.0, 9.0), green, 0.0, 0.0, int(side), (-1e3, 1e3), (-1e3, 1e3))
+        )  # fmt: skip
+    for _ in range(int(rng.integers(0, 3))):
+        side = rng.choice([-1, 1])
+        x = side * (road_half + rng.uniform(0.3, sidewalk))
+        grey = tuple(float(v) for v in rng.uniform(0.1, 0.4) * np.ones(3))
+        out.append(
+            Actor("cabinet", CLUTTER, float(x), rng.uniform(4.0, 60.0), 0.0, 0.0,
+                  rng.uniform(0.9, 1.5), grey, rng.uniform(0.0, 1.0), 0.0, int(side),
+                  (-1e3, 1e3), (-1e3, 1e3))
+        )  # fmt: skip
+    return out
 
 
 def _sample_lamps(
-    rng: np.random.Generator, road_half: float, cond: Condition
+    rng: np.random.Generator, road_half: float, cond: Condition, layout: str
 ) -> tuple[list[Lamp], list[Actor]]:
     lamps, poles = [], []
-    spacing = rng.uniform(22.0, 40.0)
+    if layout == "rural" and rng.random() < 0.6:
+        return lamps, poles  # an unlit country road: headlights only
+    spacing = rng.uniform(22.0, 40.0) * (1.6 if layout == "rural" else 1.0)
     color = SODIUM if rng.random() < 0.5 else LED
     sides = (1,) if rng.random() < 0.5 else (-1, 1)
     for side in sides:
@@ -184,7 +239,7 @@ def _sample_lamps(
             poles.append(
                 Actor(
                     "pole",
-                    POLE,
+                    CLUTTER,
                     x_pole,
                     z,
                     0.0,
@@ -301,7 +356,7 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
         else:
             x, vx = rng.choice([-1, 1]) * (road_half + rng.uniform(0.3, 1.0)), 0.0
         facing = 1 if vx >= 0 or (not ridden and rng.random() < 0.5) else -1
-        frame = tuple(float(v) for v in rng.uniform(0.1, 0.8, size=3))
+        frame = tuple(float(v) for v in rng.uniform(0.05, 0.4, size=3))
         bike = Actor(
             "bicycle",
             2,
@@ -385,6 +440,12 @@ def actor_primitives(a: Actor, t: float, ambient_c: float) -> list[Primitive]:
     """Polygons of one actor at time t, with surface temperatures for that ambient."""
     if a.kind == "pole":
         return _pole(a, ambient_c)
+    if a.kind == "tree":
+        return _tree(a, ambient_c)
+    if a.kind == "cabinet":
+        return [
+            Primitive(_rect(-0.35, 0.0, 0.35, a.size), ambient_c + 1.0 + 7.0 * a.warmth, a.color)
+        ]
     if a.kind == "car":
         return _car(a, ambient_c)
     speed = math.hypot(a.vx, a.vz)
@@ -647,6 +708,15 @@ def _pole(a: Actor, amb: float) -> list[Primitive]:
         ),
     ]
     return prims
+
+
+def _tree(a: Actor, amb: float) -> list[Primitive]:
+    h = a.size
+    trunk = (0.08, 0.06, 0.04)
+    return [
+        Primitive(_rect(-0.12, 0.0, 0.12, 0.45 * h), amb + 0.5, trunk),
+        Primitive(_ellipse(0.0, 0.65 * h, 0.28 * h, 0.36 * h, 20), amb - 1.5, a.color),
+    ]
 
 
 def to_pixels(points: np.ndarray, cam: Camera, x: float, z: float) -> np.ndarray:
