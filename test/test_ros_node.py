@@ -336,3 +336,46 @@ def test_lifecycle_transitions_over_the_services(ros, pair):
         assert reason is not None and "qos_reliability=reliable" in reason
     finally:
         probe.node.destroy_publisher(pub)
+
+
+def test_installed_executable_with_the_params_file_end_to_end(checkpoint, pair):
+    """`ivtuning_node --ros-args --params-file config/ivtuning.yaml` as its own process,
+    in a namespace so it does not meet the in-process node; SIGINT stops it cleanly."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    exe = Path(sys.executable).parent / "ivtuning_node"
+    cmd = [
+        str(exe), "--ros-args", "--params-file", str(root / "config" / "ivtuning.yaml"),
+        "-r", "__ns:=/e2e", "-p", f"checkpoint:={checkpoint}", "-p", "backend:=onnxruntime",
+        "-p", f"cache_dir:={checkpoint.parent / 'engines'}", "-p", "warmup_runs:=1",
+        "-p", "score_threshold:=0.0",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    probe = NodeProbe(context=ctx, namespace="e2e")
+    try:
+        assert probe.wait_for_node(120.0), "the node process never subscribed"
+        stamp = None
+        for _ in range(3):  # the first pair can race the node's activation
+            stamp = probe.publish_pair(*pair, frame_id="cam_e2e")
+            msg = probe.result_for(stamp, timeout=5.0)
+            if msg is not None:
+                break
+        assert msg is not None and msg.header.frame_id == "cam_e2e"
+        assert len(msg.detections) > 0
+    finally:
+        probe.close()
+        rclpy.try_shutdown(context=ctx)
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert proc.returncode == 0, out[-3000:]
+    assert "active: processing" in out
