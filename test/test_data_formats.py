@@ -252,3 +252,17 @@ def test_unknown_layout_and_format(tmp_path):
         open_dataset(tmp_path, "kitti")
     with pytest.raises(FileNotFoundError):
         open_dataset(tmp_path / "nope")
+
+
+def test_thermal_jpeg_and_false_colour(tmp_path):
+    from ivtuning_ros.data.formats.common import read_thermal
+
+    smooth = cv2.GaussianBlur(_gray(5), (0, 0), 2)
+    jpg = tmp_path / "ir.jpg"
+    assert cv2.imwrite(str(jpg), np.dstack([smooth] * 3), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    t = read_thermal(jpg)
+    assert t.shape == (H, W) and np.abs(t - smooth).mean() < 3
+    coloured = tmp_path / "iron.png"
+    assert cv2.imwrite(str(coloured), cv2.applyColorMap(smooth, cv2.COLORMAP_INFERNO))
+    with pytest.raises(DatasetError, match=r"iron\.png: thermal image is in colour"):
+        read_thermal(coloured)

@@ -135,16 +135,10 @@ def write_synthetic(
         if count <= 0:
             raise ValueError(f"split {split!r}: count must be positive, got {count}")
         s_seed = split_seed(seed, split)
-        cond_of: dict[str, str] = {}
-
-        def samples(s_seed: int = s_seed, count: int = count, cond_of: dict = cond_of):
-            for i in range(count):
-                cond, scene_seed, name = sample_spec(conditions, s_seed, i)
-                cond_of[name] = cond.name
-                yield render_sample(cond, scene_seed, size, thermal_bits, name)
-
+        specs = [sample_spec(conditions, s_seed, i) for i in range(count)]
+        cond_of = {name: cond.name for cond, _, name in specs}
         written[split] = write_coco_split(
-            samples(),
+            (render_sample(cond, sd, size, thermal_bits, name) for cond, sd, name in specs),
             out,
             split,
             SYNTH_CLASSES,

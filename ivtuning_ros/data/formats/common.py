@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from ivtuning_ros.types import RGBTSample
 
@@ -89,6 +90,12 @@ def _grey(img: np.ndarray) -> bool:
     return bool((img[:, :, 0] == img[:, :, 1]).all() and (img[:, :, 1] == img[:, :, 2]).all())
 
 
+def _near_grey(img: np.ndarray) -> bool:
+    """Grey content stored as colour JPEG: channels differ only by compression noise."""
+    b, g, r = (img[:, :, k].astype(np.int16) for k in range(3))
+    return max(float(np.abs(b - g).mean()), float(np.abs(g - r).mean())) < 4.0
+
+
 def _imread(path: Path, flags: int) -> np.ndarray:
     img = cv2.imread(str(path), flags)
     if img is None:
@@ -116,15 +123,16 @@ def read_thermal(path: Path) -> np.ndarray:
     float TIFF stays as is. Thermal saved as 3 equal channels (LLVIP) becomes one."""
     img = _imread(path, cv2.IMREAD_UNCHANGED)
     if img.ndim == 3:
-        if img.shape[2] == 4:
-            img = img[:, :, :3]
-        if not (
-            np.array_equal(img[:, :, 0], img[:, :, 1])
-            and np.array_equal(img[:, :, 1], img[:, :, 2])
-        ):
+        img = img[:, :, :3]
+        if _grey(img):
+            img = img[:, :, 0]
+        elif _near_grey(img):
             img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)  # JPEG chroma noise: luminance
         else:
-            img = img[:, :, 0]
+            raise DatasetError(
+                f"{path}: thermal image is in colour (a false-colour palette?); "
+                "use the raw or grey thermal images"
+            )
     if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64, np.int16):
         raise DatasetError(f"{path}: unsupported thermal pixel type {img.dtype}")
     return img.astype(np.float32)
@@ -145,10 +153,7 @@ def read_label(path: Path) -> np.ndarray:
     """Class-id mask (H, W) uint8; colour-palette images (3 different channels) refused."""
     img = _imread(path, cv2.IMREAD_UNCHANGED)
     if img.ndim == 3:
-        if not (
-            np.array_equal(img[:, :, 0], img[:, :, 1])
-            and np.array_equal(img[:, :, 1], img[:, :, 2])
-        ):
+        if not _grey(img):
             raise DatasetError(
                 f"{path}: label image has colour channels; expected one channel of class ids"
             )
@@ -188,7 +193,6 @@ class PairDataset(Sequence[RGBTSample]):
         class_names: dict[str, tuple[str, ...]],
         skip_bad: bool = False,
         skipped: Sequence[tuple[str, str]] = (),
-        verify: bool = True,
     ) -> None:
         unknown = set(tasks) - set(TASKS)
         if unknown:
@@ -201,9 +205,10 @@ class PairDataset(Sequence[RGBTSample]):
         self.skipped: list[tuple[str, str]] = list(skipped)
         self.dropped_boxes = 0
         kept = []
-        for rec in records:
+        for rec in tqdm(records, desc=f"checking {fmt} pairs", unit="pair",
+                        disable=len(records) < 2000, leave=False):  # fmt: skip
             try:
-                kept.append(self._check(rec) if verify else rec)
+                kept.append(self._check(rec))
             except DatasetError as err:
                 if not skip_bad:
                     raise
