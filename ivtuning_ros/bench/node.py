@@ -1,0 +1,285 @@
+"""`ivtuning bench node`: the node's end-to-end latency over DDS next to the bare engine.
+
+In one run: (1) the bare engine (`Predictor.predict` on numpy arrays, the same checkpoint,
+backend and thresholds) is timed in this process; (2) `ivtuning_node` is started as its
+own process with its default input QoS, and this process publishes synchronised RGB +
+thermal pairs at fixed rates, stamped at publication, and records when each result
+arrives: latency = result received - stamp (publish -> result), result rate, frames lost.
+Rates default to 0.5x, 1x and 2x the engine's sustainable rate (1 / bare p50); `--sweep`
+climbs rates in the style of ros2_benchmark and reports the highest one with <= 5% loss.
+The input is a synthetic dense-fog night pair; its hash goes into the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ivtuning_ros.bench.common import machine_info, percentiles_ms, time_calls, write_json
+
+NAMESPACE = "ivtuning_bench"
+LOSS_LIMIT = 0.05  # ros2_benchmark's peak-rate criterion
+TARGET_P50_RATIO = 1.15  # node p50 <= 1.15 x bare p50 below the sustainable rate
+TARGET_P99_RATIO = 2.0  # at 2x the sustainable rate: node p99 <= 2 x bare p99
+GROWTH_LIMIT = 1.25  # last third's p50 over the first third's: "no growth over time"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "node", help="end-to-end node latency over DDS at fixed rates vs the bare engine"
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="model (default: the first shipped models/*.safetensors, else an "
+        "untrained default-preset checkpoint: latency does not need weights)",
+    )
+    p.add_argument(
+        "--backend", default="onnxruntime", choices=("auto", "tensorrt", "onnxruntime", "torch")
+    )
+    p.add_argument("--cache-dir", type=Path, default=None, help="engine cache folder")
+    p.add_argument(
+        "--rates",
+        default="",
+        help="comma-separated input rates in Hz (default: 0.5x, 1x, 2x the sustainable rate)",
+    )
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
+    p.add_argument(
+        "--sweep", action="store_true", help="also find the highest rate with <= 5%% frame loss"
+    )
+    p.add_argument("--size", default="320x256", help="input size WxH")
+    p.add_argument("--runs", type=int, default=60, help="timed bare-engine runs")
+    p.add_argument("--json", type=Path, default=None, help="write the report here")
+    p.set_defaults(func=run)  # fmt: skip
+
+
+def _checkpoint(path: Path | None, workdir: Path) -> tuple[Path, str]:
+    if path is not None:
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        return path, str(path)
+    from ivtuning_ros.paths import models_dir
+
+    shipped = sorted(models_dir().glob("*.safetensors"))
+    if shipped:
+        return shipped[0], str(shipped[0])
+    from ivtuning_ros.model import build_model, load_model_config
+    from ivtuning_ros.model.checkpoint import save_checkpoint
+
+    out = workdir / "untrained_default.safetensors"
+    save_checkpoint(out, build_model(load_model_config("default")), {"note": "bench node"})
+    return out, "untrained default preset (no shipped model found)"
+
+
+def _input_pair(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, str]:
+    from ivtuning_ros.data.synthetic import render_sample
+
+    s = render_sample("dense_fog", seed=7, size=size, thermal_bits=8)
+    rgb, thermal = s.rgb, s.thermal.astype(np.uint8)  # 8-bit AGC, published as mono8
+    digest = hashlib.sha256(rgb.tobytes() + thermal.tobytes()).hexdigest()[:16]
+    return rgb, thermal, digest
+
+
+def bare_engine(checkpoint: Path, backend: str, cache_dir: Path | None, rgb, thermal, runs: int):
+    """Predictor latency on numpy inputs: what the node adds is measured against this."""
+    from ivtuning_ros.engine.config import EngineConfig
+    from ivtuning_ros.engine.engine import load_engine
+    from ivtuning_ros.engine.predictor import Predictor
+    from ivtuning_ros.ros.params import SPECS
+
+    kw = {"backend": backend, "warmup_runs": 3}
+    if cache_dir is not None:
+        kw["cache_dir"] = cache_dir
+    engine = load_engine(checkpoint, EngineConfig(**kw), log=lambda s: print(f"  {s}"))
+    try:
+        predictor = Predictor(  # the node's default thresholds
+            engine,
+            SPECS["score_threshold"].default,
+            SPECS["nms_iou"].default,
+            SPECS["max_detections"].default,
+        )
+        thermal_src = thermal.astype(np.float32)
+        samples = time_calls(lambda: predictor.predict(rgb, thermal_src), 5, runs)
+        return percentiles_ms(samples), engine.backend_name
+    finally:
+        engine.close()
+
+
+def start_node(checkpoint: Path, backend: str, cache_dir: Path | None) -> subprocess.Popen:
+    exe = Path(sys.executable).parent / "ivtuning_node"
+    cmd = [str(exe) if exe.is_file() else sys.executable, *([] if exe.is_file() else
+           ["-m", "ivtuning_ros.ros.node"]), "--ros-args", "-r", f"__ns:=/{NAMESPACE}",
+           "-p", f"checkpoint:={checkpoint}", "-p", f"backend:={backend}",
+           "-p", "diagnostics_period:=1.0"]  # fmt: skip
+    if cache_dir is not None:
+        cmd += ["-p", f"cache_dir:={cache_dir}"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_node(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out or ""
+
+
+def run_rate(probe, rgb, thermal, rate_hz: float, duration: float) -> dict:
+    """Publish pairs at rate_hz for `duration` seconds; latency of each result."""
+    from tqdm import tqdm
+
+    from ivtuning_ros.ros.node import stamp_ns
+
+    n = max(3, round(rate_hz * duration))
+    period = 1.0 / rate_hz
+    stamps = []
+    start = time.perf_counter()
+    for i in tqdm(range(n), desc=f"{rate_hz:6.1f} Hz", unit="pair", leave=False):
+        wait = start + i * period - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        stamps.append(probe.publish_pair(rgb, thermal, thermal_encoding="mono8"))
+    sent_s = time.perf_counter() - start
+    time.sleep(1.0)
+    sent = set(stamps)
+    got = {}
+    for arrival, msg in probe.messages("detections"):
+        s = stamp_ns(msg.header.stamp)
+        if s in sent:
+            got[s] = (arrival - s) * 1e-9
+    lat = [got[s] for s in stamps if s in got]
+    third = max(1, len(lat) // 3)
+    early, late = np.median(lat[:third]) if lat else 0, np.median(lat[-third:]) if lat else 0
+    return {
+        "rate_hz": rate_hz,
+        "sent": n,
+        "received": len(lat),
+        "loss": 1.0 - len(lat) / n,
+        "result_rate_hz": len(lat) / sent_s,
+        "latency": percentiles_ms(lat),
+        "growth_last_vs_first_third": float(late / early) if early else None,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from ivtuning_ros.ros.probe import NodeProbe
+
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    with tempfile.TemporaryDirectory(prefix="ivtuning_bench_node_") as tmp:
+        checkpoint, ckpt_desc = _checkpoint(args.checkpoint, Path(tmp))
+        rgb, thermal, digest = _input_pair((w, h))
+        print(f"model: {ckpt_desc}; input {w}x{h} dense-fog pair (sha256 {digest})")
+        print("bare engine (Predictor.predict on numpy, same process):")
+        bare, backend_name = bare_engine(
+            checkpoint, args.backend, args.cache_dir, rgb, thermal, args.runs
+        )
+        sustainable = 1000.0 / bare["p50_ms"]
+        print(f"  p50 {bare['p50_ms']:.1f} ms  p99 {bare['p99_ms']:.1f} ms  "
+              f"-> sustainable {sustainable:.1f} Hz")  # fmt: skip
+        if not rates:
+            rates = [round(sustainable * m, 1) for m in (0.5, 1.0, 2.0)]
+
+        proc = start_node(checkpoint, args.backend, args.cache_dir)
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx)
+        probe = NodeProbe(context=ctx, namespace=NAMESPACE)
+        try:
+            if not probe.wait_for_node(180.0):
+                raise RuntimeError("ivtuning_node did not come up:\n" + stop_node(proc)[-3000:])
+            for _ in range(20):  # let it warm up and pair (also waits for activation)
+                probe.publish_pair(rgb, thermal, thermal_encoding="mono8")
+                time.sleep(0.1)
+            results = [run_rate(probe, rgb, thermal, r, args.duration) for r in rates]
+            sweep = None
+            if args.sweep:
+                sweep = []
+                for m in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0):
+                    sweep.append(
+                        run_rate(probe, rgb, thermal, round(sustainable * m, 1), args.duration / 2)
+                    )
+            diag = probe.diagnostics()
+        finally:
+            probe.close()
+            rclpy.try_shutdown(context=ctx)
+            log = stop_node(proc)
+
+    report = {
+        "benchmark": "node",
+        "checkpoint": ckpt_desc,
+        "backend": backend_name,
+        "input": {"size": [w, h], "sha256_16": digest, "scene": "dense_fog seed 7"},
+        "node_qos": "best_effort keep_last 1 (defaults)",
+        "bare_engine": bare,
+        "sustainable_rate_hz": sustainable,
+        "rates": results,
+        "node_diagnostics": diag,
+        "machine": machine_info(),
+    }
+    print(f"\n{'rate Hz':>8} {'sent':>5} {'recv':>5} {'loss':>6} {'res Hz':>7} "
+          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'growth':>6}")  # fmt: skip
+    for r in results + (sweep or []):
+        lat = r["latency"]
+        print(f"{r['rate_hz']:8.1f} {r['sent']:5d} {r['received']:5d} {r['loss']:6.1%} "
+              f"{r['result_rate_hz']:7.1f} {lat.get('p50_ms', float('nan')):7.1f} "
+              f"{lat.get('p95_ms', float('nan')):7.1f} {lat.get('p99_ms', float('nan')):7.1f} "
+              f"{r['growth_last_vs_first_third'] or float('nan'):6.2f}")  # fmt: skip
+    print(f"bare engine: p50 {bare['p50_ms']:.1f} ms, p95 {bare['p95_ms']:.1f} ms, "
+          f"p99 {bare['p99_ms']:.1f} ms")  # fmt: skip
+    report["targets"] = _targets(results, bare, sustainable)
+    for name, t in report["targets"].items():
+        print(
+            f"target {name}: {t['value']} (limit {t['limit']}) -> {'met' if t['met'] else 'MISSED'}"
+        )
+    if sweep is not None:
+        ok = [r["rate_hz"] for r in sweep if r["loss"] <= LOSS_LIMIT]
+        peak = max(ok) if ok else None
+        report["sweep"] = {"runs": sweep, "peak_rate_hz_at_5pct_loss": peak}
+        print(f"sweep: highest rate with <= 5% loss: {peak} Hz")
+    write_json(args.json, report)
+    if proc.returncode not in (0, None):
+        print(log[-2000:], file=sys.stderr)
+    return 0
+
+
+def _targets(results: list[dict], bare: dict, sustainable: float) -> dict:
+    """The issue's targets, evaluated on the nearest measured rates."""
+    out = {}
+    below = [r for r in results if r["rate_hz"] <= 0.75 * sustainable and r["received"]]
+    if below:
+        r = below[0]
+        ratio = r["latency"]["p50_ms"] / bare["p50_ms"]
+        out["p50_vs_bare_below_sustainable"] = {
+            "rate_hz": r["rate_hz"], "value": round(ratio, 3), "limit": TARGET_P50_RATIO,
+            "met": ratio <= TARGET_P50_RATIO,
+        }  # fmt: skip
+    over = [r for r in results if r["rate_hz"] >= 1.75 * sustainable and r["received"]]
+    if over:
+        r = over[0]
+        ratio = r["latency"]["p99_ms"] / bare["p99_ms"]
+        out["p99_vs_bare_at_2x"] = {
+            "rate_hz": r["rate_hz"], "value": round(ratio, 3), "limit": TARGET_P99_RATIO,
+            "met": ratio <= TARGET_P99_RATIO,
+        }  # fmt: skip
+        growth = r["growth_last_vs_first_third"]
+        out["no_growth_at_2x"] = {
+            "rate_hz": r["rate_hz"], "value": round(growth, 3) if growth else None,
+            "limit": GROWTH_LIMIT, "met": growth is not None and growth <= GROWTH_LIMIT,
+        }  # fmt: skip
+    return out
