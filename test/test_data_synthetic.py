@@ -98,22 +98,42 @@ def _quiet(name: str):
     return dataclasses.replace(c, read_noise=0.0, shot_noise=0.0, glow=0.0, glare=0.0)
 
 
-def test_fog_lowers_rgb_contrast_more_with_depth():
-    seq_clear = SceneSequence(_quiet("clear_night"), 11, (320, 256))
-    seq_fog = SceneSequence(_quiet("dense_fog"), 11, (320, 256))
-    clear, fog = seq_clear.frame(0.0).rgb.mean(axis=2), seq_fog.frame(0.0).rgb.mean(axis=2)
-    depth = seq_clear._renderer.static.depth
-    ratios = []
-    for lo, hi in ((3, 10), (10, 25), (25, 80)):
-        band = (depth >= lo) & (depth < hi)
-        ratios.append(fog[band].std() / max(clear[band].std(), 1e-6))
-    assert ratios[0] > ratios[1] > ratios[2], ratios
-    assert ratios[2] < 0.35
-    # and the thermal image keeps its contrast far better than RGB does
-    th_clear = seq_clear.frame(0.0).thermal
-    th_fog = seq_fog.frame(0.0).thermal
-    far = (depth >= 25) & (depth < 80)
-    assert th_fog[far].std() / th_clear[far].std() > ratios[2]
+def test_fog_follows_koschmieder_and_spares_thermal():
+    """A checkerboard at 5 m and at 40 m: fog scales its RGB contrast by t = exp(-beta d)
+    (in linear light) and barely touches the thermal contrast."""
+    from ivtuning_ros.data.render import ROAD, _rgb_image, _thermal_image
+
+    seq = SceneSequence("clear_night", 1, (128, 64))
+    st = seq._renderer.static
+    h, w = 64, 128
+    dist = np.where(np.arange(w) < w // 2, 5.0, 40.0).astype(np.float32)[None].repeat(h, 0)
+    check = ((np.arange(h)[:, None] // 8 + np.arange(w)[None] // 8) % 2).astype(np.float32)
+    albedo = np.repeat((0.2 + 0.4 * check)[..., None], 3, axis=2)
+    light = np.full((h, w, 3), 0.3, np.float32)
+    kind = np.full((h, w), ROAD, np.uint8)
+    temp = np.float32(seq.scene.ambient_c) + 10.0 * check
+
+    def contrast(img, cols):
+        img = img[:, cols]
+        return img[check[:, cols] > 0].mean() - img[check[:, cols] == 0].mean()
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in ("clear_night", "dense_fog"):
+        cond = _quiet(name)
+        rgb = _rgb_image(cond, albedo, light, np.zeros_like(albedo), dist, cond.fog_beta, kind, rng)
+        lin = ((rgb.astype(np.float32) / 255.0) ** 2.2).mean(axis=2)
+        th = _thermal_image(seq.scene, cond, temp, dist, st, rng, 16)
+        inner = slice(12, w // 2 - 12), slice(w // 2 + 12, w - 12)  # away from the blur edge
+        out[name] = [(contrast(lin, c), contrast(th, c)) for c in inner]
+    beta = get_condition("dense_fog").fog_beta
+    for (clear_rgb, clear_th), (fog_rgb, fog_th), d in zip(
+        out["clear_night"], out["dense_fog"], (5, 40), strict=True
+    ):
+        expected = np.exp(-beta * d) / np.exp(-get_condition("clear_night").fog_beta * d)
+        assert fog_rgb / clear_rgb == pytest.approx(expected, rel=0.1, abs=0.02)
+        assert fog_th / clear_th > 0.85  # LWIR sees through the same fog
+    assert out["dense_fog"][1][0] / out["clear_night"][1][0] < 0.1
 
 
 def test_sequence_moves_smoothly():

@@ -273,7 +273,7 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
 
     for _ in range(int(rng.integers(1, 7))):  # people
         mode = rng.choice(["sidewalk", "cross", "stand"], p=[0.5, 0.3, 0.2])
-        z = rng.uniform(4.0, 60.0)
+        z = _depth(rng, 4.0, 60.0)
         height = rng.uniform(1.5, 1.95)
         if mode == "sidewalk":
             side = rng.choice([-1, 1])
@@ -316,12 +316,12 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
                 )
             )
     for _ in range(int(rng.integers(0, 2)) if rng.random() < 0.3 else 0):  # stray dogs
-        z = rng.uniform(4.0, 40.0)
+        z = _depth(rng, 4.0, 40.0)
         vx = rng.choice([-1, 1]) * rng.uniform(0.5, 2.5) if rng.random() < 0.7 else 0.0
         actors.append(_dog(rng, rng.uniform(-road_half, road_half), z, vx, 0.0, cross_range(z)))
     for _ in range(int(rng.integers(0, 5))):  # cars
         mode = rng.choice(["oncoming", "ahead", "parked"], p=[0.4, 0.35, 0.25])
-        z = rng.uniform(6.0, 80.0)
+        z = _depth(rng, 6.0, 80.0)
         if mode == "oncoming":
             x, vz, facing, moving = -lane + rng.uniform(-0.3, 0.3), -rng.uniform(6.0, 14.0), 1, True
         elif mode == "ahead":
@@ -349,7 +349,7 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
             )
         )
     for _ in range(int(rng.integers(0, 3))):  # bicycles, mostly ridden across the road
-        z = rng.uniform(5.0, 45.0)
+        z = _depth(rng, 5.0, 45.0)
         ridden = rng.random() < 0.8
         if ridden:
             x, vx = rng.uniform(-road_half, road_half), rng.choice([-1, 1]) * rng.uniform(3.0, 6.0)
@@ -393,6 +393,12 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
                 )
             )
     return actors
+
+
+def _depth(rng: np.random.Generator, near: float, far: float) -> float:
+    """Depths skewed towards the camera (median at about a third of the range), so most
+    objects are big enough to learn from while far, tiny ones still occur."""
+    return near + (far - near) * rng.random() ** 1.6
 
 
 def _dog(rng, x, z, vx, vz, x_range) -> Actor:
