@@ -20,14 +20,8 @@ import cv2
 import numpy as np
 
 from ivtuning_ros.data.conditions import Condition
-from ivtuning_ros.data.scene import (
-    CLUTTER,
-    SEG_OFFSET,
-    Scene,
-    actor_primitives,
-    draw_primitive,
-    to_pixels,
-)
+from ivtuning_ros.data.scene import CLUTTER, SEG_OFFSET, Scene
+from ivtuning_ros.data.shapes import actor_primitives, draw_primitive, to_pixels
 from ivtuning_ros.types import RGBTSample
 
 SKY_DEPTH = 2000.0  # metres: the sky counts as very far away for both fog models
