@@ -74,6 +74,8 @@ def test_llvip(llvip):
     # VOC 1-based inclusive corners -> 0-based continuous xyxy
     assert s.boxes.tolist() == [[2.0, 3.0, 10.0, 20.0]] and s.labels.tolist() == [0]
     assert len(open_dataset(llvip, split="test")) == 1
+    with pytest.raises(DatasetError, match="split folders test, train: pass split="):
+        open_dataset(llvip)
 
 
 def test_llvip_missing_annotation_and_unknown_class(llvip):
@@ -218,6 +220,8 @@ def test_pst900(tmp_path):
     ds = open_dataset(root, "pst900", split="test")
     assert ds.class_names[4] == "survivor" and (ds[0].mask == 4).all()
     assert detect_format(root) == "segmentation"
+    with pytest.raises(DatasetError, match="split folders test, train"):
+        open_dataset(root, "pst900")
 
 
 def test_vt5000_and_vt821(tmp_path):
@@ -232,7 +236,7 @@ def test_vt5000_and_vt821(tmp_path):
     assert ds.tasks == ("saliency",) and s.saliency.dtype == np.float32
     assert set(np.unique(s.saliency)) == {0.0, 1.0}
     assert np.array_equal(s.saliency > 0.5, _gray(0) > 127)
-    with pytest.raises(DatasetError, match="pass split"):
+    with pytest.raises(DatasetError, match="split folders Test, Train: pass split="):
         open_dataset(vt5000, "vt5000")
     vt821 = tmp_path / "VT821"
     _write_rgb(vt821 / "RGB" / "9.png", _rgb(1))
@@ -240,6 +244,7 @@ def test_vt5000_and_vt821(tmp_path):
     (vt821 / "GT").mkdir()
     with pytest.raises(DatasetError, match="no ground truth"):
         open_dataset(vt821)
+    assert open_dataset(vt821, skip_bad=True).num_skipped == 1  # all bad: empty, counted
     _write(vt821 / "GT" / "9.png", np.zeros((H, W), np.uint8))
     assert len(open_dataset(vt821, "vt821")) == 1
 

@@ -60,6 +60,12 @@ def index_images(folder: Path) -> dict[str, Path]:
     return out
 
 
+def split_hint(folder: Path) -> str:
+    """' (it holds split folders a, b: pass split=)' when `folder` has sub-folders."""
+    subs = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return f" (it holds split folders {', '.join(subs)}: pass split=)" if subs else ""
+
+
 def find_dir(root: Path, candidates: Iterable[str]) -> Path | None:
     """First existing sub-folder among `candidates` (exact names, then case-insensitive)."""
     cands = list(candidates)
@@ -197,6 +203,8 @@ class PairDataset(Sequence[RGBTSample]):
         unknown = set(tasks) - set(TASKS)
         if unknown:
             raise ValueError(f"unknown task(s) {sorted(unknown)}")
+        if not records and not skipped:
+            raise DatasetError(f"{fmt} data set {root}: no image pairs found")
         self.fmt = fmt
         self.root = Path(root)
         self.tasks = tuple(tasks)

@@ -14,6 +14,7 @@ from ivtuning_ros.data.formats.common import (
     PairRecord,
     find_dir,
     index_images,
+    split_hint,
 )
 
 RGB_DIRS, T_DIRS, GT_DIRS = ("RGB", "rgb"), ("T", "t", "Thermal"), ("GT", "gt")
@@ -40,7 +41,7 @@ def load_saliency(root: Path, split: str | None = None, skip_bad: bool = False) 
         folder = sub
     rgb_dir, t_dir, gt_dir = _dirs(folder)
     if rgb_dir is None or t_dir is None or gt_dir is None:
-        hint = " (pass split=, e.g. 'Train')" if split is None else ""
+        hint = split_hint(folder) if split is None else ""
         raise DatasetError(f"{folder}: expected RGB/, T/ and GT/ folders{hint}")
     rgb, th, gt = index_images(rgb_dir), index_images(t_dir), index_images(gt_dir)
     records, skipped = [], []

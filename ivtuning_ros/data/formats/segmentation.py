@@ -18,6 +18,7 @@ from ivtuning_ros.data.formats.common import (
     PairRecord,
     find_dir,
     index_images,
+    split_hint,
 )
 
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -62,7 +63,8 @@ def load_segmentation(
     rgbt_dir, rgb_dir, th_dir, label_dir = _layout(folder)
     if label_dir is None or (rgbt_dir is None and (rgb_dir is None or th_dir is None)):
         raise DatasetError(
-            f"{folder}: expected labels/ and either images/ (4-channel RGB-T) or rgb/ + thermal/"
+            f"{folder}: expected labels/ and either images/ (4-channel RGB-T) or rgb/ + "
+            f"thermal/{split_hint(folder) if split is None else ''}"
         )
     separate = rgb_dir is not None and th_dir is not None
     rgb_imgs = index_images(rgb_dir if separate else rgbt_dir)

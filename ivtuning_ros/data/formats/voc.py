@@ -21,6 +21,7 @@ from ivtuning_ros.data.formats.common import (
     PairRecord,
     find_dir,
     index_images,
+    split_hint,
 )
 
 RGB_DIRS = ("visible", "Vis", "vis", "vi", "Visible")
@@ -85,6 +86,8 @@ def load_voc(
     rgb_imgs, ir_imgs = index_images(rgb_dir), index_images(ir_dir)
     if names is None:
         names = sorted(rgb_imgs)
+        if not names:
+            raise DatasetError(f"no images in {rgb_dir}{split_hint(rgb_dir)}")
     fixed = PRESETS.get(preset)
     parsed, skipped = [], []
     for name in names:
