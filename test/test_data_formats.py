@@ -259,7 +259,7 @@ def test_unknown_layout_and_format(tmp_path):
         open_dataset(tmp_path / "nope")
 
 
-def test_thermal_jpeg_and_false_colour(tmp_path):
+def test_thermal_jpeg_float_tiff_and_false_colour(tmp_path):
     from ivtuning_ros.data.formats.common import read_thermal
 
     smooth = cv2.GaussianBlur(_gray(5), (0, 0), 2)
@@ -267,6 +267,10 @@ def test_thermal_jpeg_and_false_colour(tmp_path):
     assert cv2.imwrite(str(jpg), np.dstack([smooth] * 3), [cv2.IMWRITE_JPEG_QUALITY, 95])
     t = read_thermal(jpg)
     assert t.shape == (H, W) and np.abs(t - smooth).mean() < 3
+    celsius = (np.random.default_rng(0).random((H, W)) * 50 - 10).astype(np.float32)
+    tiff = tmp_path / "radiometric.tiff"
+    assert cv2.imwrite(str(tiff), celsius)
+    assert np.array_equal(read_thermal(tiff), celsius)  # degrees C stay degrees C
     coloured = tmp_path / "iron.png"
     assert cv2.imwrite(str(coloured), cv2.applyColorMap(smooth, cv2.COLORMAP_INFERNO))
     with pytest.raises(DatasetError, match=r"iron\.png: thermal image is in colour"):

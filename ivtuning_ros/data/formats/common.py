@@ -89,7 +89,10 @@ def image_hw(path: Path) -> tuple[int, int, int]:
             w, h = im.size
             return h, w, len(im.getbands())
     except (UnidentifiedImageError, OSError) as err:
-        raise DatasetError(f"unreadable image file {path}: {err}") from None
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # e.g. TIFF variants PIL lacks
+        if img is None:
+            raise DatasetError(f"unreadable image file {path}: {err}") from None
+        return img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2]
 
 
 def _grey(img: np.ndarray) -> bool:
