@@ -5,7 +5,8 @@ Readers first build a list of `PairRecord`s (file paths + box annotations) and h
 headers readable, RGB / thermal / label / saliency sizes agree, boxes inside the image)
 and reads pixels lazily with cv2. A bad pair raises `DatasetError` naming the file, or,
 with ``skip_bad=True``, is dropped and counted in `.skipped` (name, reason) - never
-silently misaligned.
+silently misaligned. A file whose header is fine but whose pixels do not decode (e.g. a
+truncated JPEG) can only be found when read: that raises `DatasetError` at access.
 """
 
 from __future__ import annotations
