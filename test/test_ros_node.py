@@ -183,6 +183,11 @@ def test_overload_keeps_latency_bounded_and_counts_drops(ros, pair):
     # latest-only: no queue builds up (a queue would reach ~n * 3/4 * per_frame)
     assert max(results) < 6 * per_frame + 0.3, (max(results), per_frame)
     assert probe.wait_diagnostic("count dropped_superseded", lambda v: int(v) >= superseded)
+    diag = probe.diagnostics()
+    for key in ("rgb rate (Hz)", "thermal rate (Hz)", "pairs rate (Hz)", "results rate (Hz)",
+                "inference p50 (ms)", "inference p95 (ms)", "latency p50 (ms)",
+                "latency p95 (ms)"):  # fmt: skip
+        assert float(diag[key]) > 0, key
 
 
 def test_thermal_camera_silent_gives_degraded_rgb_only_results(ros, pair):
@@ -321,11 +326,21 @@ def test_lifecycle_transitions_over_the_services(ros, pair):
     assert change(Transition.TRANSITION_CLEANUP)
     assert node.state_label == "unconfigured" and node._engine is None
     # configure-time parameters apply at the next configure: reliable input QoS
-    set_params(node, qos_reliability="reliable")
+    set_params(node, qos_reliability="reliable", use_camera_info=True)
     assert change(Transition.TRANSITION_CONFIGURE)
     assert change(Transition.TRANSITION_ACTIVATE)
     assert probe.wait_for_node(10.0)
     good_pair_processed(probe, pair, time.time_ns())
+    # CameraInfo that disagrees with the images is reported
+    from sensor_msgs.msg import CameraInfo
+
+    info_pub = probe.node.create_publisher(CameraInfo, "rgb/camera_info", 1)
+    assert probe.wait(lambda: info_pub.get_subscription_count() > 0, 5.0)
+    info_pub.publish(CameraInfo(width=640, height=512))
+    time.sleep(0.2)
+    good_pair_processed(probe, pair, time.time_ns())
+    reason = probe.wait_diagnostic("reason camera_info_mismatch")
+    assert reason == f"CameraInfo says 640x512, RGB image is {W}x{H}"
     # a best-effort camera cannot feed a reliable subscription: reported, not silent
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
@@ -379,3 +394,47 @@ def test_installed_executable_with_the_params_file_end_to_end(checkpoint, pair):
             out, _ = proc.communicate()
     assert proc.returncode == 0, out[-3000:]
     assert "active: processing" in out
+
+
+def test_segmentation_model_publishes_masks_and_a_latched_label_map(tmp_path, pair):
+    """A second node (own namespace) on an untrained segmentation checkpoint."""
+    from ivtuning_ros.model import build_model, load_model_config
+    from ivtuning_ros.model.checkpoint import save_checkpoint
+    from ivtuning_ros.ros.codec import image_to_rgb
+
+    cfg = load_model_config("efficientnet_lite0_seg")
+    path = tmp_path / "seg.safetensors"
+    save_checkpoint(path, build_model(cfg), {"note": "untrained"})
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    overrides = {"checkpoint": str(path), "backend": "torch", "warmup_runs": 0, "qos_depth": 5}
+    node = IVTuningNode(
+        context=ctx,
+        namespace="seg",
+        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+    )
+    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    probe = NodeProbe(context=ctx, namespace="seg", extra_topics=("mask", "mask_color"))
+    try:
+        assert probe.wait_for_node(20.0)
+        stamp = probe.publish_pair(*pair, frame_id="cam_seg")
+        mono = probe.result_for(stamp, topic="mask", timeout=30.0)
+        colour = probe.result_for(stamp, topic="mask_color", timeout=5.0)
+        assert mono is not None and colour is not None
+        assert (mono.encoding, colour.encoding) == ("mono8", "rgb8")
+        assert (mono.width, mono.height) == (W, H) and mono.header.frame_id == "cam_seg"
+        ids = np.frombuffer(bytes(mono.data), np.uint8)
+        n = len(cfg.class_names)
+        assert ((ids < n) | (ids == 255)).all()
+        assert image_to_rgb(colour).shape == (H, W, 3)
+        assert probe.wait(lambda: probe.messages("label_map"), 5.0)
+        assert list(probe.messages("label_map")[-1][1].class_names) == list(cfg.class_names)
+    finally:
+        probe.close()
+        executor.shutdown()
+        node._teardown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
