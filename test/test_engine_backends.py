@@ -130,3 +130,20 @@ def test_engine_config_validation(monkeypatch, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             EngineConfig(device="cuda").resolved_device()
+
+
+def test_tensorrt_absent_gives_install_hint_and_auto_falls_back():
+    pytest.importorskip("onnxruntime")
+    from ivtuning_ros.engine.backends import tensorrt
+    from ivtuning_ros.engine.engine import choose_backend
+
+    try:
+        import torch_tensorrt  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install torch-tensorrt"):
+            tensorrt.check_usable("cuda")
+        ok, why = tensorrt.available()
+        assert not ok and "not importable" in why
+    backend, why = choose_backend(EngineConfig(), "cpu")
+    assert backend == "onnxruntime" and why.startswith("auto: no tensorrt")
+    assert choose_backend(EngineConfig(backend="torch"), "cpu")[0] == "torch"

@@ -55,6 +55,13 @@ def available() -> tuple[bool, str]:
     return True, "torch_tensorrt importable and CUDA available"
 
 
+def check_usable(device: str) -> None:
+    """Raise ImportError (with the install hint) or ValueError (no CUDA device) early."""
+    import_torch_tensorrt()
+    if not device.startswith("cuda"):
+        raise ValueError(f"the tensorrt backend needs a CUDA device, got {device!r}")
+
+
 def library_versions() -> dict[str, str]:
     def version(dist: str) -> str:
         try:

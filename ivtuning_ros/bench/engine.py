@@ -1,0 +1,170 @@
+"""`ivtuning bench engine`: latency of every backend available here, side by side.
+
+The default model at the node's input size is saved as a checkpoint and loaded through
+`load_engine` exactly as the node does (fresh cache, so build times are reported too).
+Backends run in interleaved rounds so a noisy neighbour on a shared machine hurts them
+alike. The lower bound is the model's FLOPs (torch.utils.flop_counter) over this
+machine's fp32 matmul throughput measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ivtuning_ros.bench.common import machine_info, percentiles_ms, write_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "engine", help="latency of each inference backend vs the FLOP lower bound"
+    )
+    p.add_argument("--json", type=Path, default=None, help="write the report here")
+    p.add_argument("--preset", default="default", help="model preset (config/models)")
+    p.add_argument("--runs", type=int, default=100, help="timed runs per backend")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs per backend")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = per core)")
+    p.add_argument(
+        "--compile", action="store_true", help="also time the torch.compile'd torch backend"
+    )
+    p.set_defaults(func=run)
+
+
+def matmul_flops_per_s(n: int = 2048, runs: int = 10) -> float:
+    """Best-of-runs fp32 throughput of an n x n matmul: what this machine can do at best."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(runs + 2):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+def model_flops(module: torch.nn.Module, input_hw: tuple[int, int]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ivtuning_ros.engine.export import example_inputs
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        module(*example_inputs(input_hw, 1))
+    return int(counter.get_total_flops())
+
+
+def _save_default_checkpoint(preset: str, folder: Path) -> tuple[Path, torch.nn.Module]:
+    from ivtuning_ros.model import build_model, load_model_config
+    from ivtuning_ros.model.checkpoint import save_checkpoint
+
+    model = build_model(load_model_config(preset)).eval()
+    path = folder / f"{preset}.safetensors"
+    save_checkpoint(path, model, {"note": "untrained weights, for benchmarking"})
+    return path, model.inference_module().eval()
+
+
+def available_backends(compile_too: bool) -> list[tuple[str, dict]]:
+    """(label, EngineConfig overrides) of each backend that can run on this machine."""
+    from ivtuning_ros.engine.backends import tensorrt
+
+    out = [("torch eager", {"backend": "torch"})]
+    if compile_too:
+        out.append(("torch compile", {"backend": "torch", "torch_compile": True}))
+    out.append(("onnxruntime", {"backend": "onnxruntime"}))
+    ok, why = tensorrt.available()
+    if ok:
+        out.append(("tensorrt fp32", {"backend": "tensorrt"}))
+        out.append(("tensorrt fp16", {"backend": "tensorrt", "precision": "fp16"}))
+    else:
+        print(f"bench engine: tensorrt skipped: {why}")
+    if torch.cuda.is_available():
+        out.append(("torch eager fp16", {"backend": "torch", "precision": "fp16"}))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ivtuning_ros.engine.config import EngineConfig
+    from ivtuning_ros.engine.engine import load_engine
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report: dict = {"machine": machine_info(), "preset": args.preset, "runs": args.runs}
+    with tempfile.TemporaryDirectory(prefix="ivtuning-bench-") as tmp:
+        ckpt, module = _save_default_checkpoint(args.preset, Path(tmp))
+        engines = {}
+        builds = {}
+        for label, overrides in available_backends(args.compile):
+            cfg = EngineConfig(
+                cache_dir=Path(tmp) / "cache", warmup_runs=args.warmup,
+                num_threads=args.threads, **overrides,
+            )  # fmt: skip
+            t0 = time.perf_counter()
+            engines[label] = load_engine(ckpt, cfg, log=lambda line: print(f"  {line}"))
+            builds[label] = time.perf_counter() - t0
+        input_hw = next(iter(engines.values())).input_hw
+        flops = model_flops(module, input_hw)
+        del module
+        peak = matmul_flops_per_s()
+
+        rng = np.random.default_rng(0)
+        rgb = rng.random((1, 3, *input_hw), dtype=np.float32)
+        thermal = rng.random((1, 1, *input_hw), dtype=np.float32)
+        samples: dict[str, list[float]] = {label: [] for label in engines}
+        rounds, per_round = 10, max(1, args.runs // 10)
+        for _ in tqdm(range(rounds), desc="bench engine (interleaved rounds)"):
+            for label, engine in engines.items():
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    engine.run(rgb, thermal)
+                    samples[label].append(time.perf_counter() - t0)
+        for engine in engines.values():
+            engine.close()
+
+    results = {}
+    for label, times in samples.items():
+        stats = percentiles_ms(times)
+        achieved = flops / (stats["p50_ms"] / 1e3)
+        stats.update(
+            load_s=builds[label],
+            achieved_gflops=achieved / 1e9,
+            fraction_of_matmul=achieved / peak,
+        )
+        results[label] = stats
+    report.update(
+        input_hw=list(input_hw),
+        model_gflops=flops / 1e9,
+        matmul_gflops=peak / 1e9,
+        lower_bound_ms=flops / peak * 1e3,
+        backends=results,
+    )
+    if "onnxruntime" in results:
+        eager = results["torch eager"]["p50_ms"]
+        report["onnxruntime_speedup_vs_eager_p50"] = eager / results["onnxruntime"]["p50_ms"]
+
+    bound = report["lower_bound_ms"]
+    print(f"\nmodel {args.preset} at {input_hw[0]}x{input_hw[1]}: {flops / 1e9:.2f} GFLOP/image; "
+          f"matmul {peak / 1e9:.1f} GFLOP/s -> lower bound {bound:.2f} ms")  # fmt: skip
+    print(f"{'backend':<18}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'GFLOP/s':>10}{'of mm':>8}"
+          f"{'load s':>8}")  # fmt: skip
+    for label, s in results.items():
+        print(
+            f"{label:<18}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}{s['p99_ms']:>9.2f}"
+            f"{s['achieved_gflops']:>10.1f}{s['fraction_of_matmul']:>8.1%}{s['load_s']:>8.1f}"
+        )
+    if "onnxruntime_speedup_vs_eager_p50" in report:
+        print(
+            f"onnxruntime vs torch eager at p50: {report['onnxruntime_speedup_vs_eager_p50']:.2f}x"
+        )
+    write_json(args.json, report)
+    return 0
