@@ -396,42 +396,50 @@ def test_installed_executable_with_the_params_file_end_to_end(checkpoint, pair):
     assert "active: processing" in out
 
 
-def test_segmentation_model_publishes_masks_and_a_latched_label_map(tmp_path, pair):
-    """A second node (own namespace) on an untrained segmentation checkpoint."""
+@pytest.mark.parametrize(
+    ("preset", "topics"),
+    [("efficientnet_lite0_seg", ("mask", "mask_color")), ("efficientnet_lite0_sod", ("saliency",))],
+)
+def test_dense_models_publish_their_maps_with_the_input_header(tmp_path, pair, preset, topics):
+    """A second node (own namespace) on an untrained segmentation / saliency checkpoint."""
     from ivtuning_ros.model import build_model, load_model_config
     from ivtuning_ros.model.checkpoint import save_checkpoint
     from ivtuning_ros.ros.codec import image_to_rgb
 
-    cfg = load_model_config("efficientnet_lite0_seg")
-    path = tmp_path / "seg.safetensors"
+    cfg = load_model_config(preset)
+    path = tmp_path / f"{preset}.safetensors"
     save_checkpoint(path, build_model(cfg), {"note": "untrained"})
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     overrides = {"checkpoint": str(path), "backend": "torch", "warmup_runs": 0, "qos_depth": 5}
     node = IVTuningNode(
         context=ctx,
-        namespace="seg",
+        namespace="dense",
         parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
     )
     executor = MultiThreadedExecutor(num_threads=2, context=ctx)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
-    probe = NodeProbe(context=ctx, namespace="seg", extra_topics=("mask", "mask_color"))
+    probe = NodeProbe(context=ctx, namespace="dense", extra_topics=topics)
     try:
         assert probe.wait_for_node(20.0)
-        stamp = probe.publish_pair(*pair, frame_id="cam_seg")
-        mono = probe.result_for(stamp, topic="mask", timeout=30.0)
-        colour = probe.result_for(stamp, topic="mask_color", timeout=5.0)
-        assert mono is not None and colour is not None
-        assert (mono.encoding, colour.encoding) == ("mono8", "rgb8")
-        assert (mono.width, mono.height) == (W, H) and mono.header.frame_id == "cam_seg"
-        ids = np.frombuffer(bytes(mono.data), np.uint8)
-        n = len(cfg.class_names)
-        assert ((ids < n) | (ids == 255)).all()
-        assert image_to_rgb(colour).shape == (H, W, 3)
-        assert probe.wait(lambda: probe.messages("label_map"), 5.0)
-        assert list(probe.messages("label_map")[-1][1].class_names) == list(cfg.class_names)
+        stamp = probe.publish_pair(*pair, frame_id="cam_dense")
+        images = {t: probe.result_for(stamp, topic=t, timeout=30.0) for t in topics}
+        for topic, msg in images.items():
+            assert msg is not None, topic
+            assert (msg.width, msg.height) == (W, H) and msg.header.frame_id == "cam_dense"
+        if preset.endswith("_seg"):
+            mono, colour = images["mask"], images["mask_color"]
+            assert (mono.encoding, colour.encoding) == ("mono8", "rgb8")
+            ids = np.frombuffer(bytes(mono.data), np.uint8)
+            assert ((ids < len(cfg.class_names)) | (ids == 255)).all()
+            assert image_to_rgb(colour).shape == (H, W, 3)
+            assert probe.wait(lambda: probe.messages("label_map"), 5.0)
+            names = list(probe.messages("label_map")[-1][1].class_names)
+            assert names == list(cfg.class_names)
+        else:
+            assert images["saliency"].encoding == "mono8"
     finally:
         probe.close()
         executor.shutdown()

@@ -60,6 +60,7 @@ NODE_NAME = "ivtuning_node"
 # receives values already in [0, 1].
 IDENTITY_NORM = ThermalNorm("fixed", 0.0, 1.0)
 MODALITY = {"both": 0, "rgb": 1, "thermal": 2}  # DetectionArray.MODALITY_* values
+LOG_EVERY_S = 10.0  # repeated input problems are logged this often (all are counted)
 
 
 def stamp_ns(stamp) -> int:
@@ -117,7 +118,7 @@ class IVTuningNode(LifecycleNode):
         self._label_map_sent = False
         self._last_rgb: tuple[tuple[int, int], str] | None = None  # (h, w), frame_id
         self._camera_info: CameraInfo | None = None
-        self._warned: set[str] = set()
+        self._logged: dict[str, float] = {}  # problem kind -> last log time
 
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(
@@ -335,10 +336,13 @@ class IVTuningNode(LifecycleNode):
 
     # ---------------------------------------------------------------- callbacks
     def _count_bad(self, key: str, why: str) -> None:
+        """Count a problem; log it at most every LOG_EVERY_S seconds per kind."""
         self.stats.count(key, why)
-        if key not in self._warned:  # first occurrence in full, then in diagnostics
-            self._warned.add(key)
-            self.get_logger().warning(f"{key}: {why} (counted on /diagnostics)")
+        now = time.monotonic()
+        if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._logged[key] = now
+            n = self.stats.counts[key]
+            self.get_logger().warning(f"{key} (x{n}): {why} (counts on /diagnostics)")
 
     def _on_image(self, stream: str, msg: Image) -> None:
         self.stats.tick(stream)
