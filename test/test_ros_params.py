@@ -110,13 +110,17 @@ def test_configure_with_a_missing_checkpoint_fails_but_node_lives(context):
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.state_label == "unconfigured"
         status = node.diagnostics_status()
-        assert "unconfigured" in status.message
+        assert status.message.startswith("unconfigured: configure failed: FileNotFoundError")
+        assert "/nonexistent/model.safetensors" in status.message
     finally:
         node.destroy_node()
 
 
 def test_params_file_documents_every_parameter_with_its_default():
+    from ivtuning_ros.ros.params import params_yaml
+
     text = (ROOT / "config" / "ivtuning.yaml").read_text()
+    assert text == params_yaml(), "config/ivtuning.yaml is stale: regenerate it (params_yaml)"
     params = yaml.safe_load(text)["/**"]["ros__parameters"]
     assert set(params) == set(SPECS)
     for name, spec in SPECS.items():

@@ -50,7 +50,7 @@ from .codec import (
     image_to_rgb,
     image_to_thermal,
 )
-from .diagnostics import NodeStats, build_status
+from .diagnostics import ERROR, NodeStats, build_status
 from .params import SPECS, NodeConfig, descriptor, node_config, validate
 from .slot import LatestSlot
 from .sync import PairSynchronizer, SyncedPair
@@ -105,6 +105,7 @@ class IVTuningNode(LifecycleNode):
 
         self.stats = NodeStats()
         self.state_label = "unconfigured"
+        self.configure_error: str | None = None  # shown on /diagnostics until fixed
         self._active = threading.Event()
         self._slot: LatestSlot[SyncedPair] = LatestSlot()
         self._sync: PairSynchronizer | None = None
@@ -171,6 +172,8 @@ class IVTuningNode(LifecycleNode):
             }
             if cfg.cache_dir:
                 engine_cfg["cache_dir"] = Path(cfg.cache_dir)
+            if cfg.int8_calibration_dir:
+                engine_cfg["calibration_dir"] = Path(cfg.int8_calibration_dir)
             self.get_logger().info(f"loading {checkpoint} ({cfg.backend}, {cfg.precision})")
             t0 = time.monotonic()
             self._engine = load_engine(
@@ -179,8 +182,10 @@ class IVTuningNode(LifecycleNode):
             self._predictor = self._make_predictor(self._engine)
         except Exception as err:  # any failure leaves the node alive and unconfigured
             self._engine = self._predictor = None
-            self.get_logger().error(f"configure failed: {type(err).__name__}: {err}")
+            self.configure_error = f"configure failed: {type(err).__name__}: {err}"
+            self.get_logger().error(self.configure_error)
             return TransitionCallbackReturn.FAILURE
+        self.configure_error = None
         self.get_logger().info(
             f"engine ready in {time.monotonic() - t0:.1f} s: task {self._engine.task}, "
             f"backend {self._engine.backend_name}, input {tuple(self._engine.input_hw)}"
@@ -477,7 +482,7 @@ class IVTuningNode(LifecycleNode):
 
     def diagnostics_status(self):
         sync = self._sync
-        return build_status(
+        status = build_status(
             f"{self.get_name()}: {self.get_fully_qualified_name()}",
             "ivtuning_ros",
             self.state_label,
@@ -486,6 +491,9 @@ class IVTuningNode(LifecycleNode):
             dict(sync.last_problem) if sync else {},
             float(self.cfg.stale_after),
         )
+        if self.configure_error and self.state_label == "unconfigured":
+            status.level, status.message = ERROR, f"unconfigured: {self.configure_error}"
+        return status
 
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()

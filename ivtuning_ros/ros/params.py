@@ -46,6 +46,9 @@ SPECS: dict[str, Spec] = {
     "precision": Spec("fp32", "Engine precision.", choices=("fp32", "fp16", "int8")),
     "device": Spec("auto", "Torch device for the torch/TensorRT backends (auto, cpu, cuda:0)."),
     "cache_dir": Spec("", "Engine cache folder; empty = the engine's default (~/.cache)."),
+    "int8_calibration_dir": Spec(
+        "", "Folder of calibration images, needed for precision int8 (TensorRT)."
+    ),
     "warmup_runs": Spec(
         3, "Inference passes run at configure before the node is ready.", range=(0, 100)
     ),
@@ -236,3 +239,38 @@ def node_config(values: dict[str, Any]) -> NodeConfig:
         except ValueError as err:
             raise ValueError(f"thermal_norm {mode}: {err}") from None
     return NodeConfig(dict(v), sync, geometry, norm)
+
+
+def params_yaml() -> str:
+    """The text of config/ivtuning.yaml: every parameter, its default and its documentation.
+
+    Regenerate the file with `python -c "from ivtuning_ros.ros.params import params_yaml;
+    print(params_yaml(), end='')" > config/ivtuning.yaml`; a test keeps the two equal.
+    """
+    import json
+    import textwrap
+
+    lines = [
+        "# ivtuning_node parameters: every one, with its default.",
+        "#   ivtuning_node --ros-args --params-file config/ivtuning.yaml",
+        "#   ros2 launch ivtuning_ros ivtuning.launch.py params_file:=my_params.yaml",
+        "# [live] = may be changed at run time (ros2 param set); others apply at configure.",
+        "/**:",
+        "  ros__parameters:",
+    ]
+    for name, spec in SPECS.items():
+        doc = spec.description + (" [live]" if spec.live else "")
+        if spec.choices:
+            doc += f" Choices: {', '.join(spec.choices)}."
+        if spec.range:
+            doc += f" Range: [{spec.range[0]}, {spec.range[1]}]."
+        lines += [f"    # {line}" for line in textwrap.wrap(doc, 88)]
+        v = spec.default
+        if isinstance(v, bool):
+            text = "true" if v else "false"
+        elif isinstance(v, list):
+            text = "[" + ", ".join(repr(x) for x in v) + "]"
+        else:
+            text = json.dumps(v)
+        lines += [f"    {name}: {text}", ""]
+    return "\n".join(lines).rstrip() + "\n"
