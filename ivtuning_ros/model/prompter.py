@@ -48,6 +48,7 @@ class HybridConv(nn.Module):
         self.proj2 = nn.Conv2d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()  # few channels: one cheap copy beats strided convolutions
         head, rest = x[:, : self.n_part], x[:, self.n_part :]
         x = torch.cat([self.partial(head), rest], dim=1) + x
         return self.proj2(F.relu(self.bn(self.proj1(x)))) + x
@@ -63,7 +64,10 @@ class ScaledLayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x) * self.gamma + self.beta
+        # (norm(x) * w + b) * gamma + beta as one layer_norm call: one pass over the map
+        weight = self.norm.weight * self.gamma
+        bias = self.norm.bias * self.gamma + self.beta
+        return F.layer_norm(x, self.norm.normalized_shape, weight, bias, self.norm.eps)
 
 
 class HybridAdapter(nn.Module):
@@ -85,7 +89,7 @@ class HybridAdapter(nn.Module):
 class InternalPromptAdapter(nn.Module):
     """Turns the cascaded prompt p into an additive term for the current layer.
 
-    norm -> down (C_in -> r) -> [avg-pool to the layer's resolution] -> SimAM -> GELU ->
+    [avg-pool to the layer's resolution] -> norm -> down (C_in -> r) -> SimAM -> GELU ->
     up (r -> C_out) -> * scale + bias. The pooling and C_in != C_out only occur between
     CNN stages, where the prompt comes from a finer, narrower stage.
     """
@@ -99,13 +103,15 @@ class InternalPromptAdapter(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_dim))
 
     def forward(self, p: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-        z = to_nchw(self.down(self.norm(p)))
-        h, w = z.shape[-2:]
-        if (h, w) != tuple(out_hw):
+        h, w = p.shape[1], p.shape[2]
+        if (h, w) != tuple(out_hw):  # resample first: every later op runs on fewer pixels
             kh, kw = -(-h // out_hw[0]), -(-w // out_hw[1])
-            z = F.avg_pool2d(z, (kh, kw), ceil_mode=True, count_include_pad=False)
+            p = to_nhwc(F.avg_pool2d(to_nchw(p), (kh, kw), ceil_mode=True, count_include_pad=False))
+        z = to_nchw(self.down(self.norm(p)))
         z = to_nhwc(F.gelu(simam(z)))
-        return self.up(z) * self.scale + self.bias
+        # up(z) * scale + bias with the scale folded into the projection: one pass
+        weight = self.up.weight * self.scale[:, None]
+        return F.linear(z, weight, self.up.bias * self.scale + self.bias)
 
 
 class ModalityAwarePrompter(nn.Module):
