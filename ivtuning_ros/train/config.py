@@ -3,9 +3,8 @@
 Every key is checked: an unknown or missing key, a wrong type or a bad value raises a
 ValueError naming its dotted path (e.g. ``train.lr``), before any data or model loads.
 
-    model:   {preset: NAME_OR_PATH, mode: ivtuning, weights: null}
+    model:   {preset: NAME_OR_PATH, overrides: {mode: full}}   # overrides are optional
     data:
-      thermal_norm: agc8
       train: {format: FORMAT, root: DIR, split: null}          # a dataset on disk, or
       train: {synthetic: {conditions: [clear_night], count: 200, seed: 0}}
       val:   {fraction: 0.15}            # carved from train (seeded), or its own source
@@ -18,28 +17,29 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ivtuning_ros.data.conditions import get_condition
-from ivtuning_ros.preprocess import THERMAL_PRESETS
+from ivtuning_ros.model.config import ModelConfig, load_model_config
 
-MODES = ("ivtuning", "full", "rgb_only", "thermal_only", "dual_backbone")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
 class ModelSection:
-    preset: str  # config/models/<preset>.yaml or a path to a model YAML
-    mode: str | None = None  # overrides the preset's training mode
-    weights: str | None = None  # overrides the preset's backbone weights (e.g. "random")
+    """A model preset plus top-level overrides of it (e.g. ``{mode: full}``), checked by
+    the model's own config loader so that errors name the overridden key."""
 
-    def __post_init__(self) -> None:
-        if self.mode is not None and self.mode not in MODES:
-            raise ValueError(f"mode: {self.mode!r} is not one of {', '.join(MODES)}")
+    preset: str  # config/models/<preset>.yaml or a path to a model YAML
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self) -> ModelConfig:
+        cfg = load_model_config(self.preset)
+        return cfg.replace(**self.overrides) if self.overrides else cfg
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class SyntheticSpec:
     conditions: tuple[str, ...]
     count: int
     seed: int = 0
+    size: tuple[int, ...] = (320, 256)  # width, height of the rendered images
 
     def __post_init__(self) -> None:
         if not self.conditions:
@@ -57,6 +58,8 @@ class SyntheticSpec:
             raise ValueError(f"count must be >= 1, got {self.count}")
         for name in self.conditions:
             get_condition(name)  # raises naming the valid conditions
+        if len(self.size) != 2 or min(self.size) < 32:
+            raise ValueError(f"size must be [width, height], each >= 32, got {list(self.size)}")
 
 
 @dataclass(frozen=True)
@@ -85,15 +88,12 @@ class DataSection:
     train: SourceSection
     val: SourceSection
     test: SourceSection | None = None
-    thermal_norm: str = "agc8"
     split_seed: int = 0  # the permutation that carves val/test fractions out of train
     skip_bad: bool = False  # count and skip unreadable pairs instead of stopping
+    augment: bool = True  # random crop + flip of training pairs (data.dataset.augment_sample)
+    cache_dir: str | None = None  # where synthetic sources are rendered (default: user cache)
 
     def __post_init__(self) -> None:
-        if self.thermal_norm not in THERMAL_PRESETS:
-            raise ValueError(
-                f"thermal_norm: {self.thermal_norm!r} is not one of {', '.join(THERMAL_PRESETS)}"
-            )
         if self.train.fraction is not None:
             raise ValueError("train: a fraction only makes sense for val and test")
         fractions = sum(s.fraction or 0.0 for s in (self.val, self.test) if s is not None)
@@ -156,6 +156,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
                 return None
             raise ValueError(f"{path}: must not be null")
         return _convert(args[0], value, path)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path)
     if origin is tuple:

@@ -1,0 +1,140 @@
+"""The training loop on a tiny model: checkpoints, selection on validation, exact resume,
+every task and mode, bf16 autocast."""
+
+import copy
+import itertools
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from ivtuning_ros.data.synthetic import SEG_CLASSES
+from ivtuning_ros.model.checkpoint import load_checkpoint
+from ivtuning_ros.train.config import parse_train_config
+from ivtuning_ros.train.state import load_train_state
+from ivtuning_ros.train.trainer import EpochSampler, lr_factor, train
+
+
+def tiny(cache, **train_overrides) -> dict:
+    """EfficientNet-Lite0 structure with random weights at 64x96 on 16 synthetic pairs."""
+    raw = {
+        "model": {"preset": "default", "overrides": {"weights": "random", "input_size": [64, 96]}},
+        "data": {
+            "cache_dir": str(cache),
+            "train": {
+                "synthetic": {
+                    "conditions": ["clear_night", "light_fog"], "count": 16, "seed": 3,
+                    "size": [96, 64],
+                }
+            },
+            "val": {"fraction": 0.25},
+        },
+        "train": {"epochs": 2, "batch_size": 4, "lr": 0.003, "warmup_steps": 1, "amp": "off",
+                  "threads": 1, "modality_dropout": 0.3},
+    }  # fmt: skip
+    raw["train"].update(train_overrides)
+    return raw
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_run_writes_trainable_only_checkpoints_and_selects_on_validation(tmp_path):
+    out = tmp_path / "run"
+    result = train(parse_train_config(tiny(tmp_path / "cache")), out, progress=False)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    val = [r["val"]["map50"] for r in log]
+    assert result.best_epoch == 1 + max(range(2), key=lambda i: (val[i], -i))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation"] == log[result.best_epoch - 1]["val"]
+    assert metrics["test"] is None  # no test split configured: nothing is scored on it
+    with safe_open(str(out / "best.safetensors"), "pt") as f:
+        keys = list(f.keys())
+        meta = json.loads(f.metadata()["metadata"])
+    assert keys and not any(k.startswith("backbone.") for k in keys)
+    assert meta["epoch"] == result.best_epoch and meta["select_metric"] == "map50"
+    model, info = load_checkpoint(out / "best.safetensors")
+    assert info.config.input_size == (64, 96)
+    # Frozen weights have no optimizer state: one entry per trainable tensor only.
+    state = load_train_state(out)
+    n_trainable = sum(1 for p in model.parameters() if p.requires_grad)
+    assert n_trainable == result.parameters["trainable"] or n_trainable > 0
+    assert len(state["optimizer"]["state"]) == n_trainable
+    assert state["epoch"] == 2 and state["global_step"] == 6
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(parse_train_config(tiny(tmp_path / "cache")), out, progress=False)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    raw = tiny(tmp_path / "cache", save_every_steps=2)
+    full = train(parse_train_config(raw), tmp_path / "full", progress=False)
+
+    def crash(step, loss):
+        if step == 5:  # 3 steps per epoch: the last resume point is step 4, inside epoch 2
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(parse_train_config(raw), tmp_path / "cut", on_step=crash, progress=False)
+    saved = load_train_state(tmp_path / "cut")
+    assert (saved["global_step"], saved["epoch"], saved["batch_in_epoch"]) == (4, 1, 1)
+    resumed = train(parse_train_config(raw), tmp_path / "cut", resume=True, progress=False)
+
+    def figures(history):
+        return [{k: v for k, v in r.items() if k != "epoch_s"} for r in history]
+
+    assert figures(resumed.history) == figures(full.history)
+    a = load_checkpoint(tmp_path / "full" / "last.safetensors")[0].state_dict()
+    b = load_checkpoint(tmp_path / "cut" / "last.safetensors")[0].state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+    changed = copy.deepcopy(raw)
+    changed["train"]["lr"] = 0.1
+    with pytest.raises(ValueError, match=r"train\.lr"):
+        train(parse_train_config(changed), tmp_path / "cut", resume=True, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("task", "mode", "amp"),
+    [
+        ("segmentation", "full", "off"),
+        ("saliency", "thermal_only", "off"),
+        ("detection", "rgb_only", "bf16"),
+        ("detection", "dual_backbone", "off"),
+    ],
+)
+def test_every_task_and_mode_trains(tmp_path, task, mode, amp):
+    raw = tiny(tmp_path / "cache", epochs=1, amp=amp)
+    preset = {"detection": "default", "segmentation": "efficientnet_lite0_seg",
+              "saliency": "efficientnet_lite0_sod"}[task]  # fmt: skip
+    raw["model"]["preset"] = preset
+    raw["model"]["overrides"]["mode"] = mode
+    if task == "segmentation":  # the preset names MFNet's classes; ours are the scene's
+        raw["model"]["overrides"]["class_names"] = list(SEG_CLASSES)
+    result = train(parse_train_config(raw), tmp_path / "run", progress=False)
+    expected = {"detection": "map50", "segmentation": "miou", "saliency": "s_measure"}[task]
+    assert result.select_metric == expected
+    assert result.history[0]["train"]["loss"] > 0
+    _, info = load_checkpoint(result.best_checkpoint)
+    assert info.config.task == task and info.config.mode == mode
+
+
+def test_sampler_shards_evenly_and_restarts_mid_epoch():
+    ranks = [EpochSampler(10, 2, seed=1, rank=r, world=2) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(3)
+    a, b = list(ranks[0]), list(ranks[1])
+    assert len(a) == len(b) == 4 and not set(a) & set(b)
+    ranks[0].set_epoch(3, start_batch=1)
+    assert list(ranks[0]) == a[2:]
+    ranks[0].set_epoch(4)
+    assert list(ranks[0]) != a
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [lr_factor(s, 10, 100) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[10] == pytest.approx(1.0)
+    assert all(x >= y for x, y in itertools.pairwise(f[10:])) and f[-1] > 0.05
