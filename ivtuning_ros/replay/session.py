@@ -93,6 +93,16 @@ def load_params_file(path: Path | None) -> dict[str, Any]:
     return values
 
 
+def _like(default: Any, value: Any) -> Any:
+    """An override in the parameter's declared type where that is lossless (1 -> 1.0):
+    rclpy refuses a value whose type differs from the declaration."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, list) and default and isinstance(value, list):
+        return [_like(default[0], v) for v in value]
+    return value
+
+
 def _absolute(topic: str) -> str:
     return topic if topic.startswith("/") else "/" + topic
 
@@ -121,7 +131,7 @@ def node_parameters(opts: ReplayOptions) -> tuple[dict[str, Any], dict[str, str]
     unknown = sorted(set(opts.overrides) - set(SPECS))
     if unknown:
         raise ValueError(f"unknown node parameter(s) {', '.join(unknown)}")
-    values.update(opts.overrides)
+    values.update({k: _like(SPECS[k].default, v) for k, v in opts.overrides.items()})
     values.update({f"{r}_topic": t for r, t in topics.items()})  # the node listens on the bag's
     reason = validate(values)
     if reason:
@@ -144,22 +154,45 @@ def _qos_like_publisher(node, topic: str):
     return qos
 
 
-def _output_topics(node, node_name: str, timeout_s: float) -> dict[str, str]:
-    """Topics the node publishes (name -> type), once its results topic is visible."""
+def _type_name(msg_class: type) -> str:
+    """'pkg/msg/Name' of an rclpy message class."""
+    return f"{msg_class.__module__.split('.')[0]}/msg/{msg_class.__name__}"
+
+
+def _recordable(topic: str) -> bool:
+    return topic not in _INFRASTRUCTURE and not topic.endswith("/transition_event")
+
+
+def _own_output_topics(node) -> dict[str, str]:
+    """Topics an in-process node publishes, from the node itself (no graph lookup)."""
+    return {
+        p.topic_name: _type_name(p.msg_type) for p in node.publishers if _recordable(p.topic_name)
+    }
+
+
+def _external_output_topics(host, node_name: str, timeout_s: float) -> dict[str, str]:
+    """Topics a running node publishes (name -> type), once its results topic is visible."""
     deadline = time.monotonic() + timeout_s
     while True:
+        matches = [(n, ns) for n, ns in host.get_node_names_and_namespaces() if n == node_name]
+        if len(matches) > 1:
+            raise RuntimeError(
+                f"{len(matches)} nodes named {node_name!r} on the ROS graph (namespaces "
+                f"{sorted(ns for _, ns in matches)}): stop the extra ones or use another "
+                "ROS_DOMAIN_ID"
+            )
         found = {}
-        for name, ns in node.get_node_names_and_namespaces():
-            if name == node_name:
-                for topic, types in node.get_publisher_names_and_types_by_node(name, ns):
-                    if topic not in _INFRASTRUCTURE and not topic.endswith("/transition_event"):
-                        found[topic] = types[0]
+        for name, ns in matches:
+            for topic, types in host.get_publisher_names_and_types_by_node(name, ns):
+                if _recordable(topic):
+                    found[topic] = types[0]
         if DETECTIONS_TYPE in found.values():
             return found
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"node {node_name!r} publishes no {DETECTIONS_TYPE} after {timeout_s:.0f} s "
-                f"(seen: {sorted(found) or 'no node of that name'}): is it running and active?"
+                f"no node {node_name!r} publishing {DETECTIONS_TYPE} after {timeout_s:.0f} s "
+                f"(seen: {sorted(found) if matches else 'no node of that name'}): is it "
+                "running, active and in this ROS_DOMAIN_ID?"
             )
         time.sleep(0.1)
 
@@ -215,7 +248,7 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
     context = Context()
     rclpy.init(context=context, args=["ivtuning_replay"])
     spinners: list[_Spinner] = []
-    node = recorder = None
+    node = host = recorder = None
     try:
         t0 = time.monotonic()
         if not opts.external:
@@ -224,7 +257,11 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
         startup_s = time.monotonic() - t0
         host = rclpy.create_node("ivtuning_replay", context=context)
         spinners.append(_Spinner(host, context))
-        topics = _output_topics(host, opts.node_name, opts.startup_timeout_s)
+        topics = (
+            _external_output_topics(host, opts.node_name, opts.startup_timeout_s)
+            if node is None
+            else _own_output_topics(node)
+        )
         skipped = sorted(
             t for t, ty in topics.items() if ty == IMAGE_TYPE and t.rsplit("/", 1)[-1] == "overlay"
         )
@@ -257,6 +294,9 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
             node.trigger_shutdown()
         for s in reversed(spinners):
             s.stop()
+        for n in (host, node):
+            if n is not None:
+                n.destroy_node()
         rclpy.try_shutdown(context=context)
 
     outputs, masks, names, diag = [], {}, (), {}
