@@ -86,7 +86,7 @@ def test_onnxruntime_backend_matches_eager_with_any_batch(module, inputs, tmp_pa
     ort_backend.build(module, HW, path)
     backend = ort_backend.OnnxRuntimeBackend(path, HW, num_threads=1)
     want = reference(module, inputs)
-    assert_outputs_close(backend.run(*inputs), want, atol=1e-4)  # batch 3 (exported with 2)
+    assert_outputs_close(backend.run(*inputs), want, atol=1e-4)  # batch 3: image by image
     one = backend.run(inputs[0][:1], inputs[1][:1])
     assert_outputs_close(one, [w[:1] for w in want], atol=1e-4)
 
@@ -147,3 +147,35 @@ def test_tensorrt_absent_gives_install_hint_and_auto_falls_back():
     backend, why = choose_backend(EngineConfig(), "cpu")
     assert backend == "onnxruntime" and why.startswith("auto: no tensorrt")
     assert choose_backend(EngineConfig(backend="torch"), "cpu")[0] == "torch"
+
+
+def test_calibration_folder_pairs_and_preprocesses(tmp_path):
+    import cv2
+
+    from ivtuning_ros.engine.calibration import (
+        calibration_batches,
+        calibration_fingerprint,
+        calibration_pairs,
+    )
+    from ivtuning_ros.preprocess import THERMAL_PRESETS
+
+    (tmp_path / "visible").mkdir()
+    (tmp_path / "infrared").mkdir()
+    for i in range(3):
+        cv2.imwrite(
+            str(tmp_path / "visible" / f"{i:02d}.jpg"), np.full((48, 64, 3), 40 * i, np.uint8)
+        )
+        if i < 2:  # the third RGB image has no thermal partner: skipped
+            cv2.imwrite(
+                str(tmp_path / "infrared" / f"{i:02d}.png"), np.full((48, 64), 1000 * i, np.uint16)
+            )
+    assert [a.stem for a, _ in calibration_pairs(tmp_path)] == ["00", "01"]
+    norm = THERMAL_PRESETS["y16_percentile"]
+    batches = list(calibration_batches(tmp_path, HW, norm, limit=5))
+    assert len(batches) == 2
+    rgb, thermal = batches[1]
+    assert rgb.shape == (1, 3, *HW) and thermal.shape == (1, 1, *HW)
+    assert float(thermal.min()) >= 0.0 and float(thermal.max()) <= 1.0
+    assert calibration_fingerprint(tmp_path, 5) != calibration_fingerprint(tmp_path, 1)
+    with pytest.raises(FileNotFoundError, match="visible/ \\+ infrared/"):
+        calibration_pairs(tmp_path / "visible")

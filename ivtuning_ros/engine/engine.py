@@ -25,7 +25,7 @@ from ivtuning_ros.preprocess import ThermalNorm
 
 Log = Callable[[str], None]
 # Bump when the export path changes what an artifact contains: old artifacts rebuild.
-ENGINE_FORMAT = "1"
+ENGINE_FORMAT = "2"
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def load_engine(
         "engine_format": ENGINE_FORMAT,
         "backend": backend,
         "precision": cfg.precision,
-        "input_shape": f"rgb Bx3x{info.input_hw[0]}x{info.input_hw[1]}, thermal Bx1x...",
+        "input_shape": "rgb 1x3x{0}x{1}, thermal 1x1x{0}x{1}".format(*info.input_hw),
         "checkpoint_sha256": file_sha256(path),
         **parts,
         **{f"version_{k}": v for k, v in backend_module.library_versions().items()},

@@ -15,6 +15,9 @@ class Backend(ABC):
     """
 
     name: str = "backend"
+    # Compiled engines are built for batch 1 (the node's case: static shapes export and
+    # build faster and let TensorRT/ORT plan memory once); larger batches run in turn.
+    batch_one: bool = False
 
     def __init__(self, input_hw: tuple[int, int]) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
@@ -24,7 +27,10 @@ class Backend(ABC):
 
     def run(self, rgb_batch: np.ndarray, thermal_batch: np.ndarray) -> tuple[np.ndarray, ...]:
         rgb, thermal = check_inputs(rgb_batch, thermal_batch, self.input_hw)
-        return self._run(rgb, thermal)
+        if not self.batch_one or rgb.shape[0] == 1:
+            return self._run(rgb, thermal)
+        per_image = [self._run(rgb[i : i + 1], thermal[i : i + 1]) for i in range(rgb.shape[0])]
+        return tuple(np.concatenate(parts) for parts in zip(*per_image, strict=True))
 
     @abstractmethod
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """ONNX Runtime backend: the CPU default.
 
 Build: the torch.export'ed inference module -> ONNX (torch.onnx.export, dynamo exporter,
-one self-contained file, symbolic batch). Run: an ORT session with every graph
+one self-contained file, batch 1). Run: an ORT session with every graph
 optimisation enabled (constant folding, conv/BN/activation fusion, NCHWc layouts on x86)
 and a configurable intra-op thread count.
 """
@@ -44,10 +44,10 @@ def check_precision(precision: str) -> None:
 
 def build(module: nn.Module, input_hw: tuple[int, int], out_path: Path) -> None:
     """Export `module` to a single ONNX file at out_path."""
-    program = export_program(module, input_hw, dynamic_batch=True)
+    program = export_program(module, input_hw)
     onnx_program = torch.onnx.export(
         program,
-        example_inputs(input_hw, 2),
+        example_inputs(input_hw, 1),
         dynamo=True,
         input_names=INPUT_NAMES,
         external_data=False,
@@ -70,6 +70,7 @@ def session_options(num_threads: int) -> ort.SessionOptions:
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    batch_one = True
 
     def __init__(
         self, path: Path, input_hw: tuple[int, int], num_threads: int = 0, device: str = "cpu"

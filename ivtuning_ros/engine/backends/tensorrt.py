@@ -98,11 +98,11 @@ def build(
         from modelopt.torch.quantization.utils import export_torch_mode
 
         with export_torch_mode():
-            program = export_program(module, input_hw, dynamic_batch=False, device=device)
+            program = export_program(module, input_hw, device)
         settings["enabled_precisions"] = {torch.int8}  # the QDQ path documented for 2.14
         settings.pop("use_explicit_typing")
     else:
-        program = export_program(module, input_hw, dynamic_batch=False, device=device)
+        program = export_program(module, input_hw, device)
         if precision == "fp16":
             settings.update(enable_autocast=True, low_precision_type=torch.float16)
     compiled = torch_tensorrt.dynamo.compile(program, arg_inputs=inputs, **settings)
@@ -135,6 +135,7 @@ def _quantize_int8(
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    batch_one = True
 
     def __init__(self, path: Path, input_hw: tuple[int, int], device: str) -> None:
         super().__init__(input_hw)
@@ -144,13 +145,10 @@ class TensorRTBackend(Backend):
 
     @torch.inference_mode()
     def _run(self, rgb: np.ndarray, thermal: np.ndarray) -> tuple[np.ndarray, ...]:
-        # The engine is built for batch 1 (the node's case); larger batches run in turn.
-        per_image = []
-        for i in range(rgb.shape[0]):
-            x = torch.from_numpy(rgb[i : i + 1]).to(self.device)
-            t = torch.from_numpy(thermal[i : i + 1]).to(self.device)
-            per_image.append([o.float() if o.is_floating_point() else o for o in self.module(x, t)])
-        return tuple(torch.cat(parts).cpu().numpy() for parts in zip(*per_image, strict=True))
+        x = torch.from_numpy(rgb).to(self.device)
+        t = torch.from_numpy(thermal).to(self.device)
+        outputs = self.module(x, t)
+        return tuple((o.float() if o.is_floating_point() else o).cpu().numpy() for o in outputs)
 
     def close(self) -> None:
         self.module = None
