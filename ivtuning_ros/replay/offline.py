@@ -30,6 +30,7 @@ from ivtuning_ros.ros.codec import (
     image_to_rgb,
     image_to_thermal,
 )
+from ivtuning_ros.ros.node import IDENTITY_NORM
 from ivtuning_ros.ros.params import NodeConfig
 from ivtuning_ros.ros.sync import PairSynchronizer, SyncedPair
 
@@ -41,21 +42,32 @@ def pair_inputs(
     cfg: NodeConfig,
     checkpoint_norm: ThermalNorm,
     last_rgb_hw: tuple[int, int] | None,
+    count: Callable[[str, str], None],
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(rgb uint8 RGB | None, thermal in [0, 1] on the RGB grid | None), as the node does:
     decode, normalise thermal (configured norm, by encoding, or the checkpoint's), map it
-    onto the RGB image with the configured crop/affine."""
+    onto the RGB image with the configured crop/affine. `count(key, why)` records the
+    problems the node counts without dropping the frame."""
     rgb = image_to_rgb(pair.rgb.msg) if pair.rgb is not None else None
     if pair.thermal is None:
         return rgb, None
     raw = image_to_thermal(pair.thermal.msg)
     try:
         t01 = cfg.norm_for(pair.thermal.msg.encoding, checkpoint_norm).normalize(raw)
-        target = rgb.shape[:2] if rgb is not None else last_rgb_hw
-        if target:
-            t01 = cfg.geometry.apply(t01, target)
     except ValueError as err:
-        raise ImageDecodeError(f"thermal: {err}") from None
+        raise ImageDecodeError("thermal", str(err)) from None
+    target = rgb.shape[:2] if rgb is not None else last_rgb_hw
+    if target:
+        if cfg.geometry.aspect_mismatch(raw.shape, target):
+            count(
+                "thermal_aspect_mismatch",
+                f"thermal {raw.shape[1]}x{raw.shape[0]} and RGB {target[1]}x{target[0]} differ "
+                "in aspect ratio and are stretched: set thermal_crop or thermal_affine",
+            )
+        try:
+            t01 = cfg.geometry.apply(t01, target)
+        except ValueError as err:
+            raise ImageDecodeError("thermal", str(err)) from None
     return rgb, t01
 
 
@@ -63,7 +75,7 @@ def node_predictor(engine: Engine, cfg: NodeConfig) -> Predictor:
     """A Predictor fed thermal already in [0, 1] (the node normalises it by encoding)."""
     view = Engine(
         engine.backend,
-        replace(engine.info, thermal_norm=ThermalNorm("fixed", 0.0, 1.0)),
+        replace(engine.info, thermal_norm=IDENTITY_NORM),
         engine.key,
         engine.artifact,
         engine.built,
@@ -111,9 +123,9 @@ def run_offline(
     def on_pair(pair: SyncedPair) -> None:
         t_begin = time.time_ns()
         try:
-            rgb, thermal01 = pair_inputs(pair, cfg, engine.thermal_norm, last_rgb_hw[0])
+            rgb, thermal01 = pair_inputs(pair, cfg, engine.thermal_norm, last_rgb_hw[0], fail)
         except ImageDecodeError as err:
-            fail("bad_input", str(err))
+            fail(f"{err.what}_bad_input", str(err))
             return
         if rgb is not None:
             last_rgb_hw[0] = rgb.shape[:2]
