@@ -1,0 +1,72 @@
+"""`ivtuning eval`: score a checkpoint on a labelled data set through the node's path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ivtuning_ros.data.dataset import FORMATS
+
+    p = subparsers.add_parser(
+        "eval",
+        help="COCO mAP / mIoU / SOD metrics of a checkpoint on a data set, with overlays",
+        description="Predict every pair with the engine + Predictor the node uses and score "
+        "the results in original image pixels: detection COCO mAP and mAP50 (pycocotools), "
+        "segmentation per-class IoU and mIoU, saliency S-measure, E-measure, weighted F and "
+        "MAE (pysodmetrics).",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="data set folder")
+    p.add_argument("--format", default="auto", help=f"auto or one of {', '.join(sorted(FORMATS))}")
+    p.add_argument("--split", default=None, help="split name inside the folder (e.g. test)")
+    p.add_argument("--json", type=Path, default=None, help="write the report here")
+    p.add_argument("--overlays", type=int, default=0, help="overlay PNGs for N spread frames")
+    p.add_argument(
+        "--overlay-dir", type=Path, default=None, help="default: overlays/ beside --json"
+    )
+    p.add_argument("--backend", default="torch", help="engine backend (auto, onnxruntime, torch)")
+    p.add_argument("--score-threshold", type=float, default=0.001, help="detection score cut")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N pairs")
+    p.add_argument("--skip-bad", action="store_true", help="count and skip unreadable pairs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ivtuning_ros.bench.common import write_json
+    from ivtuning_ros.data.dataset import open_dataset
+    from ivtuning_ros.engine.config import EngineConfig
+    from ivtuning_ros.engine.engine import load_engine
+    from ivtuning_ros.engine.predictor import Predictor
+    from ivtuning_ros.evaluation.evaluate import evaluate_predictor, format_table
+
+    samples = open_dataset(args.data, args.format, split=args.split, skip_bad=args.skip_bad)
+    if args.limit:
+        samples = samples[: args.limit]
+    overlay_dir = args.overlay_dir
+    if args.overlays and overlay_dir is None:
+        overlay_dir = (args.json.parent if args.json else Path(".")) / "overlays"
+    engine = load_engine(args.checkpoint, EngineConfig(backend=args.backend))
+    with engine:
+        report = evaluate_predictor(
+            Predictor(engine, score_threshold=args.score_threshold),
+            samples,
+            overlays=args.overlays,
+            overlay_dir=overlay_dir,
+            progress=not args.quiet,
+        )
+    report.update(
+        checkpoint=str(args.checkpoint),
+        data=str(args.data),
+        split=args.split,
+        skipped=getattr(samples, "num_skipped", 0),
+    )
+    print(format_table(report))
+    if args.json:
+        write_json(args.json, report)
+    elif not args.quiet:
+        print(json.dumps(report["metrics"], indent=1))
+    return 0

@@ -1,0 +1,71 @@
+"""`ivtuning eval` through the engine + Predictor path: report, table, overlays, and the
+same figures as the trainer's in-process evaluation of the same checkpoint."""
+
+import json
+
+import cv2
+import pytest
+
+from ivtuning_ros.tools.cli import main
+from ivtuning_ros.train.config import parse_train_config
+from ivtuning_ros.train.data import SYNTHETIC_SPLIT, synthetic_folder
+from ivtuning_ros.train.trainer import train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    test_spec = {"conditions": ["dense_fog"], "count": 6, "seed": 9, "size": [96, 64]}
+    cfg = parse_train_config(
+        {
+            "model": {"preset": "default",
+                      "overrides": {"weights": "random", "input_size": [64, 96]}},
+            "data": {
+                "cache_dir": str(root / "cache"),
+                "train": {"synthetic": {"conditions": ["clear_night"], "count": 12, "seed": 1,
+                                        "size": [96, 64]}},
+                "val": {"fraction": 0.25},
+                "test": {"synthetic": test_spec},
+            },
+            "train": {"epochs": 1, "batch_size": 3, "lr": 0.003, "warmup_steps": 1,
+                      "amp": "off", "threads": 1, "val_score_threshold": 0.01},
+        }
+    )  # fmt: skip
+    result = train(cfg, root / "run", progress=False)
+    test_dir = synthetic_folder(cfg.data.test.synthetic, root / "cache")
+    return root, result, test_dir
+
+
+def test_eval_report_matches_training_evaluation(trained, capsys):
+    root, result, test_dir = trained
+    out = root / "report.json"
+    code = main(
+        ["eval", "--checkpoint", str(result.best_checkpoint), "--data", str(test_dir),
+         "--split", SYNTHETIC_SPLIT, "--json", str(out), "--overlays", "2",
+         "--score-threshold", "0.01", "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["task"] == "detection" and report["images"] == 6
+    assert report["backend"] == "torch"
+    for key in ("map", "map50", "map75", "ap50/person"):
+        assert key in report["metrics"]
+    # Same checkpoint, same pixels, same postprocess: the node's path and the trainer's
+    # in-process test evaluation agree.
+    for key in ("map", "map50", "map75"):
+        assert report["metrics"][key] == pytest.approx(result.test_metrics[key], abs=1e-6)
+    table = capsys.readouterr().out
+    assert "map50" in table and "detection on 6 images" in table
+    assert len(report["overlays"]) == 2
+    picture = cv2.imread(report["overlays"][0])
+    assert picture.shape == (64, 192, 3)  # RGB | thermal side by side at source size
+
+
+def test_eval_errors_are_clear(trained, capsys):
+    root, result, test_dir = trained
+    code = main(["eval", "--checkpoint", str(root / "nope.safetensors"), "--data", str(test_dir),
+                 "--split", SYNTHETIC_SPLIT])  # fmt: skip
+    assert code == 2 and "nope.safetensors" in capsys.readouterr().err
+    code = main(["eval", "--checkpoint", str(result.best_checkpoint), "--data",
+                 str(root / "missing")])  # fmt: skip
+    assert code == 2 and "missing" in capsys.readouterr().err
