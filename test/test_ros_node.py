@@ -446,3 +446,24 @@ def test_dense_models_publish_their_maps_with_the_input_header(tmp_path, pair, p
         node._teardown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
+
+
+def test_bench_node_reports_latency_next_to_the_bare_engine(checkpoint, tmp_path):
+    """`ivtuning bench node` runs end to end and writes its report (figures unchecked)."""
+    import json
+
+    from ivtuning_ros.tools.cli import main
+
+    out = tmp_path / "bench.json"
+    code = main(
+        ["bench", "node", "--checkpoint", str(checkpoint), "--backend", "onnxruntime",
+         "--cache-dir", str(checkpoint.parent / "engines"), "--rates", "4",
+         "--duration", "1.5", "--runs", "3", "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    (rate,) = report["rates"]
+    assert rate["sent"] == 6 and 0 < rate["received"] <= 6
+    assert rate["latency"]["n"] == rate["received"] == rate["node_engine"]["n"]
+    assert report["bare_engine"]["n"] == 3 and report["backend"] == "onnxruntime"
+    assert report["node_diagnostics"]["count pairs"]

@@ -1,10 +1,13 @@
 """`ivtuning bench node`: the node's end-to-end latency over DDS next to the bare engine.
 
-In one run: (1) the bare engine (`Predictor.predict` on numpy arrays, the same checkpoint,
-backend and thresholds) is timed in this process; (2) `ivtuning_node` is started as its
-own process with its default input QoS, and this process publishes synchronised RGB +
-thermal pairs at fixed rates, stamped at publication, and records when each result
-arrives: latency = result received - stamp (publish -> result), result rate, frames lost.
+In one run: (1) the bare engine (`Predictor.predict` on numpy arrays, the same
+checkpoint, backend and thresholds) is timed in this process; (2) `ivtuning_node` is
+started as its own process with its default input QoS, and this process publishes
+synchronised RGB + thermal pairs at fixed rates, stamped at publication, and records when
+each result arrives: latency = result received - stamp (publish -> result), result
+rate, frames lost. The engine inside the node is also timed per frame
+(DetectionArray.inference_time_ms): on a shared machine whose load changes from minute
+to minute, that in-run figure is the fairer reference for what the node adds.
 Rates default to 0.5x, 1x and 2x the engine's sustainable rate (1 / bare p50); `--sweep`
 climbs rates in the style of ros2_benchmark and reports the highest one with <= 5% loss.
 The input is a synthetic dense-fog night pair; its hash goes into the report.
@@ -147,7 +150,7 @@ def run_rate(probe, rgb, thermal, rate_hz: float, duration: float) -> dict:
     period = 1.0 / rate_hz
     stamps = []
     start = time.perf_counter()
-    for i in tqdm(range(n), desc=f"{rate_hz:6.1f} Hz", unit="pair", leave=False):
+    for i in tqdm(range(n), desc=f"{rate_hz:6.1f} Hz", unit="pair", leave=False, disable=None):
         wait = start + i * period - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
@@ -159,8 +162,9 @@ def run_rate(probe, rgb, thermal, rate_hz: float, duration: float) -> dict:
     for arrival, msg in probe.messages("detections"):
         s = stamp_ns(msg.header.stamp)
         if s in sent:
-            got[s] = (arrival - s) * 1e-9
-    lat = [got[s] for s in stamps if s in got]
+            got[s] = ((arrival - s) * 1e-9, msg.inference_time_ms * 1e-3)
+    lat = [got[s][0] for s in stamps if s in got]
+    infer = [got[s][1] for s in stamps if s in got]
     third = max(1, len(lat) // 3)
     early, late = np.median(lat[:third]) if lat else 0, np.median(lat[-third:]) if lat else 0
     return {
@@ -170,6 +174,13 @@ def run_rate(probe, rgb, thermal, rate_hz: float, duration: float) -> dict:
         "loss": 1.0 - len(lat) / n,
         "result_rate_hz": len(lat) / sent_s,
         "latency": percentiles_ms(lat),
+        # the engine inside the node, timed per frame (DetectionArray.inference_time_ms):
+        # the bare engine's latency at the same moments, on a shared machine the fairest
+        # reference; latency minus it is what the node and DDS add
+        "node_engine": percentiles_ms(infer),
+        "overhead": percentiles_ms([a - b for a, b in zip(lat, infer, strict=True)]),
+        # per-frame latency / engine time: robust to load that changes during a phase
+        "latency_over_engine_p50": float(np.median(np.divide(lat, infer))) if lat else None,
         "growth_last_vs_first_third": float(late / early) if early else None,
     }
 
@@ -233,13 +244,17 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine_info(),
     }
     print(f"\n{'rate Hz':>8} {'sent':>5} {'recv':>5} {'loss':>6} {'res Hz':>7} "
-          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'growth':>6}")  # fmt: skip
+          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'growth':>6} {'eng p50':>7} "
+          f"{'eng p99':>7} {'ovh p50':>7}")  # fmt: skip
     for r in results + (sweep or []):
         lat = r["latency"]
         print(f"{r['rate_hz']:8.1f} {r['sent']:5d} {r['received']:5d} {r['loss']:6.1%} "
               f"{r['result_rate_hz']:7.1f} {lat.get('p50_ms', float('nan')):7.1f} "
               f"{lat.get('p95_ms', float('nan')):7.1f} {lat.get('p99_ms', float('nan')):7.1f} "
-              f"{r['growth_last_vs_first_third'] or float('nan'):6.2f}")  # fmt: skip
+              f"{r['growth_last_vs_first_third'] or float('nan'):6.2f} "
+              f"{r['node_engine'].get('p50_ms', float('nan')):7.1f} "
+              f"{r['node_engine'].get('p99_ms', float('nan')):7.1f} "
+              f"{r['overhead'].get('p50_ms', float('nan')):7.1f}")  # fmt: skip
     print(f"bare engine: p50 {bare['p50_ms']:.1f} ms, p95 {bare['p95_ms']:.1f} ms, "
           f"p99 {bare['p99_ms']:.1f} ms")  # fmt: skip
     report["targets"] = _targets(results, bare, sustainable)
@@ -259,24 +274,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _targets(results: list[dict], bare: dict, sustainable: float) -> dict:
-    """The issue's targets, evaluated on the nearest measured rates."""
+    """The issue's targets on the nearest measured rates, against two references: the
+    bare engine timed before the node started, and the engine timed inside the node in
+    the same frames (immune to load changes between the two measurements)."""
     out = {}
     below = [r for r in results if r["rate_hz"] <= 0.75 * sustainable and r["received"]]
     if below:
         r = below[0]
-        ratio = r["latency"]["p50_ms"] / bare["p50_ms"]
-        out["p50_vs_bare_below_sustainable"] = {
-            "rate_hz": r["rate_hz"], "value": round(ratio, 3), "limit": TARGET_P50_RATIO,
-            "met": ratio <= TARGET_P50_RATIO,
-        }  # fmt: skip
+        p50 = r["latency"]["p50_ms"]
+        ratios = {
+            "bare": p50 / bare["p50_ms"],
+            "in_run_engine": p50 / r["node_engine"]["p50_ms"],
+            "in_run_engine_per_frame": r["latency_over_engine_p50"],
+        }
+        for ref_name, ratio in ratios.items():
+            out[f"p50_vs_{ref_name}_below_sustainable"] = {
+                "rate_hz": r["rate_hz"], "value": round(ratio, 3), "limit": TARGET_P50_RATIO,
+                "met": ratio <= TARGET_P50_RATIO,
+            }  # fmt: skip
     over = [r for r in results if r["rate_hz"] >= 1.75 * sustainable and r["received"]]
     if over:
         r = over[0]
-        ratio = r["latency"]["p99_ms"] / bare["p99_ms"]
-        out["p99_vs_bare_at_2x"] = {
-            "rate_hz": r["rate_hz"], "value": round(ratio, 3), "limit": TARGET_P99_RATIO,
-            "met": ratio <= TARGET_P99_RATIO,
-        }  # fmt: skip
+        p99 = r["latency"]["p99_ms"]
+        for ref_name, ref in (("bare", bare), ("in_run_engine", r["node_engine"])):
+            ratio = p99 / ref["p99_ms"]
+            out[f"p99_vs_{ref_name}_at_2x"] = {
+                "rate_hz": r["rate_hz"], "value": round(ratio, 3), "limit": TARGET_P99_RATIO,
+                "met": ratio <= TARGET_P99_RATIO,
+            }  # fmt: skip
         growth = r["growth_last_vs_first_third"]
         out["no_growth_at_2x"] = {
             "rate_hz": r["rate_hz"], "value": round(growth, 3) if growth else None,

@@ -97,14 +97,16 @@ class NodeProbe:
 
         stamp defaults to now, so arrival - stamp is the end-to-end latency.
         """
+        msgs = {}  # converted first, so the stamp is taken at the moment of publishing
+        if thermal is not None:
+            msgs["thermal"] = array_to_image(thermal, thermal_encoding, Header(frame_id="thermal"))
+        if rgb is not None:
+            msgs["rgb"] = array_to_image(rgb, rgb_encoding, Header(frame_id=frame_id))
         stamp = time.time_ns() if stamp is None else stamp
         tstamp = stamp if thermal_stamp is None else thermal_stamp
-        if thermal is not None:
-            h = Header(stamp=ns_to_stamp(tstamp), frame_id="thermal_camera")
-            self.publish("thermal", array_to_image(thermal, thermal_encoding, h))
-        if rgb is not None:
-            h = Header(stamp=ns_to_stamp(stamp), frame_id=frame_id)
-            self.publish("rgb", array_to_image(rgb, rgb_encoding, h))
+        for stream, msg in msgs.items():
+            msg.header.stamp = ns_to_stamp(tstamp if stream == "thermal" else stamp)
+            self.publish(stream, msg)
         return stamp
 
     def wait_for_node(self, timeout: float = 20.0) -> bool:
