@@ -138,7 +138,7 @@ def test_training_modes_freeze_the_right_parts():
             out = model.eval()(rgb, thermal)
         assert out["boxes"].shape[0] == 1
     assert counts["rgb_only"]["trainable"] == counts["rgb_only"]["head"]
-    assert counts["dual_backbone"]["backbone"] == 2 * counts["rgb_only"]["backbone"]
+    assert counts["dual_backbone"]["backbone_params"] == 2 * counts["rgb_only"]["backbone_params"]
     assert counts["full"]["trainable"] == counts["full"]["total"]
     # rgb_only ignores the thermal image, thermal_only the RGB image
     model = build_model(base.replace(mode="rgb_only")).eval()

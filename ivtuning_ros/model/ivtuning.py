@@ -157,7 +157,7 @@ class IVTuningModel(nn.Module):
             "mode": self.cfg.mode,
             "total": count(self),
             "trainable": trainable,
-            "backbone": backbone,
+            "backbone_params": backbone,
             "prompter": count(self.prompter),
             "head": count(self.head),
             "trainable_backbone_side": trainable - head,
