@@ -40,13 +40,22 @@ def generate_launch_description() -> LaunchDescription:
             description="rviz2 configuration.",
         ),
         DeclareLaunchArgument("log_level", default_value="info", description="Node log level."),
+        DeclareLaunchArgument(
+            "auto_activate",
+            default_value="true",
+            description="Configure and activate at start; false to leave the lifecycle to a "
+            "manager (e.g. nav2_lifecycle_manager).",
+        ),
     ]
     node = Node(
         package=PACKAGE,
         executable="ivtuning_node",
         name="ivtuning_node",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("params_file")],
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {"auto_activate": LaunchConfiguration("auto_activate")},
+        ],
         remappings=[
             ("rgb/image_raw", LaunchConfiguration("rgb_image")),
             ("thermal/image_raw", LaunchConfiguration("thermal_image")),
