@@ -1,0 +1,286 @@
+"""`ivtuning bench tuning`: IV-tuning vs full fine-tuning vs single-modality training.
+
+Detection on synthetic night scenes: a small training set from one group of conditions
+(clear night + light fog), validation from the same group (checkpoint selection), and two
+test sets: held-out pairs of the SEEN conditions and pairs of an UNSEEN condition (dense
+fog). Every mode trains the same head with the same data order, seeds, epochs, batch
+size and learning rate. Each mode runs in a fresh subprocess, so its peak resident memory
+(the RSS high-water mark from getrusage) belongs to that mode's training alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivtuning_ros.bench.common import machine_info, write_json
+from ivtuning_ros.train.config import SourceSection, SyntheticSpec
+
+MODES = ("ivtuning", "full", "rgb_only", "thermal_only")
+SEEN = ("clear_night", "light_fog")
+UNSEEN = ("dense_fog",)
+INPUT_HW = (192, 256)  # smaller than the node's 256x320 to fit four trainings in ~20 min
+
+
+def bench_config(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
+    size = [INPUT_HW[1], INPUT_HW[0]]
+
+    def synth(conditions: tuple[str, ...], count: int, seed: int) -> dict[str, Any]:
+        return {"synthetic": {"conditions": list(conditions), "count": count, "seed": seed,
+                              "size": size}}  # fmt: skip
+
+    return {
+        "model": {"preset": args.preset, "overrides": {"input_size": list(INPUT_HW)}},
+        "data": {
+            "cache_dir": str(cache),
+            "train": synth(SEEN, args.train_count, 101),
+            "val": synth(SEEN, args.val_count, 102),
+        },
+        "train": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "weight_decay": 0.05,
+            "warmup_steps": 10,
+            "seed": 0,
+            "amp": "off",
+            "threads": args.threads,
+        },
+        "tests": {
+            "seen": synth(SEEN, args.test_count, 103),
+            "unseen": synth(UNSEEN, args.test_count, 104),
+        },
+    }
+
+
+def _source(src: dict[str, Any]) -> SourceSection:
+    syn = src["synthetic"]
+    return SourceSection(
+        synthetic=SyntheticSpec(
+            tuple(syn["conditions"]), int(syn["count"]), int(syn["seed"]), tuple(syn["size"])
+        )
+    )
+
+
+def _rss_now_kib() -> int:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * resource.getpagesize() // 1024
+
+
+def run_worker(spec_path: Path, out_path: Path) -> None:
+    """One mode, in its own process: train, then score the best checkpoint on both tests."""
+    import torch
+
+    from ivtuning_ros.data.dataset import PreparedDataset
+    from ivtuning_ros.model.checkpoint import load_checkpoint
+    from ivtuning_ros.train.config import parse_train_config
+    from ivtuning_ros.train.data import open_source
+    from ivtuning_ros.train.trainer import evaluate_model, train
+
+    spec = json.loads(spec_path.read_text())
+    tests = spec.pop("tests")
+    run_dir = Path(spec.pop("run_dir"))
+    cfg = parse_train_config(spec)
+    baseline: dict[str, int] = {}
+
+    def on_step(step: int, loss: float) -> None:
+        if step == 1:
+            baseline["rss_after_first_step_kib"] = _rss_now_kib()
+
+    rss_before = _rss_now_kib()
+    t0 = time.perf_counter()
+    result = train(cfg, run_dir, on_step=on_step, progress=False)
+    train_s = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+    model, info = load_checkpoint(result.best_checkpoint)
+    scores = {}
+    cache = Path(cfg.data.cache_dir)
+    for name, src in tests.items():
+        samples = open_source(_source(src), cache, skip_bad=False, progress=False)
+        ds = PreparedDataset(samples, info.config.input_size, info.config.thermal_norm, "detection")
+        scores[name] = evaluate_model(model, ds, 8, 0.01, torch.device("cpu"))
+    steps = np.asarray(result.step_times_s[3:] or result.step_times_s)
+    report = {
+        "mode": info.config.mode,
+        "parameters": result.parameters,
+        "best_epoch": result.best_epoch,
+        "val_map50": result.best_metric,
+        "map50_seen": scores["seen"]["map50"],
+        "map50_unseen": scores["unseen"]["map50"],
+        "map_seen": scores["seen"]["map"],
+        "map_unseen": scores["unseen"]["map"],
+        "scores": scores,
+        "peak_rss_mib": peak_kib / 1024,
+        "rss_before_training_mib": rss_before / 1024,
+        "peak_training_increase_mib": (peak_kib - rss_before) / 1024,
+        "step_ms_median": float(np.median(steps) * 1e3),
+        "step_ms_mean": float(np.mean(steps) * 1e3),
+        "steps": len(result.step_times_s),
+        "train_s": train_s,
+    }
+    out_path.write_text(json.dumps(report, indent=1, default=str))
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["modes"]
+    names = [r["mode"] for r in rows]
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    axes[0].bar(x - 0.2, [r["map50_seen"] for r in rows], 0.4, label="seen conditions")
+    axes[0].bar(x + 0.2, [r["map50_unseen"] for r in rows], 0.4, label=f"unseen ({UNSEEN[0]})")
+    axes[0].set_title("mAP50")
+    axes[0].legend(fontsize=8)
+    axes[1].bar(x, [r["peak_training_increase_mib"] for r in rows], color="tab:red")
+    axes[1].set_title("peak training memory (RSS increase, MiB)")
+    axes[2].bar(x, [r["step_ms_median"] for r in rows], color="tab:green")
+    axes[2].set_title("time per step (ms, median)")
+    for ax in axes:
+        ax.set_xticks(x, names, rotation=15)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(
+        f"{report['preset']} detection, {report['config']['data']['train']['synthetic']['count']}"
+        f" training pairs ({' + '.join(SEEN)}), {report['config']['train']['epochs']} epochs"
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def targets(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    iv, full = rows.get("ivtuning"), rows.get("full")
+    out: dict[str, dict[str, Any]] = {}
+    if iv and full:
+        out["unseen mAP50 ivtuning >= full"] = {
+            "value": f"{iv['map50_unseen']:.3f} vs {full['map50_unseen']:.3f}",
+            "met": iv["map50_unseen"] >= full["map50_unseen"],
+        }
+        mem = iv["peak_training_increase_mib"] / max(full["peak_training_increase_mib"], 1e-9)
+        out["peak training memory ivtuning <= 0.6x full"] = {"value": round(mem, 3),
+                                                             "met": mem <= 0.6}  # fmt: skip
+        step = iv["step_ms_median"] / full["step_ms_median"]
+        out["time per step ivtuning <= 0.8x full"] = {"value": round(step, 3), "met": step <= 0.8}
+    for single in ("rgb_only", "thermal_only"):
+        if iv and single in rows:
+            for split in ("seen", "unseen"):
+                a, b = iv[f"map50_{split}"], rows[single][f"map50_{split}"]
+                out[f"{split} mAP50 ivtuning > {single}"] = {
+                    "value": f"{a:.3f} vs {b:.3f}", "met": a > b,
+                }  # fmt: skip
+    return out
+
+
+def format_table(report: dict[str, Any]) -> str:
+    head = (f"{'mode':<13}{'trainable':>11}{'peak RSS':>10}{'train +':>9}{'ms/step':>9}"
+            f"{'mAP50 seen':>12}{'unseen':>8}{'val':>7}")  # fmt: skip
+    lines = [head, "-" * len(head)]
+    for r in report["modes"]:
+        lines.append(
+            f"{r['mode']:<13}{r['parameters']['trainable']:>11,}{r['peak_rss_mib']:>8.0f}Mi"
+            f"{r['peak_training_increase_mib']:>7.0f}Mi{r['step_ms_median']:>9.0f}"
+            f"{r['map50_seen']:>12.3f}{r['map50_unseen']:>8.3f}{r['val_map50']:>7.3f}"
+        )
+    lines.append("")
+    for name, t in report["targets"].items():
+        lines.append(f"[{'met' if t['met'] else 'MISSED'}] {name}: {t['value']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ivtuning_ros.train.data import default_cache_dir, ensure_synthetic
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ValueError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+    config = bench_config(args, cache)
+    t_start = time.perf_counter()
+    # Render every split once, up front, so no mode pays for it.
+    for src in [config["data"]["train"], config["data"]["val"], *config["tests"].values()]:
+        ensure_synthetic(_source(src).synthetic, cache)
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="ivtuning_bench_") as tmp:
+        for mode in modes:
+            spec = json.loads(json.dumps(config))
+            spec["model"]["overrides"]["mode"] = mode
+            spec["run_dir"] = str(Path(tmp) / mode)
+            spec_path, out_path = Path(tmp) / f"{mode}.json", Path(tmp) / f"{mode}.out.json"
+            spec_path.write_text(json.dumps(spec))
+            print(f"bench tuning: training {mode} ...", flush=True)
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-m", "ivtuning_ros.bench.tuning", "--worker",
+                 str(spec_path), str(out_path)],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise RuntimeError(f"bench tuning: mode {mode} failed:\n{proc.stderr[-4000:]}")
+            rows[mode] = json.loads(out_path.read_text())
+            r = rows[mode]
+            print(
+                f"  {mode}: mAP50 seen {r['map50_seen']:.3f} unseen {r['map50_unseen']:.3f}, "
+                f"peak +{r['peak_training_increase_mib']:.0f} MiB, "
+                f"{r['step_ms_median']:.0f} ms/step ({time.perf_counter() - t0:.0f} s)"
+            )
+    report = {
+        "benchmark": "tuning",
+        "preset": args.preset,
+        "seen_conditions": list(SEEN),
+        "unseen_conditions": list(UNSEEN),
+        "config": config,
+        "modes": [rows[m] for m in modes],
+        "targets": targets(rows),
+        "wall_s": time.perf_counter() - t_start,
+        "machine": machine_info(),
+        "command": "ivtuning bench tuning " + " ".join(sys.argv[3:]),
+    }
+    print(format_table(report))
+    write_json(args.json, report)
+    if args.plot:
+        plot(report, Path(args.plot))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tuning",
+        help="IV-tuning vs full fine-tuning vs RGB-only vs thermal-only (detection)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--plot", type=Path, default=None, help="bar charts (PNG)")
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--preset", default="default", help="model preset (the detection head)")
+    p.add_argument("--train-count", type=int, default=200)
+    p.add_argument("--val-count", type=int, default=40)
+    p.add_argument("--test-count", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--cache-dir", default=None, help="where the synthetic sets are rendered")
+    p.set_defaults(func=run)
+
+
+if __name__ == "__main__":  # a mode's worker process, started by `run`
+    if len(sys.argv) != 4 or sys.argv[1] != "--worker":
+        sys.exit("usage: python -m ivtuning_ros.bench.tuning --worker SPEC.json OUT.json")
+    run_worker(Path(sys.argv[2]), Path(sys.argv[3]))
