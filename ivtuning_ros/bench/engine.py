@@ -10,6 +10,7 @@ machine's fp32 matmul throughput measured in the same run.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile", action="store_true", help="also time the torch.compile'd torch backend"
     )
+    p.add_argument("--ort-profile", action="store_true", help="ONNX Runtime time per operator type")
     p.set_defaults(func=run)
 
 
@@ -51,6 +53,35 @@ def matmul_flops_per_s(n: int = 2048, runs: int = 10) -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n**3 / best
+
+
+def ort_op_profile(model_path: Path, input_hw: tuple[int, int], runs: int, threads: int) -> dict:
+    """Kernel time per ONNX operator type (ms per run, share), from ORT's own profiler."""
+    import onnxruntime as ort
+
+    from ivtuning_ros.engine.backends.onnxruntime import session_options
+
+    so = session_options(threads)
+    so.enable_profiling = True
+    so.profile_file_prefix = str(model_path.parent / "ort_profile")
+    session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    feed = {"rgb": np.full((1, 3, *input_hw), 0.5, np.float32)}
+    feed["thermal"] = np.full((1, 1, *input_hw), 0.5, np.float32)
+    for _ in range(runs):
+        session.run(None, feed)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            op = e["args"]["op_name"]
+            per_op[op] = per_op.get(op, 0.0) + e["dur"] / 1e3 / runs
+            count[op] = count.get(op, 0) + 1
+    total = sum(per_op.values())
+    ranked = sorted(per_op.items(), key=lambda kv: -kv[1])
+    return {
+        op: {"ms_per_run": ms, "share": ms / total, "nodes": count[op] // runs} for op, ms in ranked
+    }
 
 
 def model_flops(module: torch.nn.Module, input_hw: tuple[int, int]) -> int:
@@ -130,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
                     samples[label].append(time.perf_counter() - t0)
         for engine in engines.values():
             engine.close()
+        if args.ort_profile and "onnxruntime" in engines:
+            report["ort_profile"] = ort_op_profile(
+                engines["onnxruntime"].artifact, input_hw, 20, args.threads
+            )
 
     results = {}
     for label, times in samples.items():
@@ -166,5 +201,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"onnxruntime vs torch eager at p50: {report['onnxruntime_speedup_vs_eager_p50']:.2f}x"
         )
+    for op, p in list(report.get("ort_profile", {}).items())[:10]:
+        print(f"  ort {op:<24}{p['ms_per_run']:>8.2f} ms {p['share']:>7.1%}  x{p['nodes']}")
     write_json(args.json, report)
     return 0

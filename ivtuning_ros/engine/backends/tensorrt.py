@@ -10,8 +10,8 @@ then compiled with int8 enabled.
 torch-tensorrt is an optional extra, imported only here and only when used. Install it on
 an NVIDIA machine (CUDA 13 build of torch 2.14) with:
 
-    pip install torch-tensorrt==2.14.0 tensorrt-cu13   # NVIDIA's index supplies TensorRT
-    pip install nvidia-modelopt                        # only for --precision int8
+    pip install torch-tensorrt==2.14.0   # pulls TensorRT (tensorrt-cu13) from NVIDIA's index
+    pip install nvidia-modelopt==0.47.0  # only for --precision int8
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from ivtuning_ros.engine.export import example_inputs, export_program
 ARTIFACT = "model.ep"
 INSTALL_HINT = (
     "the tensorrt backend needs torch-tensorrt on an NVIDIA GPU machine: "
-    "`pip install torch-tensorrt==2.14.0 tensorrt-cu13` (and nvidia-modelopt for int8); "
+    "`pip install torch-tensorrt==2.14.0` (it pulls TensorRT from NVIDIA's index; add "
+    "nvidia-modelopt for int8); "
     "or choose --backend onnxruntime / torch"
 )
 
