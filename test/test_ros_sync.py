@@ -1,6 +1,8 @@
 """Pair synchroniser without DDS: a fake clock drives arrivals and timeouts."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivtuning_ros.ros.slot import LatestSlot
 from ivtuning_ros.ros.sync import PairSynchronizer, SyncConfig
@@ -156,3 +158,37 @@ def test_latest_slot_keeps_only_the_newest():
     assert slot.take(timeout=0.01) is None
     slot.close()
     assert slot.take(timeout=None) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.sampled_from(["rgb", "thermal"]), st.integers(0, 3000), st.floats(0, 0.2)),
+        max_size=60,
+    ),
+    slop_ms=st.integers(0, 200),
+    queue_size=st.integers(1, 6),
+    on_timeout=st.sampled_from(["drop", "degraded"]),
+)
+def test_every_frame_is_emitted_at_most_once_and_pairs_respect_the_slop(
+    events, slop_ms, queue_size, on_timeout
+):
+    clock, got = Clock(), []
+    sync = PairSynchronizer(
+        SyncConfig(queue_size=queue_size, slop=slop_ms / 1e3, timeout=0.3, on_timeout=on_timeout),
+        got.append,
+        clock,
+    )
+    for i, (stream, stamp_ms, dt) in enumerate(events):
+        clock.t += dt
+        sync.add(stream, (1 + stamp_ms) * 1_000_000, (stream, i))
+    clock.t += 10.0
+    sync.poll()
+    seen = [f.msg for p in got for f in (p.rgb, p.thermal) if f is not None]
+    assert len(seen) == len(set(seen))
+    for p in got:
+        if p.rgb is not None and p.thermal is not None:
+            assert abs(p.rgb.key_ns - p.thermal.key_ns) <= slop_ms * 1_000_000
+        else:
+            assert on_timeout == "degraded"
+    assert sync.queued() == {"rgb": 0, "thermal": 0}  # all left by the final timeout

@@ -40,12 +40,14 @@ from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
 from ivtuning_ros.preprocess import ThermalNorm
+from ivtuning_ros.types import Detections
 
 from . import outputs
 from .codec import (
     RGB_ENCODINGS,
     THERMAL_ENCODINGS,
     ImageDecodeError,
+    array_to_image,
     check_image,
     image_to_rgb,
     image_to_thermal,
@@ -59,7 +61,12 @@ NODE_NAME = "ivtuning_node"
 # The node normalises thermal itself (it knows the camera's encoding); the engine then
 # receives values already in [0, 1].
 IDENTITY_NORM = ThermalNorm("fixed", 0.0, 1.0)
-MODALITY = {"both": 0, "rgb": 1, "thermal": 2}  # DetectionArray.MODALITY_* values
+MODALITY = {
+    "both": DetectionArray.MODALITY_BOTH,
+    "rgb": DetectionArray.MODALITY_RGB_ONLY,
+    "thermal": DetectionArray.MODALITY_THERMAL_ONLY,
+}
+BANNER = {MODALITY["both"]: "", MODALITY["rgb"]: "RGB ONLY", MODALITY["thermal"]: "THERMAL ONLY"}
 GIL_SWITCH_INTERVAL_S = 0.0005
 LOG_EVERY_S = 10.0  # repeated input problems are logged this often (all are counted)
 
@@ -419,10 +426,9 @@ class IVTuningNode(LifecycleNode):
         t0 = time.perf_counter()
         pred = self._predictor.predict(rgb, thermal01)
         infer_s = time.perf_counter() - t0
+        # (degraded pairs are counted by the synchroniser that made them)
         modality = MODALITY["both" if rgb is not None and thermal01 is not None else
                             "rgb" if rgb is not None else "thermal"]  # fmt: skip
-        if modality != MODALITY["both"]:
-            self.stats.count("degraded_" + ("rgb_only" if modality == 1 else "thermal_only"))
         self._publish(pair, pred, header, modality, infer_s, rgb, thermal01)
         latency = (self.get_clock().now().nanoseconds - stamp_ns(header.stamp)) * 1e-9
         self.stats.result(infer_s, latency)
@@ -451,7 +457,7 @@ class IVTuningNode(LifecycleNode):
         thermal_stamp = ns_to_stamp(pair.thermal.stamp_ns) if pair.thermal else None
         pubs["detections"].publish(
             outputs.detections_msg(
-                pred.detections if pred.detections is not None else _no_detections(),
+                pred.detections if pred.detections is not None else Detections.empty(),
                 names, header, modality, thermal_stamp, infer_s * 1e3,
             )
         )  # fmt: skip
@@ -470,10 +476,8 @@ class IVTuningNode(LifecycleNode):
                 base, names, pred.detections, pred.mask, pred.saliency,
                 thermal01 if self.cfg.overlay_thermal_pip and rgb is not None else None,
                 float(self.cfg.overlay_mask_alpha),
-                banner={0: "", 1: "RGB ONLY", 2: "THERMAL ONLY"}[modality],
+                banner=BANNER[modality],
             )  # fmt: skip
-            from .codec import array_to_image
-
             overlay.publish(array_to_image(image, "rgb8", header))
 
     # ---------------------------------------------------------------- diagnostics
@@ -501,12 +505,6 @@ class IVTuningNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [self.diagnostics_status()]
         self._diag_pub.publish(msg)
-
-
-def _no_detections():
-    from ivtuning_ros.types import Detections
-
-    return Detections.empty()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,6 +115,11 @@ class PairSynchronizer:
         with self._lock:
             self._cfg = config
 
+    def queued(self) -> dict[str, int]:
+        """Frames waiting for a partner, per stream."""
+        with self._lock:
+            return {s: len(q) for s, q in self._queues.items()}
+
     def reset(self) -> None:
         """Forget queued frames and stamp history (node deactivate/activate)."""
         with self._lock:
