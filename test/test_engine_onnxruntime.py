@@ -21,7 +21,7 @@ from ivtuning_ros.engine.predictor import Predictor
 from ivtuning_ros.model import build_model, load_model_config
 from ivtuning_ros.model.checkpoint import save_checkpoint
 from ivtuning_ros.postprocess import decode_detections
-from ivtuning_ros.preprocess import THERMAL_PRESETS, prepare_pair
+from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, prepare_pair
 from ivtuning_ros.tools.cli import main as cli_main
 
 SCORE_ATOL = 1e-4
@@ -188,6 +188,10 @@ def test_predictor_end_to_end_and_runtime_thresholds(ort_engine, model):
     assert len(predictor.predict(rgb, thermal).detections) <= 3
     with pytest.raises(ValueError, match="score_threshold"):
         predictor.set_thresholds(score_threshold=1.5)
+    # A caller that normalised thermal itself overrides the checkpoint's norm.
+    own = Predictor(ort_engine, 0.0, 0.5, 50, thermal_norm=ThermalNorm("fixed", 0.0, 1.0))
+    same = own.predict(rgb, thermal / 255.0).detections
+    np.testing.assert_allclose(np.sort(same.scores), np.sort(det.scores), atol=SCORE_ATOL)
     # A missing camera is neutral-filled, not an error.
     assert predictor.predict(None, thermal).detections is not None
     assert predictor.predict(rgb, None).letterbox.src_h == 480

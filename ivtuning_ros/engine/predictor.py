@@ -15,7 +15,7 @@ import numpy as np
 
 from ivtuning_ros.engine.engine import Engine
 from ivtuning_ros.postprocess import decode_detections, decode_mask, decode_saliency
-from ivtuning_ros.preprocess import Letterbox, prepare_pair
+from ivtuning_ros.preprocess import Letterbox, ThermalNorm, prepare_pair
 from ivtuning_ros.types import Detections
 
 
@@ -40,8 +40,12 @@ class Predictor:
         score_threshold: float = 0.25,
         iou_threshold: float = 0.5,
         max_detections: int = 100,
+        thermal_norm: ThermalNorm | None = None,
     ) -> None:
+        """`thermal_norm` overrides the checkpoint's, e.g. for a caller that has already
+        mapped thermal to [0, 1] itself (pass ThermalNorm("fixed", 0, 1))."""
         self.engine = engine
+        self.thermal_norm = thermal_norm or engine.thermal_norm
         self.set_thresholds(score_threshold, iou_threshold, max_detections)
 
     def set_thresholds(
@@ -69,7 +73,7 @@ class Predictor:
         """
         t0 = time.perf_counter()
         rgb_in, thermal_in, box = prepare_pair(
-            rgb, thermal, self.engine.input_hw, self.engine.thermal_norm
+            rgb, thermal, self.engine.input_hw, self.thermal_norm
         )
         t1 = time.perf_counter()
         outputs = self.engine.run(rgb_in[None], thermal_in[None])
