@@ -98,16 +98,17 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("task", "mode", "amp"),
+    ("task", "mode", "amp", "ckpt"),
     [
-        ("segmentation", "full", "off"),
-        ("saliency", "thermal_only", "off"),
-        ("detection", "rgb_only", "bf16"),
-        ("detection", "dual_backbone", "off"),
+        ("segmentation", "full", "off", False),
+        ("saliency", "thermal_only", "off", False),
+        ("detection", "rgb_only", "bf16", False),
+        ("detection", "dual_backbone", "off", False),
+        ("detection", "ivtuning", "off", True),
     ],
 )
-def test_every_task_and_mode_trains(tmp_path, task, mode, amp):
-    raw = tiny(tmp_path / "cache", epochs=1, amp=amp)
+def test_every_task_and_mode_trains(tmp_path, task, mode, amp, ckpt):
+    raw = tiny(tmp_path / "cache", epochs=1, amp=amp, grad_checkpointing=ckpt)
     preset = {"detection": "default", "segmentation": "efficientnet_lite0_seg",
               "saliency": "efficientnet_lite0_sod"}[task]  # fmt: skip
     raw["model"]["preset"] = preset
