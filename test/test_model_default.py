@@ -172,3 +172,38 @@ def test_bad_inputs_name_the_shapes(model):
         model(rgb[..., :160], thermal[..., :160])
     with pytest.raises(ValueError, match="float"):
         model((rgb * 255).to(torch.uint8), thermal)
+
+
+def _saved_activation_bytes(model, batch: int = 2) -> int:
+    """Bytes autograd keeps for backward in one training step (distinct storages)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    h, w = model.cfg.input_size
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(torch.rand(batch, 3, h, w), torch.rand(batch, 1, h, w))
+        model.loss(out, _targets()[:1] * batch)
+    return sum(storages.values())
+
+
+def test_frozen_backbone_cuts_training_memory(cfg):
+    """Memory of a training step: activations kept for backward + weights, gradients and
+    Adam state of what trains. IV-tuning recomputes the frozen backbone instead of storing
+    it, so it needs well under 0.6x of full fine-tuning."""
+    small = cfg.replace(input_size=(128, 160))
+
+    def step_bytes(model) -> int:
+        trainable = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)
+        weights = sum(p.numel() * 4 for p in model.parameters())
+        return _saved_activation_bytes(model) + weights + 3 * trainable
+
+    full = step_bytes(build_model(small.replace(mode="full")))
+    tuned = build_model(small)
+    assert tuned.grad_checkpointing and small.grad_checkpointing
+    assert step_bytes(tuned) < 0.6 * full
+    plain = build_model(small.replace(grad_checkpointing=False))
+    assert step_bytes(tuned) < 0.5 * step_bytes(plain)

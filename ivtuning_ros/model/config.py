@@ -63,6 +63,9 @@ class ModelConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     thermal_norm: str = "agc8"  # preprocess.THERMAL_PRESETS name used in training
     seed: int = 0  # initialises random weights reproducibly (needed to reload `random`)
+    # recompute the frozen backbone's activations in backward instead of storing them
+    # (frozen modes only; a no-op in full/dual_backbone where nothing is frozen)
+    grad_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -174,6 +177,10 @@ def _convert(cls: type, name: str, value: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ValueError(f"model config '{key}': expected a mapping of timm arguments")
         return dict(value)
+    if name == "grad_checkpointing":
+        if not isinstance(value, bool):
+            raise ValueError(f"model config '{key}': expected true or false, got {value!r}")
+        return value
     expected = {
         "input_rank": int,
         "dropout": float,

@@ -37,6 +37,7 @@ class IVTuningModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.weights_source = weights_source
+        self.grad_checkpointing = False
         self.backbone = backbone
         self.prompter: Prompter | None = None
         self.thermal_backbone = thermal_backbone
@@ -77,7 +78,22 @@ class IVTuningModel(nn.Module):
         super().train(mode)
         if self.frozen:
             self.backbone.eval()  # frozen BN keeps its pretrained statistics
+        # recompute only while training: inference and export run the plain graph
+        self.backbone.checkpoint_frozen = mode and self.grad_checkpointing
         return self
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the frozen backbone's layers in backward instead of storing their
+        activations: gradients still reach every prompt, at about one more backbone
+        forward per step. Only for frozen modes (a training backbone's BN statistics
+        would be updated twice)."""
+        if enable and not self.frozen:
+            raise ValueError(
+                f"gradient checkpointing of the frozen backbone needs a frozen mode "
+                f"(ivtuning, rgb_only, thermal_only), not {self.cfg.mode!r}"
+            )
+        self.grad_checkpointing = enable
+        self.backbone.checkpoint_frozen = enable and self.training
 
     def check_inputs(self, rgb: torch.Tensor, thermal: torch.Tensor) -> None:
         """Clear errors for the shapes the node or a data loader could get wrong."""
@@ -196,4 +212,7 @@ def build_model(cfg: ModelConfig, keep_classifier: bool = False) -> IVTuningMode
     thermal = create_backbone(**kwargs)[0] if cfg.mode == "dual_backbone" else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)  # trainable modules start the same for a given seed
-        return IVTuningModel(cfg, backbone, thermal, source)
+        model = IVTuningModel(cfg, backbone, thermal, source)
+    if cfg.grad_checkpointing and model.frozen:
+        model.set_grad_checkpointing(True)
+    return model

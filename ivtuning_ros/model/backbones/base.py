@@ -9,9 +9,11 @@ and at each tuned layer (transformer block or CNN stage). It returns four featur
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ivtuning_ros.model.prompter import Prompter
 
@@ -32,11 +34,20 @@ class Backbone(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
+        self.checkpoint_frozen = False
         cfg = getattr(net, "pretrained_cfg", {}) or {}
         mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32)
         std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32)
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
+
+    def run_frozen(self, fn: Callable[..., torch.Tensor], *args: object) -> torch.Tensor:
+        """Call a frozen piece of the backbone; with `checkpoint_frozen` (set by the model
+        in training), keep none of its inner activations for backward and recompute them
+        instead (weights frozen and BN in eval mode: exact, without side effects)."""
+        if self.checkpoint_frozen and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
 
     @property
     def num_layers(self) -> int:

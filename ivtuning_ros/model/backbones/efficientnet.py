@@ -53,7 +53,7 @@ class EfficientNetBackbone(Backbone):
         outs = [x]
         for i, stage in enumerate(self.net.blocks[1:]):
             stage_in = x
-            x = stage(x)
+            x = self.run_frozen(stage, x)
             if prompter is not None:
                 if i > 0:
                     prompt = to_nhwc(stage_in)

@@ -40,12 +40,13 @@ class SwinBackbone(Backbone):
     def embed_with(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return module(x)  # timm's Swin patch embedding is channel-last already
 
-    @staticmethod
-    def _block(blk: nn.Module, tuner: LayerTuner, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    def _block(
+        self, blk: nn.Module, tuner: LayerTuner, x: torch.Tensor, p: torch.Tensor
+    ) -> torch.Tensor:
         b, h, w, c = x.shape
-        x = tuner(0, x + blk.drop_path1(blk._attn(blk.norm1(x))), p)
+        x = tuner(0, x + self.run_frozen(_attn_branch, blk, x), p)
         x = x.reshape(b, -1, c)
-        x = x + blk.drop_path2(blk.mlp(blk.norm2(x)))
+        x = x + self.run_frozen(_mlp_branch, blk, x)
         return tuner(1, x.reshape(b, h, w, c), p)
 
     def forward(
@@ -69,6 +70,14 @@ class SwinBackbone(Backbone):
                     layer += 1
             outs.append(to_nchw(x).contiguous())
         return outs
+
+
+def _attn_branch(blk: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return blk.drop_path1(blk._attn(blk.norm1(x)))
+
+
+def _mlp_branch(blk: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return blk.drop_path2(blk.mlp(blk.norm2(x)))
 
 
 def create(name: str, input_size: tuple[int, int], **kwargs) -> SwinBackbone:

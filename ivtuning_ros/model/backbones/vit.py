@@ -105,8 +105,8 @@ class ViTBackbone(Backbone):
                 if i > 0:
                     prompt = x[:, n:].reshape(b, self.grid[0], self.grid[1], -1)
                 tuner = prompter.layers[i]
-                x = self._tune(tuner, 0, x + self._attn(blk, x, rope), prompt)
-                x = self._tune(tuner, 1, x + self._mlp(blk, x), prompt)
+                x = self._tune(tuner, 0, x + self.run_frozen(self._attn, blk, x, rope), prompt)
+                x = self._tune(tuner, 1, x + self.run_frozen(self._mlp, blk, x), prompt)
             if i in self.feature_blocks:
                 maps.append(to_nchw(x[:, n:].reshape(b, self.grid[0], self.grid[1], -1)))
         h, w = self.grid[0] * self.patch, self.grid[1] * self.patch
