@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
-from ivtuning_ros.preprocess import ThermalNorm
 from ivtuning_ros.types import Detections
 
 from . import outputs
@@ -49,18 +47,16 @@ from .codec import (
     ImageDecodeError,
     array_to_image,
     check_image,
-    image_to_rgb,
-    image_to_thermal,
 )
 from .diagnostics import ERROR, NodeStats, build_status
 from .params import SPECS, NodeConfig, descriptor, node_config, validate
+from .pipeline import IDENTITY_NORM, node_predictor, pair_inputs
 from .slot import LatestSlot
 from .sync import PairSynchronizer, SyncedPair
 
+__all__ = ["IDENTITY_NORM", "IVTuningNode", "main"]  # IDENTITY_NORM: for replay/offline.py
+
 NODE_NAME = "ivtuning_node"
-# The node normalises thermal itself (it knows the camera's encoding); the engine then
-# receives values already in [0, 1].
-IDENTITY_NORM = ThermalNorm("fixed", 0.0, 1.0)
 MODALITY = {
     "both": DetectionArray.MODALITY_BOTH,
     "rgb": DetectionArray.MODALITY_RGB_ONLY,
@@ -187,7 +183,7 @@ class IVTuningNode(LifecycleNode):
             self._engine = load_engine(
                 checkpoint, EngineConfig(**engine_cfg), log=self.get_logger().info
             )
-            self._predictor = self._make_predictor(self._engine)
+            self._predictor = node_predictor(self._engine, self.cfg)
         except Exception as err:  # any failure leaves the node alive and unconfigured
             self._engine = self._predictor = None
             self.configure_error = f"configure failed: {type(err).__name__}: {err}"
@@ -258,27 +254,6 @@ class IVTuningNode(LifecycleNode):
         self._label_map_sent = False
 
     # ---------------------------------------------------------------- wiring
-    def _make_predictor(self, engine):
-        """A Predictor on a view of the engine whose thermal norm is the identity: the node
-        has already normalised thermal (it knows the camera's encoding and parameters)."""
-        from ivtuning_ros.engine.engine import Engine
-        from ivtuning_ros.engine.predictor import Predictor
-
-        view = Engine(
-            engine.backend,
-            replace(engine.info, thermal_norm=IDENTITY_NORM),
-            engine.key,
-            engine.artifact,
-            engine.built,
-            engine.reason,
-        )
-        return Predictor(
-            view,
-            score_threshold=float(self.cfg.score_threshold),
-            iou_threshold=float(self.cfg.nms_iou),
-            max_detections=int(self.cfg.max_detections),
-        )
-
     def _input_qos(self) -> QoSProfile:
         reliable = self.cfg.qos_reliability == "reliable"
         return QoSProfile(
@@ -394,34 +369,16 @@ class IVTuningNode(LifecycleNode):
                 self.get_logger().error(traceback.format_exc())
 
     def _process(self, pair: SyncedPair) -> None:
-        cfg = self.cfg
-        rgb = image_to_rgb(pair.rgb.msg) if pair.rgb is not None else None
+        rgb, thermal01 = pair_inputs(
+            pair,
+            self.cfg,
+            self._engine.thermal_norm,
+            self._last_rgb[0] if self._last_rgb else None,
+            self._count_bad,
+        )
         if rgb is not None:
             self._last_rgb = (rgb.shape[:2], pair.rgb.msg.header.frame_id)
             self._check_camera_info(rgb.shape[:2])
-        thermal01 = None
-        if pair.thermal is not None:
-            raw = image_to_thermal(pair.thermal.msg)
-            try:
-                norm = cfg.norm_for(pair.thermal.msg.encoding, self._engine.thermal_norm)
-                t01 = norm.normalize(raw)
-            except ValueError as err:
-                raise ImageDecodeError("thermal", str(err)) from None
-            target = rgb.shape[:2] if rgb is not None else self._last_rgb and self._last_rgb[0]
-            if target:
-                if cfg.geometry.aspect_mismatch(raw.shape, target):
-                    self._count_bad(
-                        "thermal_aspect_mismatch",
-                        f"thermal {raw.shape[1]}x{raw.shape[0]} and RGB {target[1]}x{target[0]} "
-                        "differ in aspect ratio and are stretched: set thermal_crop or "
-                        "thermal_affine",
-                    )
-                try:
-                    t01 = cfg.geometry.apply(t01, target)
-                except ValueError as err:
-                    raise ImageDecodeError("thermal", str(err)) from None
-            thermal01 = t01
-
         header = self._output_header(pair)
         t0 = time.perf_counter()
         pred = self._predictor.predict(rgb, thermal01)
