@@ -179,3 +179,17 @@ def test_calibration_folder_pairs_and_preprocesses(tmp_path):
     assert calibration_fingerprint(tmp_path, 5) != calibration_fingerprint(tmp_path, 1)
     with pytest.raises(FileNotFoundError, match="visible/ \\+ infrared/"):
         calibration_pairs(tmp_path / "visible")
+
+
+def test_build_verification_refuses_an_engine_that_disagrees(module, tmp_path):
+    from ivtuning_ros.engine.engine import EngineInfo, verify_against_module
+    from ivtuning_ros.preprocess import THERMAL_PRESETS
+
+    info = EngineInfo("detection", ("a", "b", "c"), HW, THERMAL_PRESETS["agc8"])
+    path = tmp_path / "m.onnx"
+    ort_backend.build(module, HW, path)
+    backend = ort_backend.OnnxRuntimeBackend(path, HW)
+    assert verify_against_module(backend, module, info, "fp32", "cpu") < 1e-5
+    other = SmallDetector().eval()  # same architecture, different BN statistics
+    with pytest.raises(RuntimeError, match="disagrees with torch eager"):
+        verify_against_module(backend, other, info, "fp32", "cpu")

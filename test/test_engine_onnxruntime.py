@@ -107,6 +107,7 @@ def test_first_load_builds_with_progress_and_warms_up(ort_engine):
     text = "\n".join(ort_engine.lines)
     assert ort_engine.built and "no cached engine yet" in ort_engine.reason
     assert "please wait" in text and "built onnxruntime fp32 engine" in text
+    assert "output matches torch eager" in text  # verified before it was cached
     assert len(ort_engine.warmup_s) == 2 and "ready" in ort_engine.lines[-1]
     assert ort_engine.artifact.name == "model.onnx" and ort_engine.artifact.is_file()
     assert ort_engine.task == "detection" and ort_engine.input_hw == (256, 320)

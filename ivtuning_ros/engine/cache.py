@@ -174,7 +174,8 @@ class EngineCache:
     def _build(
         self, key: CacheKey, artifact: Path, build: Callable[[Path], dict[str, Any]]
     ) -> dict[str, Any]:
-        tmp = artifact.with_name(f".{artifact.name}.tmp-{os.getpid()}")
+        # Keep the suffix: some savers/loaders go by it (torch.export wants .ep / .pt2).
+        tmp = artifact.with_name(f".tmp-{os.getpid()}-{artifact.name}")
         self._remove(tmp)
         self.manifest_path.unlink(missing_ok=True)  # an old manifest must not vouch for new bytes
         t0 = time.perf_counter()

@@ -177,6 +177,50 @@ def _checkpoint_facts(path: Path) -> tuple[EngineInfo, dict[str, str]]:
     return engine_info, parts
 
 
+# How far a built engine may stray from torch eager fp32 before it is refused (absolute,
+# on detection scores / saliency in [0, 1]); int8 is judged by its own calibration.
+VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "int8": 0.25}
+
+
+def verify_against_module(
+    backend: Backend, module: Any, info: EngineInfo, precision: str, device: str
+) -> float:
+    """Run a fixed random pair through the new artifact and the torch module; raise if
+    they disagree, so a broken export is never cached. Returns the error measured.
+
+    Detection compares the sorted top-K scores (near-tied candidates may swap places),
+    segmentation the share of differing class ids, saliency the maps themselves.
+    """
+    import torch
+
+    h, w = info.input_hw
+    rng = np.random.default_rng(0)
+    rgb = rng.random((1, 3, h, w), dtype=np.float32)
+    thermal = rng.random((1, 1, h, w), dtype=np.float32)
+    with torch.no_grad():
+        module = module.to(device)
+        want = [
+            o.float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy()
+            for o in module(torch.from_numpy(rgb).to(device), torch.from_numpy(thermal).to(device))
+        ]
+    got = backend.run(rgb, thermal)
+    if info.task == "detection":
+        error = float(np.abs(np.sort(got[1], axis=-1) - np.sort(want[1], axis=-1)).max())
+        limit = VERIFY_TOLERANCE[precision]
+    elif info.task == "segmentation":
+        error = float(np.mean(got[0] != want[0]))
+        limit = 0.01 if precision == "fp32" else 0.05
+    else:
+        error = float(np.abs(got[0] - want[0]).max())
+        limit = VERIFY_TOLERANCE[precision]
+    if not error <= limit:
+        raise RuntimeError(
+            f"the {backend.name} {precision} engine disagrees with torch eager: error "
+            f"{error:.3g} > {limit:g} ({info.task}); not caching it"
+        )
+    return error
+
+
 def _inference_module(path: Path):
     from ivtuning_ros.model.checkpoint import load_checkpoint
 
@@ -278,7 +322,13 @@ def _cached_engine(
                         )
                     )  # fmt: skip
                 mod.build(module, info.input_hw, tmp, cfg.precision, device, batches)
-        return {"engine": info.to_json(), "checkpoint": str(path)}
+            backend_obj = load(tmp)
+            try:
+                error = verify_against_module(backend_obj, module, info, cfg.precision, device)
+            finally:
+                backend_obj.close()
+        log(f"engine: {backend} output matches torch eager (max error {error:.2e})")
+        return {"engine": info.to_json(), "checkpoint": str(path), "max_error": error}
 
     def load(artifact: Path) -> Backend:
         if backend == "onnxruntime":
