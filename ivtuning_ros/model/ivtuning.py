@@ -147,7 +147,7 @@ class IVTuningModel(nn.Module):
     def inference_module(self) -> InferenceModule:
         """Exportable module: forward(rgb, thermal) -> fixed-shape tuple (puts self in eval)."""
         self.eval()
-        return InferenceModule(self)
+        return InferenceModule(self).eval()
 
     def parameter_report(self) -> dict[str, Any]:
         """Parameter counts; the share is (trainable non-head) / (backbone parameters)."""
