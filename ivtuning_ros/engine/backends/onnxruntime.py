@@ -64,6 +64,10 @@ def session_options(num_threads: int) -> ort.SessionOptions:
     so.inter_op_num_threads = 1
     if num_threads:
         so.intra_op_num_threads = num_threads
+    # Idle worker threads sleep instead of spinning: a robot's CPU is shared with drivers
+    # and other nodes. Measured on 2 shared, busy cores: p50 51 ms without spinning vs 66
+    # ms with it (default model, 256x320).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3  # errors only: ORT warns about every unused initializer
     return so
 
