@@ -40,15 +40,6 @@ class EngineInfo:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @staticmethod
-    def from_json(d: dict[str, Any]) -> EngineInfo:
-        return EngineInfo(
-            task=str(d["task"]),
-            class_names=tuple(d["class_names"]),
-            input_hw=(int(d["input_hw"][0]), int(d["input_hw"][1])),
-            thermal_norm=ThermalNorm(**d["thermal_norm"]),
-        )
-
 
 class Engine:
     """A ready backend plus the metadata of the checkpoint it was built from."""
