@@ -120,6 +120,7 @@ def test_pair_in_detections_out_with_the_input_header(ros, pair):
     overlay = probe.result_for(stamp, topic="overlay", timeout=5.0)
     assert overlay is not None and (overlay.width, overlay.height) == (W, H)
     assert overlay.encoding == "rgb8"
+    assert node.stats.counts["overlays_drawn"] >= 1
 
 
 def test_runtime_threshold_change_applies_to_the_next_frame(ros, pair):
@@ -440,6 +441,7 @@ def test_dense_models_publish_their_maps_with_the_input_header(tmp_path, pair, p
             assert names == list(cfg.class_names)
         else:
             assert images["saliency"].encoding == "mono8"
+        assert node.stats.counts["overlays_drawn"] == 0  # nobody watches: never drawn
     finally:
         probe.close()
         executor.shutdown()

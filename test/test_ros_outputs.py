@@ -36,7 +36,8 @@ def test_detection_array_carries_the_input_header_and_fields():
 
 def test_mask_messages_and_label_map_agree():
     mask = np.array([[0, 1], [255, 3]], np.uint8)
-    mono, colour = outputs.mask_msgs(mask, len(NAMES), HEADER)
+    mono = outputs.mask_msg(mask, HEADER)
+    colour = outputs.colour_mask_msg(mask, len(NAMES), HEADER)
     assert (mono.encoding, colour.encoding) == ("mono8", "rgb8")
     assert mono.header.frame_id == colour.header.frame_id == "rgb_optical"
     rgb = image_to_rgb(colour)
@@ -88,6 +89,7 @@ def test_rate_meter_and_percentiles_follow_a_fake_clock():
         meter.tick()
         t[0] += 0.1
     assert meter.rate() == pytest.approx(10.0, rel=0.1)
+    assert meter.jitter() == pytest.approx(0.0, abs=1e-9)  # perfectly regular ticks
     t[0] += 5.0
     assert meter.rate() == 0.0 and meter.since_last() == pytest.approx(5.1)
 

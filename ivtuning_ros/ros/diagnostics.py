@@ -39,9 +39,20 @@ class RateMeter:
         span = max(now - self._times[0], self._times[-1] - self._times[0])
         return (len(self._times) - 1) / span if span > 0 else 0.0
 
+    def jitter(self) -> float | None:
+        """Standard deviation of the intervals between events in the window, seconds."""
+        self.rate()  # drops events that left the window
+        if len(self._times) < 3:
+            return None
+        return float(np.std(np.diff(np.asarray(self._times))))
+
     def since_last(self) -> float | None:
         """Seconds since the last event; None if there never was one."""
         return None if self._last is None else self._clock() - self._last
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
 
 
 class NodeStats:
@@ -79,6 +90,7 @@ class NodeStats:
         with self._lock:
             out: dict[str, object] = {f"{k}_rate_hz": m.rate() for k, m in self.rates.items()}
             out.update({f"{k}_silent_s": m.since_last() for k, m in self.rates.items()})
+            out.update({f"{k}_jitter_ms": _ms(m.jitter()) for k, m in self.rates.items()})
             out["counts"] = dict(self.counts)
             out["reasons"] = dict(self.reasons)
             for name, window in (("inference", self.inference_s), ("latency", self.latency_s)):
@@ -125,6 +137,7 @@ def build_status(
 
     for k in ("rgb", "thermal", "pairs", "results"):
         add(f"{k} rate (Hz)", snapshot[f"{k}_rate_hz"])
+        add(f"{k} jitter (ms)", snapshot[f"{k}_jitter_ms"])
     for k in ("inference", "latency"):
         add(f"{k} p50 (ms)", snapshot[f"{k}_p50_ms"])
         add(f"{k} p95 (ms)", snapshot[f"{k}_p95_ms"])

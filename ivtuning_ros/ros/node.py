@@ -419,9 +419,9 @@ class IVTuningNode(LifecycleNode):
             )
         )  # fmt: skip
         if pred.mask is not None and "mask" in pubs:
-            mono, colour = outputs.mask_msgs(pred.mask, len(names), header)
-            pubs["mask"].publish(mono)
-            pubs["mask_color"].publish(colour)
+            pubs["mask"].publish(outputs.mask_msg(pred.mask, header))
+            if pubs["mask_color"].get_subscription_count() > 0:  # lazy, like the overlay
+                pubs["mask_color"].publish(outputs.colour_mask_msg(pred.mask, len(names), header))
         if pred.saliency is not None and "saliency" in pubs:
             pubs["saliency"].publish(outputs.saliency_msg(pred.saliency, header))
         overlay = pubs["overlay"]
@@ -436,6 +436,7 @@ class IVTuningNode(LifecycleNode):
                 banner=BANNER[modality],
             )  # fmt: skip
             overlay.publish(array_to_image(image, "rgb8", header))
+            self.stats.count("overlays_drawn")
 
     # ---------------------------------------------------------------- diagnostics
     def sync_counts(self) -> dict[str, int]:

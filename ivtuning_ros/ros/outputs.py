@@ -80,11 +80,14 @@ def label_map_msg(class_names: Sequence[str], header):
     )
 
 
-def mask_msgs(mask: np.ndarray, n_classes: int, header) -> tuple[object, object]:
-    """(H, W) uint8 class ids -> (mono8 id mask, rgb8 colour mask) Images."""
-    ids = np.ascontiguousarray(mask, np.uint8)
-    colour = palette(n_classes)[ids]
-    return array_to_image(ids, "mono8", header), array_to_image(colour, "rgb8", header)
+def mask_msg(mask: np.ndarray, header):
+    """(H, W) uint8 class ids -> mono8 Image (values as in the LabelMap)."""
+    return array_to_image(np.ascontiguousarray(mask, np.uint8), "mono8", header)
+
+
+def colour_mask_msg(mask: np.ndarray, n_classes: int, header):
+    """(H, W) uint8 class ids -> rgb8 Image in the LabelMap's colours (ignore = black)."""
+    return array_to_image(palette(n_classes)[np.asarray(mask, np.uint8)], "rgb8", header)
 
 
 def saliency_msg(saliency: np.ndarray, header):
