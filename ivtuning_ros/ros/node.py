@@ -64,6 +64,7 @@ MODALITY = {
 }
 BANNER = {MODALITY["both"]: "", MODALITY["rgb"]: "RGB ONLY", MODALITY["thermal"]: "THERMAL ONLY"}
 GIL_SWITCH_INTERVAL_S = 0.0005
+SYNC_POLL_S = 0.02  # how often lone frames are checked against sync_timeout
 LOG_EVERY_S = 10.0  # repeated input problems are logged this often (all are counted)
 
 
@@ -199,7 +200,7 @@ class IVTuningNode(LifecycleNode):
             cfg.sync, self._on_pair, stamp_now_ns=lambda: self.get_clock().now().nanoseconds
         )
         self._create_inputs()
-        self._sync_timer = self.create_timer(0.05, self._sync.poll)
+        self._sync_timer = self.create_timer(SYNC_POLL_S, self._sync.poll)
         self._stop.clear()
         self._slot.reopen()
         self._worker = threading.Thread(target=self._work, name="ivtuning_worker", daemon=True)
