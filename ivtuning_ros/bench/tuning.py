@@ -110,7 +110,9 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
     for name, src in tests.items():
         samples = open_source(_source(src), cache, skip_bad=False, progress=False)
         ds = PreparedDataset(samples, info.config.input_size, info.config.thermal_norm, "detection")
-        scores[name] = evaluate_model(model, ds, 8, 0.01, torch.device("cpu"))
+        scores[name] = evaluate_model(
+            model, ds, 8, cfg.train.val_score_threshold, torch.device("cpu")
+        )
     steps = np.asarray(result.step_times_s[3:] or result.step_times_s)
     report = {
         "mode": info.config.mode + ("_ckpt" if cfg.train.grad_checkpointing else ""),
@@ -285,8 +287,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-count", type=int, default=200)
     p.add_argument("--val-count", type=int, default=40)
     p.add_argument("--test-count", type=int, default=60)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--cache-dir", default=None, help="where the synthetic sets are rendered")
