@@ -49,6 +49,7 @@ def test_every_parameter_is_declared_with_a_description(context):
         ("sync_queue_size", 0, "sync_queue_size"),
         ("on_timeout", "wait", "on_timeout='wait': must be one of degraded, drop"),
         ("backend", "tensorflow", "must be one of auto, tensorrt"),
+        ("device", "gpu0", "must be auto, cpu, cuda or cuda:N"),
         ("thermal_crop", [0, 0, -5, 10], "thermal_crop"),
         ("thermal_affine", [1.0, 2.0, 0.0, 2.0, 4.0, 0.0], "singular"),
     ],

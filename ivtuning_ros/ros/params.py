@@ -10,6 +10,7 @@ config/ivtuning.yaml documents the same table (a test keeps them in step).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,6 +218,9 @@ class NodeConfig:
 def node_config(values: dict[str, Any]) -> NodeConfig:
     """Build the typed config; raises ValueError naming the parameter at fault."""
     v = values
+    device = str(v["device"])
+    if not (device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device)):
+        raise ValueError(f"device={device!r}: must be auto, cpu, cuda or cuda:N")
     sync = SyncConfig(
         queue_size=int(v["sync_queue_size"]),
         slop=float(v["sync_slop"]),
