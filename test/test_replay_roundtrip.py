@@ -3,8 +3,11 @@ bag reads back, bad input is reported clearly, and the shipped model clears its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -40,21 +43,44 @@ def checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+# Names of our own, so that other ROS processes on this machine (in the same DDS domain
+# by chance) neither feed our node nor have their results recorded as ours; one node
+# namespace per test, as DDS discovery may still list a node destroyed a moment ago.
+BAG_NS = f"/replay_test_{uuid.uuid4().hex[:8]}"
+TOPICS = {"rgb_topic": f"{BAG_NS}/cam/rgb", "thermal_topic": f"{BAG_NS}/cam/thermal"}
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"{BAG_NS}/n{uuid.uuid4().hex[:6]}"
+
+
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bags")
     out = {
-        s: make_bag(root / s, storage=s, seconds=2.0, seed=5, progress=False).path
+        s: make_bag(root / s, storage=s, seconds=2.0, seed=5, progress=False, **TOPICS).path
         for s in ("mcap", "sqlite3")
     }
     # A shorter one for the bad-input cases, which run offline (every pair inferred).
-    out["short"] = make_bag(root / "short", seconds=1.0, seed=6, progress=False).path
+    out["short"] = make_bag(root / "short", seconds=1.0, seed=6, progress=False, **TOPICS).path
     return out
 
 
-def _options(bag: Path, out: Path, checkpoint: Path, **kw) -> ReplayOptions:
-    overrides = {**demo_overrides(), "checkpoint": str(checkpoint), "backend": "torch"}
-    return ReplayOptions(bag=bag, out=out, overrides=overrides, progress=False, overlays=2, **kw)
+def _node_params(checkpoint: Path) -> dict:
+    return {**demo_overrides(), **TOPICS, "checkpoint": str(checkpoint), "backend": "torch"}
+
+
+def _options(bag: Path, out: Path, checkpoint: Path, namespace: str = "/", **kw) -> ReplayOptions:
+    return ReplayOptions(
+        bag=bag,
+        out=out,
+        overrides=_node_params(checkpoint),
+        namespace=namespace,
+        progress=False,
+        overlays=2,
+        **kw,
+    )
 
 
 def _assert_counts_add_up(report: dict, rgb_frames: int = 21) -> None:
@@ -65,9 +91,51 @@ def _assert_counts_add_up(report: dict, rgb_frames: int = 21) -> None:
     assert c["matched"] > 0
 
 
-@pytest.mark.parametrize(("storage", "rate"), [("mcap", 1.0), ("sqlite3", 2.0)])
-def test_dds_round_trip(storage: str, rate: float, bags, checkpoint: Path, tmp_path: Path) -> None:
-    report = run_replay(_options(bags[storage], tmp_path, checkpoint, rate=rate))
+@contextlib.contextmanager
+def _running_node(checkpoint: Path, namespace: str):
+    """The node in its own context (own DDS participant), as if started by the user."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from ivtuning_ros.ros.node import IVTuningNode
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    node = IVTuningNode(
+        context=ctx,
+        namespace=namespace,
+        parameter_overrides=[Parameter(k, value=v) for k, v in _node_params(checkpoint).items()],
+    )
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        node.trigger_shutdown()
+        executor.shutdown()
+        thread.join(5)
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+@pytest.mark.parametrize(
+    ("storage", "rate", "external"), [("mcap", 1.0, False), ("sqlite3", 2.0, True)]
+)
+def test_dds_round_trip(
+    storage: str, rate: float, external: bool, bags, checkpoint: Path, namespace, tmp_path
+) -> None:
+    """In-process node at 1x from mcap; a separately running node at 2x from sqlite3."""
+    opts = _options(bags[storage], tmp_path, checkpoint, namespace, rate=rate, external=external)
+    if external:
+        with _running_node(checkpoint, namespace):
+            report = run_replay(opts)
+    else:
+        report = run_replay(opts)
+    assert report["model"]["node"] == ("external" if external else "in-process")
     _assert_counts_add_up(report)
     assert report["input"]["storage"] == storage and report["input"]["error"] is None
     assert report["input"]["bag_sha256"].startswith("sha256:")
@@ -80,10 +148,10 @@ def test_dds_round_trip(storage: str, rate: float, bags, checkpoint: Path, tmp_p
     # The output bag reads back; its results deserialise with our registered types.
     with Reader(tmp_path / "output_bag") as reader:
         topics = reader.topics
-        assert topics["/detections"].msgcount == report["counts"]["outputs"]
-        assert topics["/label_map"].msgcount == 1
-        assert "/overlay" not in topics  # drawn lazily: not recorded unless asked
-        conn = topics["/detections"].connections[0]
+        assert topics[f"{namespace}/detections"].msgcount == report["counts"]["outputs"]
+        assert topics[f"{namespace}/label_map"].msgcount == 1
+        assert f"{namespace}/overlay" not in topics  # drawn lazily: not recorded unless asked
+        conn = topics[f"{namespace}/detections"].connections[0]
         store = typestore()
         stamps = set()
         for _, _, raw in reader.messages([conn]):
@@ -118,7 +186,7 @@ def test_shipped_model_accuracy_floor(bags, tmp_path: Path) -> None:
 
 def test_missing_topics_fail_before_the_node_starts(bags, checkpoint: Path, tmp_path) -> None:
     opts = _options(bags["mcap"], tmp_path, checkpoint, topics={"rgb": "/cam/left"})
-    with pytest.raises(BagError, match=r"no topic '/cam/left'.*holds: /rgb/image_raw"):
+    with pytest.raises(BagError, match=rf"no topic '/cam/left'.*holds: {BAG_NS}/cam/rgb"):
         run_replay(opts)
 
 

@@ -51,6 +51,7 @@ class ReplayOptions:
     offline: bool = False
     external: bool = False  # DDS: a node is already running; only play and record
     node_name: str = NODE_NAME
+    namespace: str = "/"  # the node's namespace (its outputs are relative to it)
     record_overlay: bool = False  # the overlay is drawn lazily: recording it costs node time
     overlays: int = 6
     progress: bool = True
@@ -124,14 +125,14 @@ def parse_topics(spec: str | None) -> dict[str, str] | None:
 def node_parameters(opts: ReplayOptions) -> tuple[dict[str, Any], dict[str, str]]:
     """(all node parameter values, bag topics by role), checked like the node checks them."""
     from_file = load_params_file(opts.params)
-    values = {name: spec.default for name, spec in SPECS.items()}
-    values.update(from_file)
-    topics = {r: _absolute(str(values[f"{r}_topic"])) for r in ROLES}
-    topics.update(opts.topics or {})
     unknown = sorted(set(opts.overrides) - set(SPECS))
     if unknown:
         raise ValueError(f"unknown node parameter(s) {', '.join(unknown)}")
+    values = {name: spec.default for name, spec in SPECS.items()}
+    values.update(from_file)
     values.update({k: _like(SPECS[k].default, v) for k, v in opts.overrides.items()})
+    topics = {r: _absolute(str(values[f"{r}_topic"])) for r in ROLES}
+    topics.update(opts.topics or {})
     values.update({f"{r}_topic": t for r, t in topics.items()})  # the node listens on the bag's
     reason = validate(values)
     if reason:
@@ -170,16 +171,21 @@ def _own_output_topics(node) -> dict[str, str]:
     }
 
 
-def _external_output_topics(host, node_name: str, timeout_s: float) -> dict[str, str]:
+def _external_output_topics(
+    host, node_name: str, namespace: str, timeout_s: float
+) -> dict[str, str]:
     """Topics a running node publishes (name -> type), once its results topic is visible."""
     deadline = time.monotonic() + timeout_s
     while True:
-        matches = [(n, ns) for n, ns in host.get_node_names_and_namespaces() if n == node_name]
+        matches = [
+            (n, ns)
+            for n, ns in host.get_node_names_and_namespaces()
+            if n == node_name and ns == namespace
+        ]
         if len(matches) > 1:
             raise RuntimeError(
-                f"{len(matches)} nodes named {node_name!r} on the ROS graph (namespaces "
-                f"{sorted(ns for _, ns in matches)}): stop the extra ones or use another "
-                "ROS_DOMAIN_ID"
+                f"{len(matches)} nodes named {namespace.rstrip('/')}/{node_name} on the ROS "
+                "graph: stop the extra ones, or use another namespace or ROS_DOMAIN_ID"
             )
         found = {}
         for name, ns in matches:
@@ -219,7 +225,7 @@ class _Spinner:
         self.thread.join(timeout=5.0)
 
 
-def _start_node(context, values: dict[str, Any]):
+def _start_node(context, values: dict[str, Any], namespace: str):
     """The real node, in this process, configured and activated (or a clear error)."""
     from rclpy.parameter import Parameter
 
@@ -228,6 +234,7 @@ def _start_node(context, values: dict[str, Any]):
     resolve_checkpoint(str(values["checkpoint"]))  # FileNotFoundError naming the paths tried
     node = IVTuningNode(
         context=context,
+        namespace=namespace,
         parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
     )
     if node.state_label != "active":
@@ -252,13 +259,13 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
     try:
         t0 = time.monotonic()
         if not opts.external:
-            node = _start_node(context, values)
+            node = _start_node(context, values, opts.namespace)
             spinners.append(_Spinner(node, context))
         startup_s = time.monotonic() - t0
         host = rclpy.create_node("ivtuning_replay", context=context)
         spinners.append(_Spinner(host, context))
         topics = (
-            _external_output_topics(host, opts.node_name, opts.startup_timeout_s)
+            _external_output_topics(host, opts.node_name, opts.namespace, opts.startup_timeout_s)
             if node is None
             else _own_output_topics(node)
         )
@@ -310,7 +317,8 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
             stamp, mask = _mask_from_raw(r.raw)
             masks[stamp] = mask
         else:
-            diag = _node_status(r.raw, opts.node_name) or diag
+            fqn = f"{opts.namespace.rstrip('/')}/{opts.node_name}"
+            diag = _node_status(r.raw, fqn) or diag
     for out in outputs:
         out.mask = masks.get(out.stamp_ns)
     task = "segmentation" if mask_topics else "detection"
@@ -396,13 +404,13 @@ def _mask_from_raw(raw: bytes) -> tuple[int, np.ndarray]:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, rows[:, : msg.width].copy()
 
 
-def _node_status(raw: bytes, node_name: str) -> dict[str, Any] | None:
+def _node_status(raw: bytes, fully_qualified_name: str) -> dict[str, Any] | None:
     """The node's cumulative counters (and their reasons) from one /diagnostics message."""
     from diagnostic_msgs.msg import DiagnosticArray
 
     msg = deserialize_message(raw, DiagnosticArray)
     for status in msg.status:
-        if node_name in status.name:
+        if status.name.endswith(fully_qualified_name):
             values = {kv.key: kv.value for kv in status.values}
             return {
                 k.removeprefix("count "): int(v)

@@ -38,6 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--offline", action="store_true", help="no DDS: as fast as possible")
     p.add_argument("--external", action="store_true", help="use an already running node (DDS mode)")
     p.add_argument("--node-name", default="ivtuning_node", help="with --external")
+    p.add_argument("--namespace", default="/", help="the node's namespace")
     p.add_argument("--record-overlay", action="store_true", help="also record /overlay")
     p.add_argument("--overlays", type=int, default=6, help="overlay frames to save")
     p.add_argument("--no-progress", action="store_true")
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             offline=args.offline,
             external=args.external,
             node_name=args.node_name,
+            namespace=args.namespace,
             record_overlay=args.record_overlay,
             overlays=args.overlays,
             progress=not args.no_progress,
