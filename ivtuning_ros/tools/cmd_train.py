@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_train_config(args.config)
     out = args.out or Path("runs") / args.config.stem
     result = train(cfg, out, resume=args.resume, progress=not args.quiet)
-    if result is not None:
+    if result.rank == 0:
         print(
             f"best checkpoint {result.best_checkpoint}: epoch {result.best_epoch}, "
             f"validation {result.select_metric} {result.best_metric:.4f}"
