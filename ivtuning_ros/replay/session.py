@@ -534,6 +534,15 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
         "sync": acc.sync,
         "node_counters": run.node_counters,
         **run.extra,
+        "frames": [
+            {
+                "stamp_ns": f.stamp_ns,
+                "status": f.status,
+                "latency_ms": None if f.status == "dropped" else round(f.latency_ms, 3),
+                "has_gt": f.has_gt,
+            }
+            for f in acc.frames
+        ],
     }
     title = f"{Path(opts.bag).name}: {report['mode']}" + (
         "" if opts.offline else f" x{opts.rate:g}"
