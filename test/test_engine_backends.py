@@ -193,3 +193,11 @@ def test_build_verification_refuses_an_engine_that_disagrees(module, tmp_path):
     other = SmallDetector().eval()  # same architecture, different BN statistics
     with pytest.raises(RuntimeError, match="disagrees with torch eager"):
         verify_against_module(backend, other, info, "fp32", "cpu")
+
+
+def test_closed_backend_refuses_to_run(module):
+    backend = TorchBackend(module, HW)
+    backend.close()
+    backend.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        backend.run(np.zeros((1, 3, *HW), np.float32), np.zeros((1, 1, *HW), np.float32))

@@ -21,20 +21,28 @@ class Backend(ABC):
 
     def __init__(self, input_hw: tuple[int, int]) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.closed = False
 
     @abstractmethod
     def _run(self, rgb: np.ndarray, thermal: np.ndarray) -> tuple[np.ndarray, ...]: ...
 
+    @abstractmethod
+    def _close(self) -> None: ...
+
     def run(self, rgb_batch: np.ndarray, thermal_batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        if self.closed:
+            raise RuntimeError(f"the {self.name} engine was closed (node deactivated?)")
         rgb, thermal = check_inputs(rgb_batch, thermal_batch, self.input_hw)
         if not self.batch_one or rgb.shape[0] == 1:
             return self._run(rgb, thermal)
         per_image = [self._run(rgb[i : i + 1], thermal[i : i + 1]) for i in range(rgb.shape[0])]
         return tuple(np.concatenate(parts) for parts in zip(*per_image, strict=True))
 
-    @abstractmethod
     def close(self) -> None:
-        """Free the session/module (the node calls this on deactivate)."""
+        """Free the session/module (the node calls this on cleanup); idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._close()
 
 
 def check_inputs(

@@ -99,5 +99,5 @@ class OnnxRuntimeBackend(Backend):
     def _run(self, rgb: np.ndarray, thermal: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(self.session.run(None, {"rgb": rgb, "thermal": thermal}))
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self.session = None

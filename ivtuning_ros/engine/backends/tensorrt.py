@@ -151,6 +151,6 @@ class TensorRTBackend(Backend):
         outputs = self.module(x, t)
         return tuple((o.float() if o.is_floating_point() else o).cpu().numpy() for o in outputs)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self.module = None
         torch.cuda.empty_cache()

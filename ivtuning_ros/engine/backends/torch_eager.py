@@ -89,7 +89,7 @@ class TorchBackend(Backend):
             outputs = self.module(x, t)
         return tuple(_to_numpy(o) for o in outputs)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._graphs.clear()
         self.module = None
         if self.device.type == "cuda":
