@@ -102,9 +102,13 @@ class ModelConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with top-level fields changed (`prompter`/`head` may be given as dicts)."""
+        """A copy with fields changed; `prompter`/`head` dicts update only the keys given."""
         data = self.to_dict()
-        data.update(changes)
+        for key, value in changes.items():
+            if key in ("prompter", "head") and isinstance(value, dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
         return model_config_from_dict(data, source="override")
 
 

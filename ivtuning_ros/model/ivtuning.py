@@ -196,7 +196,7 @@ class InferenceModule(nn.Module):
         return self.model.head.decode(self.model(rgb, thermal))
 
 
-def build_model(cfg: ModelConfig, keep_classifier: bool = False) -> IVTuningModel:
+def build_model(cfg: ModelConfig) -> IVTuningModel:
     """Build the model of a config, loading the frozen weights from their source.
 
     Under `with torch.device("meta")` nothing is allocated or loaded (parameter counts)."""
@@ -206,7 +206,6 @@ def build_model(cfg: ModelConfig, keep_classifier: bool = False) -> IVTuningMode
         input_size=cfg.input_size,
         backbone_args=cfg.backbone_args,
         seed=cfg.seed,
-        keep_classifier=keep_classifier,
     )
     backbone, source = create_backbone(**kwargs)
     thermal = create_backbone(**kwargs)[0] if cfg.mode == "dual_backbone" else None

@@ -118,11 +118,11 @@ def load_pretrained(
     if filter_fn is not None:
         state = filter_fn(state, net)
     own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    # A headless checkpoint (no classifier) is fine: the classifier is not used by our heads.
-    classifier = net.get_classifier() if hasattr(net, "get_classifier") else None
-    head_keys = {f"{n}" for n, _ in _named_tensors(net, classifier)}
-    missing = [k for k in missing if k not in head_keys]
+    # A headless checkpoint (no classifier) is fine: our heads do not use it.
+    classifier = (getattr(net, "pretrained_cfg", None) or {}).get("classifier")
+    missing = [
+        k for k in own if k not in state and not (classifier and k.startswith(f"{classifier}."))
+    ]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
         raise ValueError(
@@ -138,12 +138,3 @@ def load_pretrained(
             )
     net.load_state_dict(state, strict=False)
     return str(spec)
-
-
-def _named_tensors(net: nn.Module, sub: nn.Module | None) -> list[tuple[str, torch.Tensor]]:
-    if sub is None or isinstance(sub, nn.Identity):
-        return []
-    prefix = next((n for n, m in net.named_modules() if m is sub), None)
-    if prefix is None:
-        return []
-    return [(f"{prefix}.{k}", v) for k, v in sub.state_dict().items()]

@@ -34,7 +34,7 @@ class Family:
 
 FAMILIES = (
     Family("vit", ("vit_", "deit_", "deit3_", "eva02_"), vit),
-    Family("swin", ("swin_base", "swin_large", "swin_small", "swin_tiny", "swin_s3"), swin),
+    Family("swin", ("swin_base_", "swin_large_", "swin_small_", "swin_tiny_"), swin),
     Family("efficientnet", ("tf_efficientnet_lite", "efficientnet_lite"), efficientnet),
 )
 
@@ -72,10 +72,10 @@ def create_backbone(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # `random` weights are reproducible from the config alone
         backbone = family.module.create(name, tuple(input_size), **(backbone_args or {}))
-    if backbone.net.parameters().__next__().device.type != "meta":
-        source = load_pretrained(backbone.net, weights, family.filter_fn(name))
-    else:
+    if next(backbone.net.parameters()).is_meta:
         source = "meta (no weights)"
+    else:
+        source = load_pretrained(backbone.net, weights, family.filter_fn(name))
     if not keep_classifier:
         backbone.net.reset_classifier(0)
     return backbone, source
