@@ -17,7 +17,8 @@ from ivtuning_ros.paths import models_dir
 from ivtuning_ros.replay.bagio import BagError, typestore
 from ivtuning_ros.replay.demo import demo_overrides
 from ivtuning_ros.replay.ground_truth import GT_FILENAME
-from ivtuning_ros.replay.session import ReplayOptions, run_replay
+from ivtuning_ros.replay.options import ReplayOptions
+from ivtuning_ros.replay.session import run_replay
 from ivtuning_ros.replay.synthetic_bag import make_bag
 
 SHIPPED = models_dir() / "default.safetensors"

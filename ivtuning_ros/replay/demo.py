@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ivtuning_ros.paths import config_dir
-from ivtuning_ros.replay.session import ReplayOptions, run_replay
+from ivtuning_ros.replay.options import ReplayOptions
+from ivtuning_ros.replay.session import run_replay
 from ivtuning_ros.replay.synthetic_bag import RGB_TIMING, THERMAL_TIMING, make_bag
 
 # What a previous demo leaves in OUT (removed before a new run; nothing else is touched).

@@ -12,16 +12,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
-from ivtuning_ros.engine.engine import Engine
+from ivtuning_ros.engine.config import EngineConfig
+from ivtuning_ros.engine.engine import Engine, load_engine
 from ivtuning_ros.engine.predictor import Predictor
 from ivtuning_ros.preprocess import ThermalNorm
 from ivtuning_ros.replay.bagio import BagStream
 from ivtuning_ros.replay.matching import OutputRecord
+from ivtuning_ros.replay.options import ReplayOptions, RunData
+from ivtuning_ros.replay.report import file_hash
 from ivtuning_ros.ros.codec import (
     RGB_ENCODINGS,
     THERMAL_ENCODINGS,
@@ -30,8 +35,8 @@ from ivtuning_ros.ros.codec import (
     image_to_rgb,
     image_to_thermal,
 )
-from ivtuning_ros.ros.node import IDENTITY_NORM
-from ivtuning_ros.ros.params import NodeConfig
+from ivtuning_ros.ros.node import IDENTITY_NORM, resolve_checkpoint
+from ivtuning_ros.ros.params import NodeConfig, node_config
 from ivtuning_ros.ros.sync import PairSynchronizer, SyncedPair
 
 
@@ -178,3 +183,41 @@ def run_offline(
     res.sync_counts = dict(sync.counts)
     res.wall_s = time.monotonic() - t0
     return res
+
+
+def replay_offline(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -> RunData:
+    """Load the engine as the node would, run the bag through it, collect a RunData."""
+    cfg = node_config(values)
+    checkpoint = resolve_checkpoint(str(values["checkpoint"]))
+    engine_cfg: dict[str, Any] = {
+        "backend": values["backend"],
+        "precision": values["precision"],
+        "warmup_runs": int(values["warmup_runs"]),
+        "num_threads": int(values["num_threads"]),
+        "device": values["device"],
+    }
+    if values["cache_dir"]:
+        engine_cfg["cache_dir"] = Path(values["cache_dir"])
+    t0 = time.monotonic()
+    engine = load_engine(checkpoint, EngineConfig(**engine_cfg))
+    startup_s = time.monotonic() - t0
+    res = run_offline(stream, cfg, engine, progress=opts.progress)
+    return RunData(
+        rgb_sent=res.rgb_sent,
+        thermal_stamps=res.thermal_stamps,
+        outputs=res.outputs,
+        task=engine.task,
+        class_names=tuple(engine.class_names),
+        model={
+            "checkpoint": str(checkpoint),
+            "checkpoint_sha256": file_hash(checkpoint),
+            "backend": engine.backend_name,
+            "startup_s": round(startup_s, 2),
+        },
+        node_counters={
+            **res.sync_counts,
+            **res.errors,
+            **{f"reason {k}": v for k, v in res.last_error.items()},
+        },
+        extra={"wall_s": round(res.wall_s, 3)},
+    )

@@ -46,7 +46,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ivtuning_ros.replay.session import ReplayOptions, parse_topics, run_replay
+    from ivtuning_ros.replay.options import ReplayOptions, parse_topics
+    from ivtuning_ros.replay.session import run_replay
 
     report = run_replay(
         ReplayOptions(

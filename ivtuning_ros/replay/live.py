@@ -1,0 +1,304 @@
+"""Replay through a live node over DDS: host it (or find it), play, record, collect.
+
+The node runs in this process on its own executor thread (`ivtuning_node`, started
+with the resolved parameters) or is already running (`external`). The bag is played by
+`BagPlayer`, every output topic of the node is recorded by `Recorder` into
+OUT/output_bag, and the recorded results become `OutputRecord`s for the accounting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from rclpy.serialization import deserialize_message
+
+from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagStream
+from ivtuning_ros.replay.matching import OutputRecord
+from ivtuning_ros.replay.options import NODE_NAME, ROLES, ReplayOptions, RunData
+from ivtuning_ros.types import Detections
+
+DETECTIONS_TYPE = "ivtuning_ros/msg/DetectionArray"
+LABEL_MAP_TYPE = "ivtuning_ros/msg/LabelMap"
+_INFRASTRUCTURE = ("/rosout", "/parameter_events")
+
+
+def _qos_like_publisher(node, topic: str):
+    """A recording QoS compatible with the publisher's (reliable/transient-local stays so)."""
+    from rclpy.qos import HistoryPolicy, QoSProfile
+
+    infos = node.get_publishers_info_by_topic(topic)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100)
+    if infos:
+        qos.reliability = infos[0].qos_profile.reliability
+        qos.durability = infos[0].qos_profile.durability
+    return qos
+
+
+def _type_name(msg_class: type) -> str:
+    """'pkg/msg/Name' of an rclpy message class."""
+    return f"{msg_class.__module__.split('.')[0]}/msg/{msg_class.__name__}"
+
+
+def _recordable(topic: str) -> bool:
+    return topic not in _INFRASTRUCTURE and not topic.endswith("/transition_event")
+
+
+def _own_output_topics(node) -> dict[str, str]:
+    """Topics an in-process node publishes, from the node itself (no graph lookup)."""
+    return {
+        p.topic_name: _type_name(p.msg_type) for p in node.publishers if _recordable(p.topic_name)
+    }
+
+
+def _external_output_topics(
+    host, node_name: str, namespace: str, timeout_s: float
+) -> dict[str, str]:
+    """Topics a running node publishes (name -> type), once its results topic is visible."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        matches = [
+            (n, ns)
+            for n, ns in host.get_node_names_and_namespaces()
+            if n == node_name and ns == namespace
+        ]
+        if len(matches) > 1:
+            raise RuntimeError(
+                f"{len(matches)} nodes named {namespace.rstrip('/')}/{node_name} on the ROS "
+                "graph: stop the extra ones, or use another namespace or ROS_DOMAIN_ID"
+            )
+        found = {}
+        for name, ns in matches:
+            for topic, types in host.get_publisher_names_and_types_by_node(name, ns):
+                if _recordable(topic):
+                    found[topic] = types[0]
+        if DETECTIONS_TYPE in found.values():
+            return found
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"no node {node_name!r} publishing {DETECTIONS_TYPE} after {timeout_s:.0f} s "
+                f"(seen: {sorted(found) if matches else 'no node of that name'}): is it "
+                "running, active and in this ROS_DOMAIN_ID?"
+            )
+        time.sleep(0.1)
+
+
+class _Spinner:
+    """One executor on its own thread."""
+
+    def __init__(self, node, context) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(node)
+        self.thread = threading.Thread(target=self._spin, daemon=True, name=node.get_name())
+        self.thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        with contextlib.suppress(ExternalShutdownException):
+            self.executor.spin()
+
+    def stop(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.thread.join(timeout=5.0)
+
+
+def _start_node(context, values: dict[str, Any], namespace: str):
+    """The real node, in this process, configured and activated (or a clear error)."""
+    from rclpy.parameter import Parameter
+
+    from ivtuning_ros.ros.node import IVTuningNode, resolve_checkpoint
+
+    resolve_checkpoint(str(values["checkpoint"]))  # FileNotFoundError naming the paths tried
+    node = IVTuningNode(
+        context=context,
+        namespace=namespace,
+        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+    )
+    if node.state_label != "active":
+        node.destroy_node()
+        raise RuntimeError(
+            f"{NODE_NAME} did not become active (state {node.state_label}); its log above "
+            "says why (checkpoint, backend)"
+        )
+    return node
+
+
+def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -> RunData:
+    import rclpy
+    from rclpy.context import Context
+
+    from ivtuning_ros.replay.dds import BagPlayer, Recorder
+
+    context = Context()
+    rclpy.init(context=context, args=["ivtuning_replay"])
+    spinners: list[_Spinner] = []
+    node = host = recorder = None
+    try:
+        t0 = time.monotonic()
+        if not opts.external:
+            node = _start_node(context, values, opts.namespace)
+            spinners.append(_Spinner(node, context))
+        startup_s = time.monotonic() - t0
+        host = rclpy.create_node("ivtuning_replay", context=context)
+        spinners.append(_Spinner(host, context))
+        topics = (
+            _external_output_topics(host, opts.node_name, opts.namespace, opts.startup_timeout_s)
+            if node is None
+            else _own_output_topics(node)
+        )
+        skipped = sorted(
+            t for t, ty in topics.items() if ty == IMAGE_TYPE and t.rsplit("/", 1)[-1] == "overlay"
+        )
+        if opts.record_overlay:
+            skipped = []
+        record = {t: ty for t, ty in topics.items() if t not in skipped}
+        kept_types = {DETECTIONS_TYPE, LABEL_MAP_TYPE, "diagnostic_msgs/msg/DiagnosticArray"}
+        mask_topics = {t for t, ty in record.items() if ty == IMAGE_TYPE and t.endswith("/mask")}
+        recorder = Recorder(
+            host,
+            opts.out / "output_bag",
+            "mcap",
+            record,
+            lambda t: _qos_like_publisher(host, t),
+            keep=lambda t: record[t] in kept_types or t in mask_topics,
+        )
+        player = BagPlayer(host, stream, {r: stream.connections[r].topic for r in ROLES}, opts.rate)
+        player.wait_for_subscribers(opts.startup_timeout_s)
+        time.sleep(0.5)  # let the recorder's subscriptions match before the first result
+        log = player.play(progress=opts.progress)
+        results = [t for t, ty in record.items() if ty == DETECTIONS_TYPE]
+        _drain(lambda: sum(recorder.counts[t] for t in results), float(values["sync_timeout"]))
+        recorder.close()
+        kept = list(recorder.kept)
+        counts = dict(recorder.counts)
+    finally:
+        if recorder is not None:
+            recorder.close()
+        if node is not None:
+            node.trigger_shutdown()
+        for s in reversed(spinners):
+            s.stop()
+        for n in (host, node):
+            if n is not None:
+                n.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+    outputs, masks, names, diag = [], {}, (), {}
+    for r in kept:
+        ty = record[r.topic]
+        if ty == DETECTIONS_TYPE:
+            outputs.append(_detections_record(r.raw, r.receive_ns))
+        elif ty == LABEL_MAP_TYPE:
+            names = _label_names(r.raw)
+        elif r.topic in mask_topics:
+            stamp, mask = _mask_from_raw(r.raw)
+            masks[stamp] = mask
+        else:
+            fqn = f"{opts.namespace.rstrip('/')}/{opts.node_name}"
+            diag = _node_status(r.raw, fqn) or diag
+    for out in outputs:
+        out.mask = masks.get(out.stamp_ns)
+    task = "segmentation" if mask_topics else "detection"
+    return RunData(
+        rgb_sent=log.sent["rgb"],
+        thermal_stamps=[s for s, _ in log.sent["thermal"]],
+        outputs=outputs,
+        task=task,
+        class_names=names,
+        model={
+            "checkpoint": str(values["checkpoint"]),
+            "backend": values["backend"],
+            "node": "external" if opts.external else "in-process",
+            "startup_s": round(startup_s, 2),
+        },
+        node_counters=diag,
+        extra={
+            "player": {
+                "wall_s": round(log.wall_s, 3),
+                "max_lag_behind_schedule_ms": round(log.late_s_max * 1e3, 2),
+                "rgb_published": len(log.sent["rgb"]),
+                "thermal_published": len(log.sent["thermal"]),
+            },
+            "output_bag": {
+                "path": str(opts.out / "output_bag"),
+                "messages": counts,
+                "not_recorded": skipped,
+            },
+        },
+    )
+
+
+def _drain(results: Callable[[], int], sync_timeout: float, cap_s: float = 30.0) -> None:
+    """Wait until results stop arriving (the node finished its last frames)."""
+    quiet = max(1.5, 2 * sync_timeout + 0.5)
+    start = time.monotonic()
+    last_n, last_change = -1, time.monotonic()
+    while time.monotonic() - start < cap_s:
+        n = results()
+        if n != last_n:
+            last_n, last_change = n, time.monotonic()
+        elif time.monotonic() - last_change > quiet:
+            return
+        time.sleep(0.1)
+
+
+def _detections_record(raw: bytes, receive_ns: int) -> OutputRecord:
+    from ivtuning_ros.msg import DetectionArray
+
+    msg = deserialize_message(raw, DetectionArray)
+    d = msg.detections
+    dets = Detections(
+        np.array([[x.x_min, x.y_min, x.x_max, x.y_max] for x in d], np.float32).reshape(-1, 4),
+        np.array([x.score for x in d], np.float32),
+        np.array([x.class_id for x in d], np.int64),
+    )
+    return OutputRecord(
+        stamp_ns=msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+        receive_ns=receive_ns,
+        modalities=int(msg.modalities),
+        thermal_stamp_ns=msg.thermal_stamp.sec * 10**9 + msg.thermal_stamp.nanosec,
+        inference_ms=float(msg.inference_time_ms),
+        detections=dets,
+    )
+
+
+def _label_names(raw: bytes) -> tuple[str, ...]:
+    from ivtuning_ros.msg import LabelMap
+
+    msg = deserialize_message(raw, LabelMap)
+    names = dict(zip(msg.class_ids, msg.class_names, strict=True))
+    return tuple(names.get(i, str(i)) for i in range(max(names, default=-1) + 1))
+
+
+def _mask_from_raw(raw: bytes) -> tuple[int, np.ndarray]:
+    from sensor_msgs.msg import Image
+
+    from ivtuning_ros.ros.codec import check_image
+
+    msg = deserialize_message(raw, Image)
+    check_image(msg, ("mono8",), "mask")
+    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, rows[:, : msg.width].copy()
+
+
+def _node_status(raw: bytes, fully_qualified_name: str) -> dict[str, Any] | None:
+    """The node's cumulative counters (and their reasons) from one /diagnostics message."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    msg = deserialize_message(raw, DiagnosticArray)
+    for status in msg.status:
+        if status.name.endswith(fully_qualified_name):
+            values = {kv.key: kv.value for kv in status.values}
+            return {
+                k.removeprefix("count "): int(v)
+                for k, v in values.items()
+                if k.startswith("count ")
+            } | {k: v for k, v in values.items() if k.startswith("reason ")}
+    return None
