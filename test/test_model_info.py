@@ -36,17 +36,16 @@ def test_model_info_bad_config_is_a_clear_error(tmp_path, capsys):
 
 
 def test_bench_model_writes_ratios(tmp_path):
-    small = tmp_path / "small.yaml"  # the default preset at a small input size, for speed
-    small.write_text(
-        (config_dir() / "models" / "default.yaml").read_text().replace("[256, 320]", "[64, 96]")
-    )
+    small = tmp_path / "small.yaml"  # the default preset, small and with random weights
+    text = (config_dir() / "models" / "default.yaml").read_text()
+    small.write_text(text.replace("[256, 320]", "[64, 96]").replace("package:", "random #"))
     out = tmp_path / "bench.json"
-    assert main(["bench", "model", "--presets", str(small), "--runs", "2", "--warmup", "1",
-                 "--json", str(out)]) == 0  # fmt: skip
+    assert main(["bench", "model", "--presets", str(small), "--backends", "torch",
+                 "--runs", "2", "--warmup", "1", "--json", str(out)]) == 0  # fmt: skip
     report = json.loads(out.read_text())
     (preset,) = report["presets"]
-    assert set(preset["latency_ms"]) >= {"rgb_backbone", "ivtuning", "dual_backbone"}
-    assert preset["latency_ms"]["ivtuning"]["n"] == 2
+    assert set(preset["latency_ms"]["torch"]) >= {"rgb_backbone", "ivtuning", "dual_backbone"}
+    assert preset["latency_ms"]["torch"]["ivtuning"]["n"] == 2
     flops = preset["flops"]
     assert flops["rgb_backbone"] < flops["ivtuning"] < flops["dual_backbone"]
-    assert set(preset["ratios"]["latency"]) >= {"ivtuning/rgb_backbone", "ivtuning/dual_backbone"}
+    assert set(preset["ratios"]["torch"]) >= {"ivtuning/rgb_backbone", "ivtuning/dual_backbone"}
