@@ -14,7 +14,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
 from ivtuning_ros.replay.bagio import IMAGE_TYPE, open_stream, typestore
-from ivtuning_ros.replay.dds import BagPlayer, Recorder, header_stamp_ns
+from ivtuning_ros.replay.dds import BagPlayer, Recorder, ReplayError, header_stamp_ns
 from ivtuning_ros.replay.synthetic_bag import make_bag
 
 TOPICS = {"rgb": "/rgb/image_raw", "thermal": "/thermal/image_raw"}
@@ -109,5 +109,5 @@ def test_wait_for_subscribers_names_the_topic(bag: Path, context) -> None:
     node = rclpy.create_node("lonely_player", context=context)
     with open_stream(bag, TOPICS, {r: (IMAGE_TYPE,) for r in TOPICS}) as stream:
         player = BagPlayer(node, stream, {"rgb": "/nobody/listens", "thermal": "/x"}, rate=1.0)
-        with pytest.raises(RuntimeError, match=r"no subscriber on /nobody/listens"):
+        with pytest.raises(ReplayError, match=r"no subscriber on /nobody/listens"):
             player.wait_for_subscribers(0.3)

@@ -26,6 +26,11 @@ from tqdm import tqdm
 from ivtuning_ros.replay.bagio import BagStream, open_writer, typestore
 
 
+class ReplayError(ValueError):
+    """A replay that cannot go on: no node listening, none publishing, or an ambiguous one.
+    A ValueError, so the CLI prints it as one line like other configuration errors."""
+
+
 def header_stamp_ns(raw: bytes) -> int:
     """header.stamp of a serialized message whose first field is std_msgs/Header.
 
@@ -84,7 +89,7 @@ class BagPlayer:
             if not missing:
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(
+                raise ReplayError(
                     f"no subscriber on {', '.join(missing)} after {timeout_s:.0f} s: is the node "
                     "running, and does it listen on these topics (--topics / params file)?"
                 )

@@ -18,6 +18,7 @@ import numpy as np
 from rclpy.serialization import deserialize_message
 
 from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagStream
+from ivtuning_ros.replay.dds import BagPlayer, Recorder, ReplayError
 from ivtuning_ros.replay.matching import OutputRecord
 from ivtuning_ros.replay.options import NODE_NAME, ROLES, ReplayOptions, RunData
 from ivtuning_ros.types import Detections
@@ -67,7 +68,7 @@ def _external_output_topics(
             if n == node_name and ns == namespace
         ]
         if len(matches) > 1:
-            raise RuntimeError(
+            raise ReplayError(
                 f"{len(matches)} nodes named {namespace.rstrip('/')}/{node_name} on the ROS "
                 "graph: stop the extra ones, or use another namespace or ROS_DOMAIN_ID"
             )
@@ -79,7 +80,7 @@ def _external_output_topics(
         if DETECTIONS_TYPE in found.values():
             return found
         if time.monotonic() > deadline:
-            raise RuntimeError(
+            raise ReplayError(
                 f"no node {node_name!r} publishing {DETECTIONS_TYPE} after {timeout_s:.0f} s "
                 f"(seen: {sorted(found) if matches else 'no node of that name'}): is it "
                 "running, active and in this ROS_DOMAIN_ID?"
@@ -123,7 +124,7 @@ def _start_node(context, values: dict[str, Any], namespace: str):
     )
     if node.state_label != "active":
         node.destroy_node()
-        raise RuntimeError(
+        raise ReplayError(
             f"{NODE_NAME} did not become active (state {node.state_label}); its log above "
             "says why (checkpoint, backend)"
         )
@@ -134,7 +135,6 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
     import rclpy
     from rclpy.context import Context
 
-    from ivtuning_ros.replay.dds import BagPlayer, Recorder
 
     context = Context()
     rclpy.init(context=context, args=["ivtuning_replay"])

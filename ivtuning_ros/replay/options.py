@@ -103,6 +103,8 @@ def parse_topics(spec: str | None) -> dict[str, str] | None:
 
 def node_parameters(opts: ReplayOptions) -> tuple[dict[str, Any], dict[str, str]]:
     """(all node parameter values, bag topics by role), checked like the node checks them."""
+    if not opts.rate > 0:
+        raise ValueError(f"--rate must be positive, got {opts.rate}")
     from_file = load_params_file(opts.params)
     unknown = sorted(set(opts.overrides) - set(SPECS))
     if unknown:
@@ -113,6 +115,10 @@ def node_parameters(opts: ReplayOptions) -> tuple[dict[str, Any], dict[str, str]
     topics = {r: _absolute(str(values[f"{r}_topic"])) for r in ROLES}
     topics.update(opts.topics or {})
     values.update({f"{r}_topic": t for r, t in topics.items()})  # the node listens on the bag's
+    for name, value in values.items():
+        rng = SPECS[name].range
+        if rng is not None and not rng[0] <= value <= rng[1]:
+            raise ValueError(f"node parameter {name}={value} outside [{rng[0]}, {rng[1]}]")
     reason = validate(values)
     if reason:
         raise ValueError(f"node parameters: {reason}")
