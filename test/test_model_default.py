@@ -59,6 +59,13 @@ def test_frozen_backbone_has_real_imagenet_weights():
     assert int(cat.argmax()) in range(281, 286), "chelsea must be a cat (ImageNet 281-285)"
     assert float(cat[0, 281:286].sum()) > 0.5
     assert int(cup.argmax()) in (504, 967, 968), "coffee must be a mug, espresso or cup"
+    # the layer-by-layer forward the prompter hooks into runs the same network as timm's
+    net = backbone.net
+    with torch.no_grad():
+        x = backbone.normalize(_photo("chelsea"))
+        last = backbone(x)[-1]
+        logits = net.forward_head(net.bn2(net.conv_head(last)))
+        torch.testing.assert_close(logits, net(x), atol=1e-4, rtol=1e-4)
 
 
 def test_forward_shapes_and_parameter_report(model, cfg):
