@@ -180,6 +180,31 @@ def test_offline_processes_every_pair(bags, checkpoint: Path, tmp_path: Path) ->
     assert not (tmp_path / "output_bag").exists()
 
 
+def test_segmentation_model_is_scored_by_miou(bags, namespace, tmp_path_factory) -> None:
+    """A segmentation checkpoint (untrained head): the node's mono8 masks are recorded,
+    matched by stamp and scored against the bag's ground-truth masks."""
+    import dataclasses
+
+    import torch
+
+    from ivtuning_ros.data.scene import SEG_CLASSES
+    from ivtuning_ros.model.checkpoint import save_checkpoint
+    from ivtuning_ros.model.config import load_model_config
+    from ivtuning_ros.model.ivtuning import build_model
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(
+        load_model_config("default"), task="segmentation", class_names=tuple(SEG_CLASSES)
+    )
+    ckpt = save_checkpoint(tmp_path_factory.mktemp("seg") / "seg.safetensors", build_model(cfg))
+    out = tmp_path_factory.mktemp("seg_out")
+    report = run_replay(_options(bags["short"], out, ckpt, namespace))
+    _assert_counts_add_up(report, rgb_frames=11)
+    assert report["model"]["task"] == "segmentation"
+    assert 0.0 <= report["accuracy"]["miou"] <= 1.0 and "iou/road" in report["accuracy"]
+    assert report["output_bag"]["messages"][f"{namespace}/mask"] == report["counts"]["outputs"]
+
+
 @pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no shipped model at {SHIPPED}")
 def test_shipped_model_accuracy_floor(bags, tmp_path: Path) -> None:
     report = run_replay(_options(bags["mcap"], tmp_path, SHIPPED, offline=True))
