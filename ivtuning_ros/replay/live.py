@@ -135,7 +135,6 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
     import rclpy
     from rclpy.context import Context
 
-
     context = Context()
     rclpy.init(context=context, args=["ivtuning_replay"])
     spinners: list[_Spinner] = []
