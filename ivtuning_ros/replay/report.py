@@ -79,7 +79,8 @@ def render_table(report: dict) -> str:
         ),
         (
             "model",
-            f"{report['model'].get('checkpoint', '-')} ({report['model'].get('backend', '-')})",
+            f"{report['model'].get('checkpoint', '-')} ({report['model'].get('task', '-')}, "
+            f"backend {report['model'].get('backend', '-')})",
         ),
         ("bag", f"{report['input']['bag']} ({report['input']['storage']})"),
         ("RGB frames", str(c["rgb_frames"])),
