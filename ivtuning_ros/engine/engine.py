@@ -7,6 +7,7 @@ runs `warmup_runs` passes before it is returned, so the first real frame is not 
 
 from __future__ import annotations
 
+import os
 import platform
 import threading
 import time
@@ -257,6 +258,12 @@ def load_engine(
     key = CacheKey(parts)
 
     if backend == "torch":
+        if device == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+            log(
+                "engine: note: OMP_WAIT_POLICY is not PASSIVE, so torch's OpenMP threads "
+                "busy-wait; on a shared CPU that made this model 5x slower at p50 (set it "
+                "before the process starts, or use num_threads=1 or onnxruntime)"
+            )
         backend_obj = backend_module.TorchBackend(
             _inference_module(path), info.input_hw, device, cfg.precision,
             compile_module=cfg.torch_compile, num_threads=cfg.num_threads,
