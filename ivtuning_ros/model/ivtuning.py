@@ -121,9 +121,7 @@ class IVTuningModel(nn.Module):
     def features(self, rgb: torch.Tensor, thermal: torch.Tensor) -> list[torch.Tensor]:
         mode = self.cfg.mode
         if mode in ("ivtuning", "full"):
-            return self.backbone(
-                self.backbone.normalize(rgb), self.backbone.normalize(thermal), self.prompter
-            )
+            return self.backbone(self.backbone.normalize(rgb), thermal, self.prompter)
         if mode == "rgb_only":
             return self.backbone(self.backbone.normalize(rgb))
         if mode == "thermal_only":

@@ -59,6 +59,12 @@ class Backbone(nn.Module):
             x = x.expand(-1, 3, -1, -1)
         return (x - self.mean) / self.std
 
+    def thermal_input(self, thermal: torch.Tensor) -> torch.Tensor:
+        """What the infrared embedding reads: by default the [0, 1] thermal image repeated
+        to three channels with the backbone's statistics, the input of the frozen
+        embedding it is copied from."""
+        return self.normalize(thermal)
+
     def embed_module(self) -> nn.Module:
         """The frozen module that turns an image into the first token map."""
         raise NotImplementedError
@@ -85,7 +91,8 @@ class Backbone(nn.Module):
             return tokens, None
         if thermal is None:
             raise ValueError("IV-tuning needs the thermal image as well as the RGB image")
-        p0 = prompter.input(tokens, self.embed_with(prompter.thermal_embed, thermal))
+        infrared = self.embed_with(prompter.thermal_embed, self.thermal_input(thermal))
+        p0 = prompter.input(tokens, infrared)
         return tokens + p0, p0
 
     def check_input_size(self, h: int, w: int) -> None:
@@ -99,8 +106,8 @@ class Backbone(nn.Module):
         thermal: torch.Tensor | None = None,
         prompter: Prompter | None = None,
     ) -> list[torch.Tensor]:
-        """x: normalised image (B, 3, H, W); with a prompter, thermal is the normalised
-        infrared image. Returns the four feature maps (strides 4, 8, 16, 32)."""
+        """x: normalised image (B, 3, H, W); with a prompter, thermal is the [0, 1]
+        infrared image (B, 1, H, W). Returns the four feature maps (strides 4, 8, 16, 32)."""
         raise NotImplementedError
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:

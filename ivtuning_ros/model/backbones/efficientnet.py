@@ -47,10 +47,13 @@ class EfficientNetBackbone(Backbone):
         net = self.net
         return nn.Sequential(net.conv_stem, net.bn1, *net.blocks[: self.embed_stages])
 
+    def thermal_input(self, thermal: torch.Tensor) -> torch.Tensor:
+        return thermal * 2.0 - 1.0  # one channel, centred: the light stem learns the rest
+
     def make_thermal_embed(self) -> nn.Module:
         mid = max(8, self.embed_dim // 2)
         return nn.Sequential(
-            nn.Conv2d(3, mid, 3, stride=2, padding=1, bias=False),
+            nn.Conv2d(1, mid, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(mid),
             nn.ReLU6(inplace=True),
             nn.Conv2d(mid, self.embed_dim, 3, stride=2, padding=1, bias=False),
