@@ -8,7 +8,8 @@ each result arrives: latency = result received - stamp (publish -> result), resu
 rate, frames lost. The engine inside the node is also timed per frame
 (DetectionArray.inference_time_ms): on a shared machine whose load changes from minute
 to minute, that in-run figure is the fairer reference for what the node adds.
-Rates default to 0.5x, 1x and 2x the engine's sustainable rate (1 / bare p50); `--sweep`
+Rates default to 0.5x, 1x and 2x the sustainable rate (1 / the node's engine p50, from a
+short calibration run); `--sweep`
 climbs rates in the style of ros2_benchmark and reports the highest one with <= 5% loss.
 The input is a synthetic dense-fog night pair; its hash goes into the report.
 """
@@ -33,7 +34,9 @@ NAMESPACE = "ivtuning_bench"
 LOSS_LIMIT = 0.05  # ros2_benchmark's peak-rate criterion
 TARGET_P50_RATIO = 1.15  # node p50 <= 1.15 x bare p50 below the sustainable rate
 TARGET_P99_RATIO = 2.0  # at 2x the sustainable rate: node p99 <= 2 x bare p99
-GROWTH_LIMIT = 1.25  # last third's p50 over the first third's: "no growth over time"
+# "no growth over time": the fitted latency rise over a whole run stays below one frame
+# time (a queue at twice the sustainable rate would add a frame time per frame)
+GROWTH_LIMIT_FRAMES = 1.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -140,7 +143,7 @@ def stop_node(proc: subprocess.Popen) -> str:
     return out or ""
 
 
-def run_rate(probe, rgb, thermal, rate_hz: float, duration: float) -> dict:
+def run_rate(probe, msgs: dict, rate_hz: float, duration: float, frame_s: float) -> dict:
     """Publish pairs at rate_hz for `duration` seconds; latency of each result."""
     from tqdm import tqdm
 
@@ -154,7 +157,7 @@ def run_rate(probe, rgb, thermal, rate_hz: float, duration: float) -> dict:
         wait = start + i * period - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-        stamps.append(probe.publish_pair(rgb, thermal, thermal_encoding="mono8"))
+        stamps.append(probe.publish_messages(msgs))
     sent_s = time.perf_counter() - start
     time.sleep(1.0)
     sent = set(stamps)
@@ -167,6 +170,10 @@ def run_rate(probe, rgb, thermal, rate_hz: float, duration: float) -> dict:
     infer = [got[s][1] for s in stamps if s in got]
     third = max(1, len(lat) // 3)
     early, late = np.median(lat[:third]) if lat else 0, np.median(lat[-third:]) if lat else 0
+    # Queueing shows as latency rising along the run: fit latency against publication
+    # time; the rise over the whole run is compared with one engine frame time.
+    t = [(s - stamps[0]) * 1e-9 for s in stamps if s in got]
+    slope = float(np.polyfit(t, lat, 1)[0]) if len(lat) >= 3 else 0.0
     return {
         "rate_hz": rate_hz,
         "sent": n,
@@ -182,13 +189,28 @@ def run_rate(probe, rgb, thermal, rate_hz: float, duration: float) -> dict:
         # per-frame latency / engine time: robust to load that changes during a phase
         "latency_over_engine_p50": float(np.median(np.divide(lat, infer))) if lat else None,
         "growth_last_vs_first_third": float(late / early) if early else None,
+        "latency_slope_ms_per_s": slope * 1e3,
+        "latency_rise_over_run_in_frames": slope * sent_s / frame_s,
     }
 
 
 def run(args: argparse.Namespace) -> int:
+    # The probe receives results on its own thread: keep GIL hand-overs short so the
+    # publisher thread does not delay the arrival times we measure (as in the node).
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        return _run(args)
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def _run(args: argparse.Namespace) -> int:
     import rclpy
 
-    from ivtuning_ros.ros.probe import NodeProbe
+    from ivtuning_ros.ros.probe import NodeProbe, pair_messages
+
+    sustainable = float("nan")
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -201,11 +223,7 @@ def run(args: argparse.Namespace) -> int:
         bare, backend_name = bare_engine(
             checkpoint, args.backend, args.cache_dir, rgb, thermal, args.runs
         )
-        sustainable = 1000.0 / bare["p50_ms"]
-        print(f"  p50 {bare['p50_ms']:.1f} ms  p99 {bare['p99_ms']:.1f} ms  "
-              f"-> sustainable {sustainable:.1f} Hz")  # fmt: skip
-        if not rates:
-            rates = [round(sustainable * m, 1) for m in (0.5, 1.0, 2.0)]
+        print(f"  p50 {bare['p50_ms']:.1f} ms  p99 {bare['p99_ms']:.1f} ms")
 
         proc = start_node(checkpoint, args.backend, args.cache_dir)
         ctx = rclpy.Context()
@@ -214,17 +232,25 @@ def run(args: argparse.Namespace) -> int:
         try:
             if not probe.wait_for_node(180.0):
                 raise RuntimeError("ivtuning_node did not come up:\n" + stop_node(proc)[-3000:])
+            msgs = pair_messages(rgb, thermal, thermal_encoding="mono8")
             for _ in range(20):  # let it warm up and pair (also waits for activation)
-                probe.publish_pair(rgb, thermal, thermal_encoding="mono8")
+                probe.publish_messages(msgs)
                 time.sleep(0.1)
-            results = [run_rate(probe, rgb, thermal, r, args.duration) for r in rates]
+            # The sustainable rate is the engine's inside the node: on a VM a quiet
+            # process can run the same engine markedly slower than the node does.
+            calib = run_rate(probe, msgs, 2000.0 / bare["p50_ms"], 3.0, bare["p50_ms"] * 1e-3)
+            frame_s = calib["node_engine"]["p50_ms"] * 1e-3
+            sustainable = 1.0 / frame_s
+            print(f"node's engine p50 {frame_s * 1e3:.1f} ms -> sustainable {sustainable:.1f} Hz")
+            if not rates:
+                rates = [round(sustainable * m, 1) for m in (0.5, 1.0, 2.0)]
+            results = [run_rate(probe, msgs, r, args.duration, frame_s) for r in rates]
             sweep = None
             if args.sweep:
                 sweep = []
                 for m in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0):
-                    sweep.append(
-                        run_rate(probe, rgb, thermal, round(sustainable * m, 1), args.duration / 2)
-                    )
+                    rate = round(sustainable * m, 1)
+                    sweep.append(run_rate(probe, msgs, rate, args.duration / 2, frame_s))
             diag = probe.diagnostics()
         finally:
             probe.close()
@@ -239,19 +265,20 @@ def run(args: argparse.Namespace) -> int:
         "node_qos": "best_effort keep_last 1 (defaults)",
         "bare_engine": bare,
         "sustainable_rate_hz": sustainable,
+        "sustainable_from": "1 / p50 of the engine time inside the node (calibration run)",
         "rates": results,
         "node_diagnostics": diag,
         "machine": machine_info(),
     }
     print(f"\n{'rate Hz':>8} {'sent':>5} {'recv':>5} {'loss':>6} {'res Hz':>7} "
-          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'growth':>6} {'eng p50':>7} "
+          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'ms/s':>6} {'eng p50':>7} "
           f"{'eng p99':>7} {'ovh p50':>7}")  # fmt: skip
     for r in results + (sweep or []):
         lat = r["latency"]
         print(f"{r['rate_hz']:8.1f} {r['sent']:5d} {r['received']:5d} {r['loss']:6.1%} "
               f"{r['result_rate_hz']:7.1f} {lat.get('p50_ms', float('nan')):7.1f} "
               f"{lat.get('p95_ms', float('nan')):7.1f} {lat.get('p99_ms', float('nan')):7.1f} "
-              f"{r['growth_last_vs_first_third'] or float('nan'):6.2f} "
+              f"{r['latency_slope_ms_per_s']:6.2f} "
               f"{r['node_engine'].get('p50_ms', float('nan')):7.1f} "
               f"{r['node_engine'].get('p99_ms', float('nan')):7.1f} "
               f"{r['overhead'].get('p50_ms', float('nan')):7.1f}")  # fmt: skip
@@ -302,9 +329,10 @@ def _targets(results: list[dict], bare: dict, sustainable: float) -> dict:
                 "rate_hz": r["rate_hz"], "value": round(ratio, 3), "limit": TARGET_P99_RATIO,
                 "met": ratio <= TARGET_P99_RATIO,
             }  # fmt: skip
-        growth = r["growth_last_vs_first_third"]
+        rise = r["latency_rise_over_run_in_frames"]
         out["no_growth_at_2x"] = {
-            "rate_hz": r["rate_hz"], "value": round(growth, 3) if growth else None,
-            "limit": GROWTH_LIMIT, "met": growth is not None and growth <= GROWTH_LIMIT,
+            "rate_hz": r["rate_hz"], "value": round(rise, 3), "limit": GROWTH_LIMIT_FRAMES,
+            "met": rise <= GROWTH_LIMIT_FRAMES,
+            "meaning": "latency rise over the whole run (fitted), in engine frame times",
         }  # fmt: skip
     return out
