@@ -424,9 +424,9 @@ def test_dense_models_publish_their_maps_with_the_input_header(tmp_path, pair, p
     thread.start()
     probe = NodeProbe(context=ctx, namespace="dense", extra_topics=topics)
     try:
-        assert probe.wait_for_node(20.0)
+        assert probe.wait_for_node(60.0)
         stamp = probe.publish_pair(*pair, frame_id="cam_dense")
-        images = {t: probe.result_for(stamp, topic=t, timeout=30.0) for t in topics}
+        images = {t: probe.result_for(stamp, topic=t, timeout=60.0) for t in topics}
         for topic, msg in images.items():
             assert msg is not None, topic
             assert (msg.width, msg.height) == (W, H) and msg.header.frame_id == "cam_dense"
