@@ -208,3 +208,19 @@ def test_weights_file_round_trip(tmp_path):
     wrong = _small("vit_tiny_patch16_224", "detection", (64, 96), backbone_args={"depth": 3})
     with pytest.raises(ValueError, match="does not match the backbone"):
         build_model(wrong.replace(weights=str(tmp_path / "vit_tiny.safetensors")))
+
+
+def test_bad_targets_are_named():
+    cfg = _small("vit_tiny_patch16_224", "detection", (64, 96), backbone_args={"depth": 1})
+    model = build_model(cfg)
+    out = model(torch.rand(1, 3, 64, 96), torch.rand(1, 1, 64, 96))
+    with pytest.raises(ValueError, match=r"labels \[7\] outside 0..2"):
+        model.loss(out, [{"boxes": torch.tensor([[1.0, 1, 9, 9]]), "labels": torch.tensor([7])}])
+    with pytest.raises(ValueError, match=r"must be \(N, 4\)"):
+        model.loss(out, [{"boxes": torch.zeros(2, 5), "labels": torch.zeros(2).long()}])
+    seg = build_model(cfg.replace(task="segmentation", class_names=["a", "b"]))
+    out = seg(torch.rand(1, 3, 64, 96), torch.rand(1, 1, 64, 96))
+    mask = torch.zeros(64, 96, dtype=torch.long)
+    mask[0, 0] = 5
+    with pytest.raises(ValueError, match=r"class ids \[5\] outside 0..1"):
+        seg.loss(out, [{"mask": mask}])

@@ -97,7 +97,7 @@ class ViTBackbone(Backbone):
             x, rope = self.net._pos_embed(x), None
         x = self.net.norm_pre(x)
         n = self.net.num_prefix_tokens
-        maps = []
+        maps: dict[int, torch.Tensor] = {}
         for i, blk in enumerate(self.net.blocks):
             if prompter is None:
                 x = blk(x, rope=rope) if self.is_eva else blk(x)
@@ -108,9 +108,12 @@ class ViTBackbone(Backbone):
                 x = self._tune(tuner, 0, x + self.run_frozen(self._attn, blk, x, rope), prompt)
                 x = self._tune(tuner, 1, x + self.run_frozen(self._mlp, blk, x), prompt)
             if i in self.feature_blocks:
-                maps.append(to_nchw(x[:, n:].reshape(b, self.grid[0], self.grid[1], -1)))
+                maps[i] = to_nchw(x[:, n:].reshape(b, self.grid[0], self.grid[1], -1))
         h, w = self.grid[0] * self.patch, self.grid[1] * self.patch
-        return [_resize(m, (h // s, w // s)) for m, s in zip(maps, FEATURE_STRIDES, strict=True)]
+        return [
+            _resize(maps[i], (h // s, w // s))
+            for i, s in zip(self.feature_blocks, FEATURE_STRIDES, strict=True)
+        ]
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

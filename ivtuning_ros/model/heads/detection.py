@@ -130,6 +130,18 @@ class DetectionHead(nn.Module):
     def loss(
         self, out: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        for i, t in enumerate(targets):
+            boxes, labels = t["boxes"], t["labels"]
+            if boxes.dim() != 2 or boxes.shape[-1] != 4 or labels.shape != boxes.shape[:1]:
+                raise ValueError(
+                    f"detection target {i}: boxes {tuple(boxes.shape)} must be (N, 4) and labels "
+                    f"{tuple(labels.shape)} (N,)"
+                )
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"detection target {i}: labels {labels.tolist()} outside "
+                    f"0..{self.num_classes - 1}"
+                )
         labels, tboxes = zip(
             *(self.assign(out, t["boxes"].float(), t["labels"].long()) for t in targets),
             strict=True,

@@ -57,6 +57,13 @@ class SegmentationHead(nn.Module):
                 f"segmentation target mask {tuple(mask.shape[-2:])} is not the network input "
                 f"size {tuple(logits.shape[-2:])}"
             )
+        num_classes = logits.shape[1]
+        bad = (mask != IGNORE_INDEX) & ((mask < 0) | (mask >= num_classes))
+        if bad.any():
+            raise ValueError(
+                f"segmentation target: class ids {sorted(set(mask[bad].tolist()))[:8]} outside "
+                f"0..{num_classes - 1} (and not {IGNORE_INDEX} = ignore)"
+            )
         loss = F.cross_entropy(logits, mask, ignore_index=IGNORE_INDEX)
         if not torch.isfinite(loss):  # every pixel ignored
             loss = logits.sum() * 0.0
