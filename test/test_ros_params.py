@@ -164,3 +164,21 @@ def test_rviz_layout_shows_inputs_overlay_and_mask():
     cfg = yaml.safe_load((ROOT / "config" / "ivtuning.rviz").read_text())
     topics = [d["Topic"]["Value"] for d in cfg["Visualization Manager"]["Displays"]]
     assert topics == ["/rgb/image_raw", "/thermal/image_raw", "/overlay", "/mask_color"]
+
+
+def test_thermal_norm_by_encoding_preset_or_checkpoint():
+    from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
+    from ivtuning_ros.ros.params import node_config
+
+    defaults = {name: spec.default for name, spec in SPECS.items()}
+    trained = ThermalNorm("fixed", 10.0, 200.0)
+    cfg = node_config(defaults)  # "checkpoint": what the model was trained with
+    assert cfg.norm_for("mono16", trained) is trained
+    auto = node_config({**defaults, "thermal_norm": "auto"})
+    assert auto.norm_for("mono8", trained) == THERMAL_PRESETS["agc8"]
+    assert auto.norm_for("16UC1", trained) == THERMAL_PRESETS["y16_percentile"]
+    assert auto.norm_for("32FC1", trained) == THERMAL_PRESETS["celsius"]
+    linear = node_config(
+        {**defaults, "thermal_norm": "fixed", "thermal_low": -10.0, "thermal_high": 40.0}
+    )
+    assert linear.norm_for("32FC1", trained) == ThermalNorm("fixed", -10.0, 40.0)
