@@ -70,12 +70,12 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             return "absent"
 
+    trt = version("tensorrt")
     return {
         "torch": torch.__version__,
         "torch_tensorrt": version("torch-tensorrt"),
-        "tensorrt": version("tensorrt")
-        if version("tensorrt") != "absent"
-        else version("tensorrt-cu13"),
+        "tensorrt": trt if trt != "absent" else version("tensorrt-cu13"),
+        "nvidia_modelopt": version("nvidia-modelopt"),  # int8 calibration
     }
 
 
