@@ -59,12 +59,14 @@ def namespace() -> str:
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bags")
+    common = {"seconds": 2.0, "seed": 5, "progress": False, **TOPICS}
     out = {
-        s: make_bag(root / s, storage=s, seconds=2.0, seed=5, progress=False, **TOPICS).path
-        for s in ("mcap", "sqlite3")
+        "mcap": make_bag(root / "m", storage="mcap", **common).path,
+        # The thermal camera stops after 0.3 s: the node must go on RGB-only (degraded).
+        "sqlite3": make_bag(root / "s", storage="sqlite3", thermal_gap=(0.3, 2.0), **common).path,
     }
     # A shorter one for the bad-input cases, which run offline (every pair inferred).
-    out["short"] = make_bag(root / "short", seconds=1.0, seed=6, progress=False, **TOPICS).path
+    out["short"] = make_bag(root / "short", **{**common, "seconds": 1.0, "seed": 6}).path
     return out
 
 
@@ -124,12 +126,13 @@ def _running_node(checkpoint: Path, namespace: str):
 
 
 @pytest.mark.parametrize(
-    ("storage", "rate", "external"), [("mcap", 1.0, False), ("sqlite3", 2.0, True)]
+    ("storage", "rate", "external"), [("mcap", 2.0, False), ("sqlite3", 1.0, True)]
 )
 def test_dds_round_trip(
     storage: str, rate: float, external: bool, bags, checkpoint: Path, namespace, tmp_path
 ) -> None:
-    """In-process node at 1x from mcap; a separately running node at 2x from sqlite3."""
+    """In-process node at 2x from mcap; a separately running node at 1x from sqlite3,
+    whose thermal camera stops early (degraded results, counted apart)."""
     opts = _options(bags[storage], tmp_path, checkpoint, namespace, rate=rate, external=external)
     if external:
         with _running_node(checkpoint, namespace):
@@ -138,6 +141,9 @@ def test_dds_round_trip(
         report = run_replay(opts)
     assert report["model"]["node"] == ("external" if external else "in-process")
     _assert_counts_add_up(report)
+    if storage == "sqlite3":
+        assert report["counts"]["degraded"] >= 3
+        assert report["node_counters"]["degraded_rgb_only"] == report["counts"]["degraded"]
     assert report["input"]["storage"] == storage and report["input"]["error"] is None
     assert report["input"]["bag_sha256"].startswith("sha256:")
     assert report["versions"]["rosbags"] and report["config"]["node_parameters"]["backend"]

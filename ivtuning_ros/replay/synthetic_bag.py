@@ -100,11 +100,14 @@ def make_bag(
     rgb_topic: str = DEFAULT_TOPICS["rgb"],
     thermal_topic: str = DEFAULT_TOPICS["thermal"],
     rgb_encoding: str = "bgr8",
+    thermal_gap: tuple[float, float] | None = None,
     progress: bool = True,
 ) -> BagSummary:
     """Render `seconds` of the synthetic scene into a rosbag2 at `out` (+ ground truth).
 
-    size is (width, height). Thermal is mono16 TLinear counts (kelvin x 100), as
+    size is (width, height). thermal_gap (start, end) in seconds silences the thermal
+    camera for that span (a cable or driver dropout), so the node must run degraded.
+    Thermal is mono16 TLinear counts (kelvin x 100), as
     radiometric cores deliver it; the node's thermal_norm must suit that (y16_percentile
     or auto), which the ground truth's info records.
     """
@@ -116,6 +119,11 @@ def make_bag(
     rng = np.random.default_rng(seed)
     rgb_caps = schedule(RGB_TIMING, seconds, rng)
     th_caps = schedule(THERMAL_TIMING, seconds, rng)
+    if thermal_gap is not None:
+        lo, hi = thermal_gap
+        if not 0 <= lo < hi:
+            raise ValueError(f"thermal gap must be START:END with 0 <= START < END, got {lo}:{hi}")
+        th_caps = [c for c in th_caps if not lo <= c.capture_s < hi]
     events = sorted(
         [(c.receive_ns, "rgb", c) for c in rgb_caps]
         + [(c.receive_ns, "thermal", c) for c in th_caps],
@@ -140,6 +148,7 @@ def make_bag(
             "y16_percentile or auto",
             "rgb_timing": asdict(RGB_TIMING),
             "thermal_timing": asdict(THERMAL_TIMING),
+            "thermal_gap_s": list(thermal_gap) if thermal_gap else None,
         },
     )
     try:

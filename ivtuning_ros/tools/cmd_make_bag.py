@@ -15,6 +15,14 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _gap(text: str) -> tuple[float, float]:
+    lo, _, hi = text.partition(":")
+    try:
+        return float(lo), float(hi)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"gap must be START:END seconds, got {text!r}") from None
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "make-bag",
@@ -33,6 +41,10 @@ def register(subparsers) -> None:
     p.add_argument("--rgb-encoding", choices=("bgr8", "rgb8"), default="bgr8")
     p.add_argument("--rgb-topic", default=None, help="default: the node's rgb_topic")
     p.add_argument("--thermal-topic", default=None, help="default: the node's thermal_topic")
+    p.add_argument(
+        "--thermal-gap", type=_gap, default=None, metavar="START:END",
+        help="silence the thermal camera over this span (seconds): the node runs degraded",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -49,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         rgb_topic=args.rgb_topic or DEFAULT_TOPICS["rgb"],
         thermal_topic=args.thermal_topic or DEFAULT_TOPICS["thermal"],
         rgb_encoding=args.rgb_encoding,
+        thermal_gap=args.thermal_gap,
         **kwargs,
     )
     print(
