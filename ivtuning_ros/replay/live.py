@@ -204,7 +204,8 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
             diag = _node_status(r.raw, fqn) or diag
     for out in outputs:
         out.mask = masks.get(out.stamp_ns)
-    task = "segmentation" if mask_topics else "detection"
+    ends = {t.rsplit("/", 1)[-1] for t in record}
+    task = "segmentation" if mask_topics else "saliency" if "saliency" in ends else "detection"
     return RunData(
         rgb_sent=log.sent["rgb"],
         thermal_stamps=[s for s, _ in log.sent["thermal"]],

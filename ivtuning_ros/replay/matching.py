@@ -102,7 +102,8 @@ def account(
             counts["unmatched_outputs"] += 1
 
     frames: list[FrameOutcome] = []
-    metric = metric_for_task(task, class_names) if gt is not None else None
+    scorable = task in ("detection", "segmentation")
+    metric = metric_for_task(task, class_names) if gt is not None and scorable else None
     scored = 0
     pair_offsets = []
     for stamp, pub in sorted(sent.items(), key=lambda kv: kv[1]):
@@ -124,6 +125,8 @@ def account(
         if truth is None:
             counts["gt_missing"] += 1
             continue
+        if metric is None:
+            continue
         _score(metric, task, gt, truth, out)
         scored += 1
 
@@ -137,7 +140,9 @@ def account(
         "pair_offset_abs_max_ms": float(offsets.max()) if offsets.size else float("nan"),
     }
     accuracy, note = None, "no ground truth given"
-    if metric is not None:
+    if gt is not None and not scorable:
+        note = f"replay scores detection and segmentation models, not {task}"
+    elif metric is not None:
         if scored == 0:
             note = "no RGB frame with a result has ground truth"
         else:
@@ -153,9 +158,7 @@ def _score(metric, task: str, gt: GroundTruth, truth, out: OutputRecord) -> None
     if task == "detection":
         dets = out.detections if out.detections is not None else Detections.empty()
         metric.update(truth.boxes, truth.labels, dets, (truth.height, truth.width))
-    elif task == "segmentation":
+    else:
         if out.mask is None:
             raise ValueError("segmentation replay needs the node's class-id mask output")
         metric.update(out.mask, gt.load_mask(truth))
-    else:
-        raise ValueError(f"replay scores detection and segmentation models, not {task!r}")
