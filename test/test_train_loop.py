@@ -108,7 +108,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     ],
 )
 def test_every_task_and_mode_trains(tmp_path, task, mode, amp, ckpt):
-    raw = tiny(tmp_path / "cache", epochs=1, amp=amp, grad_checkpointing=ckpt)
+    raw = tiny(tmp_path / "cache", epochs=1, amp=amp)
+    raw["model"]["overrides"]["grad_checkpointing"] = ckpt
     preset = {"detection": "default", "segmentation": "efficientnet_lite0_seg",
               "saliency": "efficientnet_lite0_sod"}[task]  # fmt: skip
     raw["model"]["preset"] = preset

@@ -297,10 +297,6 @@ def _train(
     total_steps = steps_per_epoch * tc.epochs
 
     model = build_model(model_cfg).to(ctx.device)
-    if tc.grad_checkpointing:
-        if not hasattr(model, "set_grad_checkpointing"):
-            raise ValueError("train.grad_checkpointing: this model code has no checkpointing")
-        model.set_grad_checkpointing(True)  # raises for modes whose backbone trains
     model.train()
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
