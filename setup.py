@@ -18,7 +18,7 @@ setup(
     ],
     extras_require={
         # NVIDIA machines only: pulls TensorRT from NVIDIA's index (see README).
-        "tensorrt": ["torch-tensorrt>=2.14,<2.15"],
+        "tensorrt": ["torch-tensorrt>=2.14,<2.15", "nvidia-modelopt>=0.47"],
     },
     entry_points={
         "console_scripts": [

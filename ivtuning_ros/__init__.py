@@ -1,6 +1,12 @@
 """ivtuning_ros: RGB + thermal perception with IV-tuning prompts on a frozen backbone."""
 
+import os
 from pkgutil import extend_path
+
+# Robots share their CPUs between many nodes: OpenMP threads that busy-wait between
+# parallel regions made torch inference ~5x slower under load here (docs/benchmarks.md).
+# Must be set before torch is imported; an explicit setting by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The generated interfaces (ivtuning_ros.msg) are installed by CMake into the
 # interpreter's site-packages, while a development (editable) install serves this
