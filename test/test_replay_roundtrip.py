@@ -22,8 +22,14 @@ from ivtuning_ros.replay.session import run_replay
 from ivtuning_ros.replay.synthetic_bag import make_bag
 
 SHIPPED = models_dir() / "default.safetensors"
-# The shipped model on a short synthetic light-fog bag, every pair processed (offline).
-MAP50_FLOOR = 0.5
+
+
+def _map50_floor() -> float:
+    """Half the shipped model's own validation mAP50 (models/default.json): a 2 s bag is a
+    small sample, but a broken road from bag to boxes (stamps, encodings, thermal units,
+    letterbox) scores near 0 (an untrained head: 0.000)."""
+    meta = SHIPPED.with_suffix(".json")
+    return 0.5 * json.loads(meta.read_text())["validation"]["map50"] if meta.is_file() else 0.05
 
 
 @pytest.fixture(scope="module")
@@ -179,11 +185,10 @@ def test_offline_processes_every_pair(bags, checkpoint: Path, tmp_path: Path) ->
     _assert_counts_add_up(report, rgb_frames=11)
     assert [f["status"] for f in report["frames"]].count("dropped") == report["counts"]["dropped"]
     counters = report["node_counters"]
-    # Nothing is superseded offline: every pair the synchroniser formed has a result.
+    # Nothing is superseded offline: every pair the synchroniser formed has a result, and
+    # every RGB frame is in the synchroniser's own counts.
     assert report["counts"]["matched"] == counters["pairs"]
-    assert report["counts"]["dropped"] == counters.get("rgb_unmatched", 0) + counters.get(
-        "rgb_timeout", 0
-    )
+    assert report["counts"]["rgb_not_seen_by_sync"] == 0
     assert not (tmp_path / "output_bag").exists()
 
 
@@ -215,7 +220,7 @@ def test_segmentation_model_is_scored_by_miou(bags, namespace, tmp_path_factory)
 @pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no shipped model at {SHIPPED}")
 def test_shipped_model_accuracy_floor(bags, tmp_path: Path) -> None:
     report = run_replay(_options(bags["mcap"], tmp_path, SHIPPED, offline=True))
-    assert report["accuracy"]["map50"] >= MAP50_FLOOR, report["table"]
+    assert report["accuracy"]["map50"] >= _map50_floor(), report["table"]
 
 
 def test_missing_topics_fail_before_the_node_starts(bags, checkpoint: Path, tmp_path) -> None:

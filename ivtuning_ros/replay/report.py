@@ -89,6 +89,10 @@ def render_table(report: dict) -> str:
         ("  dropped (no result)", f"{c['dropped']} ({100 * c['dropped'] / n:.1f}%)"),
         ("node drop counters", _drop_reasons(report.get("node_counters") or {})),
         (
+            "never reached the sync",
+            f"{c.get('rgb_not_seen_by_sync', '-')} RGB frames (DDS transport / input queue)",
+        ),
+        (
             "other outputs",
             f"thermal-only {c['thermal_only_outputs']}, unmatched "
             f"{c['unmatched_outputs']}, duplicate {c['duplicate_outputs']}",

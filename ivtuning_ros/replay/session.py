@@ -23,6 +23,19 @@ from ivtuning_ros.replay.options import ROLES, ReplayOptions, node_parameters
 from ivtuning_ros.replay.report import file_hash, library_versions, render_table
 
 
+def rgb_not_seen_by_sync(rgb_frames: int, counters: dict[str, Any]) -> int:
+    """RGB frames the node's synchroniser never saw (lost in DDS transport or overwritten
+    in the node's keep-last input queue): those sent minus those the node's counters
+    account for (paired, degraded, or dropped by the synchroniser or input checks)."""
+    seen = int(counters.get("pairs", 0)) + int(counters.get("degraded_rgb_only", 0))
+    seen += sum(
+        int(v)
+        for k, v in counters.items()
+        if k.startswith("rgb_") and k != "rgb_zero_stamp_replaced" and isinstance(v, int)
+    )
+    return max(rgb_frames - seen, 0)
+
+
 def _ground_truth(opts: ReplayOptions) -> GroundTruth | None:
     if opts.gt is not None:
         return GroundTruth(opts.gt)
@@ -57,6 +70,10 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
         tuple(gt.class_names[i] for i in sorted(gt.class_names)) if gt else ()
     )
     acc = account(run.rgb_sent, run.thermal_stamps, run.outputs, gt, run.task, names)
+    if run.node_counters:
+        acc.counts["rgb_not_seen_by_sync"] = rgb_not_seen_by_sync(
+            acc.counts["rgb_frames"], run.node_counters
+        )
     report: dict[str, Any] = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "offline" if opts.offline else "dds",
