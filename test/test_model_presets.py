@@ -224,3 +224,20 @@ def test_bad_targets_are_named():
     mask[0, 0] = 5
     with pytest.raises(ValueError, match=r"class ids \[5\] outside 0..1"):
         seg.loss(out, [{"mask": mask}])
+
+
+def test_hybrid_conv_matches_the_split_formulation():
+    """The fused depthwise form equals split -> partial conv -> concat -> + residual."""
+    import torch.nn.functional as F
+
+    from ivtuning_ros.model.prompter import HybridConv
+
+    for rank in (4, 8, 64):
+        hc = HybridConv(rank).eval()
+        torch.nn.init.normal_(hc.partial.weight)
+        torch.nn.init.normal_(hc.partial.bias)
+        x = torch.randn(2, rank, 9, 11)
+        n = hc.n_part
+        y = torch.cat([hc.partial(x[:, :n]), x[:, n:]], dim=1) + x
+        expected = hc.proj2(F.relu(hc.bn(hc.proj1(y)))) + y
+        torch.testing.assert_close(hc(x), expected, atol=1e-5, rtol=1e-5)
