@@ -2,7 +2,8 @@
 
 bag -> rclpy deserialisation -> the node's codec checks -> the node's PairSynchronizer
 (its clock driven by the bag's receive times, so pairing, timeouts and degraded frames
-happen as they would live) -> the node's thermal conversion (NodeConfig) -> Predictor.
+happen as they would live) -> the node's own per-pair steps (ros/pipeline.py:
+pair_inputs, node_predictor) -> Predictor.
 Every pair is processed (nothing is superseded), so accuracy is the model's own and
 "latency" is the processing time per frame.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,6 @@ from tqdm import tqdm
 
 from ivtuning_ros.engine.config import EngineConfig
 from ivtuning_ros.engine.engine import Engine, load_engine
-from ivtuning_ros.engine.predictor import Predictor
-from ivtuning_ros.preprocess import ThermalNorm
 from ivtuning_ros.replay.bagio import BagStream
 from ivtuning_ros.replay.matching import OutputRecord
 from ivtuning_ros.replay.options import ReplayOptions, RunData
@@ -32,66 +31,11 @@ from ivtuning_ros.ros.codec import (
     THERMAL_ENCODINGS,
     ImageDecodeError,
     check_image,
-    image_to_rgb,
-    image_to_thermal,
 )
-from ivtuning_ros.ros.node import IDENTITY_NORM, resolve_checkpoint
+from ivtuning_ros.ros.node import resolve_checkpoint
 from ivtuning_ros.ros.params import NodeConfig, node_config
+from ivtuning_ros.ros.pipeline import node_predictor, pair_inputs
 from ivtuning_ros.ros.sync import PairSynchronizer, SyncedPair
-
-
-# The node (ros/node.py, _process and _make_predictor) does these two steps inline; they
-# are mirrored here step for step until the node exposes them as functions.
-def pair_inputs(
-    pair: SyncedPair,
-    cfg: NodeConfig,
-    checkpoint_norm: ThermalNorm,
-    last_rgb_hw: tuple[int, int] | None,
-    count: Callable[[str, str], None],
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(rgb uint8 RGB | None, thermal in [0, 1] on the RGB grid | None), as the node does:
-    decode, normalise thermal (configured norm, by encoding, or the checkpoint's), map it
-    onto the RGB image with the configured crop/affine. `count(key, why)` records the
-    problems the node counts without dropping the frame."""
-    rgb = image_to_rgb(pair.rgb.msg) if pair.rgb is not None else None
-    if pair.thermal is None:
-        return rgb, None
-    raw = image_to_thermal(pair.thermal.msg)
-    try:
-        t01 = cfg.norm_for(pair.thermal.msg.encoding, checkpoint_norm).normalize(raw)
-    except ValueError as err:
-        raise ImageDecodeError("thermal", str(err)) from None
-    target = rgb.shape[:2] if rgb is not None else last_rgb_hw
-    if target:
-        if cfg.geometry.aspect_mismatch(raw.shape, target):
-            count(
-                "thermal_aspect_mismatch",
-                f"thermal {raw.shape[1]}x{raw.shape[0]} and RGB {target[1]}x{target[0]} differ "
-                "in aspect ratio and are stretched: set thermal_crop or thermal_affine",
-            )
-        try:
-            t01 = cfg.geometry.apply(t01, target)
-        except ValueError as err:
-            raise ImageDecodeError("thermal", str(err)) from None
-    return rgb, t01
-
-
-def node_predictor(engine: Engine, cfg: NodeConfig) -> Predictor:
-    """A Predictor fed thermal already in [0, 1] (the node normalises it by encoding)."""
-    view = Engine(
-        engine.backend,
-        replace(engine.info, thermal_norm=IDENTITY_NORM),
-        engine.key,
-        engine.artifact,
-        engine.built,
-        engine.reason,
-    )
-    return Predictor(
-        view,
-        score_threshold=float(cfg.score_threshold),
-        iou_threshold=float(cfg.nms_iou),
-        max_detections=int(cfg.max_detections),
-    )
 
 
 @dataclass
