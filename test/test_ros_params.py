@@ -172,12 +172,16 @@ def test_thermal_norm_by_encoding_preset_or_checkpoint():
 
     defaults = {name: spec.default for name, spec in SPECS.items()}
     trained = ThermalNorm("fixed", 10.0, 200.0)
-    cfg = node_config(defaults)  # "checkpoint": what the model was trained with
-    assert cfg.norm_for("mono16", trained) is trained
-    auto = node_config({**defaults, "thermal_norm": "auto"})
-    assert auto.norm_for("mono8", trained) == THERMAL_PRESETS["agc8"]
+    checkpoint = node_config({**defaults, "thermal_norm": "checkpoint"})
+    assert checkpoint.norm_for("mono16", trained) is trained
+    auto = node_config(defaults)  # default: the training norm where it fits the encoding
+    assert auto.norm_for("mono8", trained) is trained
     assert auto.norm_for("16UC1", trained) == THERMAL_PRESETS["y16_percentile"]
     assert auto.norm_for("32FC1", trained) == THERMAL_PRESETS["celsius"]
+    celsius_model = THERMAL_PRESETS["celsius"]
+    assert auto.norm_for("mono8", celsius_model) == THERMAL_PRESETS["agc8"]
+    per_frame = ThermalNorm("percentile", 2.0, 98.0)
+    assert auto.norm_for("mono16", per_frame) is per_frame
     linear = node_config(
         {**defaults, "thermal_norm": "fixed", "thermal_low": -10.0, "thermal_high": 40.0}
     )

@@ -104,10 +104,10 @@ SPECS: dict[str, Spec] = {
     ),
     # Thermal conversion (live)
     "thermal_norm": Spec(
-        "checkpoint",
-        "Thermal to [0, 1]: checkpoint = the normalisation the model was trained with (right "
-        "when the camera delivers the training data's units); auto = by encoding (mono8 "
-        "agc8, mono16/16UC1 y16_percentile, 32FC1 celsius); a preset; fixed = "
+        "auto",
+        "Thermal to [0, 1]: auto = the model's training normalisation when it fits the "
+        "encoding, else by encoding (mono8 agc8, mono16/16UC1 y16_percentile, 32FC1 "
+        "celsius); checkpoint = always the training normalisation; a preset; fixed = "
         "[thermal_low, thermal_high] in source units "
         "(counts or deg C); percentile = per-frame [thermal_low, thermal_high] percentiles.",
         True,
@@ -208,7 +208,16 @@ class NodeConfig:
             return self.thermal_norm
         if self.thermal_norm == "checkpoint":
             return checkpoint_norm
-        if encoding in ("mono8", "8UC1"):
+        # auto: the training normalisation when it fits this encoding's units (a
+        # per-frame percentile fits any; a fixed range fits 8-bit data when it lies in
+        # 0..255), else the encoding's own preset. A 16-bit camera feeding a model trained
+        # on 8-bit AGC images would otherwise saturate.
+        eight_bit = encoding in ("mono8", "8UC1")
+        if checkpoint_norm.mode == "percentile" or (
+            eight_bit and checkpoint_norm.low >= 0.0 and checkpoint_norm.high <= 255.0
+        ):
+            return checkpoint_norm
+        if eight_bit:
             return THERMAL_PRESETS["agc8"]
         if encoding == "32FC1":
             return THERMAL_PRESETS["celsius"]
