@@ -12,9 +12,10 @@ truncated JPEG) can only be found when read: that raises `DatasetError` at acces
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 TASKS = ("detection", "segmentation", "saliency")
+
+T = TypeVar("T")
 
 
 class DatasetError(ValueError):
@@ -79,6 +82,30 @@ def find_dir(root: Path, candidates: Iterable[str]) -> Path | None:
             if c.lower() in lower:
                 return lower[c.lower()]
     return None
+
+
+def pair_file(name: str, images: dict[str, Path], what: str, folder: Path | None) -> Path:
+    """The file of pair `name` in one folder's index; the error names the folder."""
+    if name not in images:
+        raise DatasetError(f"pair {name!r}: no {what} in {folder}")
+    return images[name]
+
+
+def collect_pairs(
+    names: Iterable[str], build: Callable[[str], T], skip_bad: bool
+) -> tuple[list[T], list[tuple[str, str]]]:
+    """`build` each named pair; a pair whose build raises `DatasetError` stops the load,
+    or with skip_bad is dropped and listed as (name, reason) for `PairDataset.skipped`."""
+    built: list[T] = []
+    skipped: list[tuple[str, str]] = []
+    for name in names:
+        try:
+            built.append(build(name))
+        except DatasetError as err:
+            if not skip_bad:
+                raise
+            skipped.append((name, str(err)))
+    return built, skipped
 
 
 def image_hw(path: Path) -> tuple[int, int, int]:
@@ -234,6 +261,29 @@ class PairDataset(Sequence[RGBTSample]):
                 self.skipped[0][1],
             )
         self.records: list[PairRecord] = kept
+
+    @classmethod
+    def single_task(
+        cls,
+        task: str,
+        class_names: tuple[str, ...],
+        records: Sequence[PairRecord],
+        skipped: Sequence[tuple[str, str]],
+        *,
+        fmt: str,
+        root: Path,
+        skip_bad: bool,
+    ) -> PairDataset:
+        """A data set with targets for one task only (what each folder layout carries)."""
+        return cls(
+            records,
+            fmt=fmt,
+            root=root,
+            tasks=(task,),
+            class_names={task: class_names},
+            skip_bad=skip_bad,
+            skipped=skipped,
+        )
 
     @property
     def class_names(self) -> tuple[str, ...]:

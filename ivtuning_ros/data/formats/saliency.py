@@ -12,8 +12,10 @@ from ivtuning_ros.data.formats.common import (
     DatasetError,
     PairDataset,
     PairRecord,
+    collect_pairs,
     find_dir,
     index_images,
+    pair_file,
     split_hint,
 )
 
@@ -44,25 +46,14 @@ def load_saliency(root: Path, split: str | None = None, skip_bad: bool = False) 
         hint = split_hint(folder) if split is None else ""
         raise DatasetError(f"{folder}: expected RGB/, T/ and GT/ folders{hint}")
     rgb, th, gt = index_images(rgb_dir), index_images(t_dir), index_images(gt_dir)
-    records, skipped = [], []
-    for name in sorted(rgb):
-        try:
-            if name not in th:
-                raise DatasetError(f"pair {name!r}: no thermal image in {t_dir}")
-            if name not in gt:
-                raise DatasetError(f"pair {name!r}: no ground truth in {gt_dir}")
-        except DatasetError as err:
-            if not skip_bad:
-                raise
-            skipped.append((name, str(err)))
-            continue
-        records.append(PairRecord(name, rgb[name], th[name], saliency=gt[name]))
-    return PairDataset(
-        records,
-        fmt="saliency",
-        root=root,
-        tasks=("saliency",),
-        class_names={"saliency": ("salient",)},
-        skip_bad=skip_bad,
-        skipped=skipped,
+
+    def record(name: str) -> PairRecord:
+        thermal = pair_file(name, th, "thermal image", t_dir)
+        return PairRecord(
+            name, rgb[name], thermal, saliency=pair_file(name, gt, "ground truth", gt_dir)
+        )
+
+    records, skipped = collect_pairs(sorted(rgb), record, skip_bad)
+    return PairDataset.single_task(
+        "saliency", ("salient",), records, skipped, fmt="saliency", root=root, skip_bad=skip_bad
     )

@@ -16,8 +16,10 @@ from ivtuning_ros.data.formats.common import (
     DatasetError,
     PairDataset,
     PairRecord,
+    collect_pairs,
     find_dir,
     index_images,
+    pair_file,
     split_hint,
 )
 
@@ -79,28 +81,17 @@ def load_segmentation(
                 "classes.txt (one class name per line)"
             )
         class_names = tuple(n.strip() for n in listing.read_text().splitlines() if n.strip())
-    records, skipped = [], []
-    for name in names if names is not None else sorted(rgb_imgs):
-        try:
-            if name not in rgb_imgs:
-                raise DatasetError(f"pair {name!r}: no image in {rgb_dir or rgbt_dir}")
-            if th_imgs is not None and name not in th_imgs:
-                raise DatasetError(f"pair {name!r}: no thermal image in {th_dir}")
-            if name not in labels:
-                raise DatasetError(f"pair {name!r}: no label image in {label_dir}")
-        except DatasetError as err:
-            if not skip_bad:
-                raise
-            skipped.append((name, str(err)))
-            continue
-        thermal = th_imgs[name] if th_imgs is not None else None
-        records.append(PairRecord(name, rgb_imgs[name], thermal, mask=labels[name]))
-    return PairDataset(
-        records,
-        fmt=preset,
-        root=root,
-        tasks=("segmentation",),
-        class_names={"segmentation": class_names},
-        skip_bad=skip_bad,
-        skipped=skipped,
+
+    def record(name: str) -> PairRecord:
+        rgb = pair_file(name, rgb_imgs, "image", rgb_dir or rgbt_dir)
+        thermal = None if th_imgs is None else pair_file(name, th_imgs, "thermal image", th_dir)
+        return PairRecord(
+            name, rgb, thermal, mask=pair_file(name, labels, "label image", label_dir)
+        )
+
+    records, skipped = collect_pairs(
+        names if names is not None else sorted(rgb_imgs), record, skip_bad
+    )
+    return PairDataset.single_task(
+        "segmentation", class_names, records, skipped, fmt=preset, root=root, skip_bad=skip_bad
     )

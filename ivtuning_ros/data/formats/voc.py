@@ -19,8 +19,10 @@ from ivtuning_ros.data.formats.common import (
     DatasetError,
     PairDataset,
     PairRecord,
+    collect_pairs,
     find_dir,
     index_images,
+    pair_file,
     split_hint,
 )
 
@@ -89,26 +91,21 @@ def load_voc(
         if not names:
             raise DatasetError(f"no images in {rgb_dir}{split_hint(rgb_dir)}")
     fixed = PRESETS.get(preset)
-    parsed, skipped = [], []
-    for name in names:
-        try:
-            if name not in rgb_imgs:
-                raise DatasetError(f"pair {name!r}: no visible image in {rgb_dir}")
-            if name not in ir_imgs:
-                raise DatasetError(f"pair {name!r}: no infrared image in {ir_dir}")
-            xml = ann_dir / f"{name}.xml"
-            if not xml.is_file():
-                raise DatasetError(f"pair {name!r}: missing annotation {xml}")
-            objs, hw = parse_xml(xml)
-            if fixed is not None:
-                for cname, _ in objs:
-                    if cname not in fixed:
-                        raise DatasetError(f"{xml}: class {cname!r} is not one of {fixed}")
-            parsed.append((name, objs, hw))
-        except DatasetError as err:
-            if not skip_bad:
-                raise
-            skipped.append((name, str(err)))
+
+    def parse(name: str) -> tuple[str, list[tuple[str, tuple[float, ...]]], tuple[int, int] | None]:
+        pair_file(name, rgb_imgs, "visible image", rgb_dir)
+        pair_file(name, ir_imgs, "infrared image", ir_dir)
+        xml = ann_dir / f"{name}.xml"
+        if not xml.is_file():
+            raise DatasetError(f"pair {name!r}: missing annotation {xml}")
+        objs, hw = parse_xml(xml)
+        if fixed is not None:
+            for cname, _ in objs:
+                if cname not in fixed:
+                    raise DatasetError(f"{xml}: class {cname!r} is not one of {fixed}")
+        return name, objs, hw
+
+    parsed, skipped = collect_pairs(names, parse, skip_bad)
     class_names = fixed or tuple(sorted({c for _, objs, _ in parsed for c, _ in objs}))
     if fixed is None and set(class_names) <= set(PRESETS["m3fd"]) and len(class_names) > 1:
         class_names = PRESETS["m3fd"]  # M3FD's own order, so ids match its papers
@@ -124,12 +121,6 @@ def load_voc(
         )
         for name, objs, hw in parsed
     ]
-    return PairDataset(
-        records,
-        fmt=preset,
-        root=root,
-        tasks=("detection",),
-        class_names={"detection": class_names},
-        skip_bad=skip_bad,
-        skipped=skipped,
+    return PairDataset.single_task(
+        "detection", class_names, records, skipped, fmt=preset, root=root, skip_bad=skip_bad
     )
