@@ -61,34 +61,34 @@ def expected_rgb(px: np.ndarray, encoding: str) -> np.ndarray:
 shapes = st.tuples(st.integers(1, 9), st.integers(1, 11))
 
 
+def expected_thermal(px: np.ndarray, encoding: str) -> np.ndarray:
+    return px[:, :, 0].astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("decode", "encodings", "dtype", "channels", "expected"),
+    [
+        (image_to_rgb, codec.RGB_ENCODINGS, np.uint8, (3,), expected_rgb),
+        (image_to_thermal, codec.THERMAL_ENCODINGS, np.float32, (), expected_thermal),
+    ],
+    ids=["rgb_in_rgb_order", "thermal_in_source_units"],
+)
 @settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
 @given(
-    encoding=st.sampled_from(codec.RGB_ENCODINGS),
+    data=st.data(),
     hw=shapes,
     bigendian=st.booleans(),
     pad=st.integers(0, 7),
     seed=st.integers(0, 2**31),
 )
-def test_rgb_encodings_decode_to_rgb_order(encoding, hw, bigendian, pad, seed):
+def test_every_encoding_decodes(
+    decode, encodings, dtype, channels, expected, data, hw, bigendian, pad, seed
+):
+    encoding = data.draw(st.sampled_from(encodings), label="encoding")
     px = random_pixels(np.random.default_rng(seed), encoding, *hw)
-    out = image_to_rgb(raw_message(px, encoding, bigendian, pad))
-    assert out.dtype == np.uint8 and out.shape == (*hw, 3)
-    np.testing.assert_array_equal(out, expected_rgb(px, encoding))
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
-@given(
-    encoding=st.sampled_from(codec.THERMAL_ENCODINGS),
-    hw=shapes,
-    bigendian=st.booleans(),
-    pad=st.integers(0, 7),
-    seed=st.integers(0, 2**31),
-)
-def test_thermal_encodings_decode_to_source_units(encoding, hw, bigendian, pad, seed):
-    px = random_pixels(np.random.default_rng(seed), encoding, *hw)
-    out = image_to_thermal(raw_message(px, encoding, bigendian, pad))
-    assert out.dtype == np.float32 and out.shape == hw
-    np.testing.assert_array_equal(out, px[:, :, 0].astype(np.float32))
+    out = decode(raw_message(px, encoding, bigendian, pad))
+    assert out.dtype == dtype and out.shape == (*hw, *channels)
+    np.testing.assert_array_equal(out, expected(px, encoding))
 
 
 def test_big_endian_y16_is_not_byte_swapped_garbage():
