@@ -6,6 +6,7 @@ import json
 import cv2
 import pytest
 
+from ivtuning_ros.data.synthetic import SEG_CLASSES
 from ivtuning_ros.tools.cli import main
 from ivtuning_ros.train.config import parse_train_config
 from ivtuning_ros.train.data import SYNTHETIC_SPLIT, synthetic_folder
@@ -69,3 +70,33 @@ def test_eval_errors_are_clear(trained, capsys):
     code = main(["eval", "--checkpoint", str(result.best_checkpoint), "--data",
                  str(root / "missing")])  # fmt: skip
     assert code == 2 and "missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [("efficientnet_lite0_seg", ("miou", "pixel_accuracy")),
+     ("efficientnet_lite0_sod", ("s_measure", "e_measure_mean", "weighted_f", "mae"))],
+)  # fmt: skip
+def test_eval_segmentation_and_saliency(tmp_path, preset, expected):
+    spec = {"conditions": ["light_fog"], "count": 4, "seed": 2, "size": [96, 64]}
+    overrides = {"weights": "random", "input_size": [64, 96]}
+    if preset.endswith("seg"):
+        overrides["class_names"] = list(SEG_CLASSES)
+    cfg = parse_train_config(
+        {
+            "model": {"preset": preset, "overrides": overrides},
+            "data": {"cache_dir": str(tmp_path / "cache"), "train": {"synthetic": spec},
+                     "val": {"fraction": 0.5}, "test": {"synthetic": spec}},
+            "train": {"epochs": 1, "batch_size": 2, "lr": 0.003, "amp": "off", "threads": 1},
+        }
+    )  # fmt: skip
+    result = train(cfg, tmp_path / "run", progress=False)
+    out = tmp_path / "report.json"
+    data = synthetic_folder(cfg.data.test.synthetic, tmp_path / "cache")
+    assert main(["eval", "--checkpoint", str(result.best_checkpoint), "--data", str(data),
+                 "--split", SYNTHETIC_SPLIT, "--json", str(out), "--overlays", "1",
+                 "--quiet"]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    for key in expected:
+        assert report["metrics"][key] == pytest.approx(result.test_metrics[key], abs=1e-6)
+    assert len(report["overlays"]) == 1
