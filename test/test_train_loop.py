@@ -60,9 +60,10 @@ def test_run_writes_trainable_only_checkpoints_and_selects_on_validation(tmp_pat
     assert info.config.input_size == (64, 96)
     # Frozen weights have no optimizer state: one entry per trainable tensor only.
     state = load_train_state(out)
-    n_trainable = sum(1 for p in model.parameters() if p.requires_grad)
-    assert n_trainable == result.parameters["trainable"] or n_trainable > 0
-    assert len(state["optimizer"]["state"]) == n_trainable
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trainable) == result.parameters["trainable"]
+    assert len(trainable) < len(list(model.parameters()))  # the backbone is frozen
+    assert len(state["optimizer"]["state"]) == len(trainable)
     assert state["epoch"] == 2 and state["global_step"] == 6
     with pytest.raises(ValueError, match="already holds a run"):
         train(parse_train_config(tiny(tmp_path / "cache")), out, progress=False)
