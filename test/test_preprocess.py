@@ -9,12 +9,14 @@ from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, letterbox_for,
 from ivtuning_ros.types import Detections, RGBTSample
 
 
+# allow_subnormal=False: ONNX Runtime sessions (set_denormal_as_zero) flush subnormals
+# process-wide, and hypothesis refuses subnormal strategies once that is on.
 @settings(max_examples=60, deadline=None)
 @given(
     src_h=st.integers(8, 2000),
     src_w=st.integers(8, 2000),
-    x0=st.floats(0, 0.8),
-    y0=st.floats(0, 0.8),
+    x0=st.floats(0, 0.8, allow_subnormal=False),
+    y0=st.floats(0, 0.8, allow_subnormal=False),
     bw=st.floats(0.05, 0.2),
     bh=st.floats(0.05, 0.2),
 )
