@@ -3,10 +3,11 @@
 import os
 from pkgutil import extend_path
 
-# Robots share their CPUs between many nodes: OpenMP threads that busy-wait between
-# parallel regions made torch inference ~5x slower under load here (docs/benchmarks.md).
-# Must be set before torch is imported; an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP worker threads wait by spinning, not by sleeping: with sleeping workers the node
+# stalled 1-4 s on some frames of a 4x-rate burst on these (virtualised) machines, 8 runs
+# in 9 (test_ros_node overload test; 0 in 7 with ACTIVE). libgomp reads this once, when
+# torch loads, so it is set on import of the package; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 
 # The generated interfaces (ivtuning_ros.msg) are installed by CMake into the
 # interpreter's site-packages, while a development (editable) install serves this
