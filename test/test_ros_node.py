@@ -181,8 +181,11 @@ def test_overload_keeps_latency_bounded_and_counts_drops(ros, pair):
     assert pairs >= n // 2  # most reached the node; it made the drops
     assert superseded > 0 and len(results) < n
     assert len(results) + superseded == pairs  # every pair either processed or counted
-    # latest-only: no queue builds up (a queue would reach ~n * 3/4 * per_frame)
-    assert max(results) < 6 * per_frame + 0.3, (max(results), per_frame)
+    # latest-only: no queue builds up. A queue makes the later results wait longest
+    # (~n * 3/4 * per_frame by the end of the burst), so the later half is judged by its
+    # median: a single scheduler stall of a loaded 2-core CI VM is not a queue.
+    later = results[len(results) // 2 :]
+    assert np.median(later) < 6 * per_frame + 0.3, (later, per_frame)
     assert probe.wait_diagnostic("count dropped_superseded", lambda v: int(v) >= superseded)
     diag = probe.diagnostics()
     for key in ("rgb rate (Hz)", "thermal rate (Hz)", "pairs rate (Hz)", "results rate (Hz)",
