@@ -24,6 +24,7 @@ import torch
 
 from ivtuning_ros.model.config import ModelConfig, model_config_from_dict
 from ivtuning_ros.model.ivtuning import IVTuningModel, build_model
+from ivtuning_ros.model.weights import check_state_fits
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
 
 FORMAT = "ivtuning_ros.checkpoint"
@@ -149,20 +150,13 @@ def load_checkpoint(path: str | Path) -> tuple[IVTuningModel, CheckpointInfo]:
         state = load_file(str(info.path), device="cpu")
     except Exception as err:
         raise ValueError(f"checkpoint {info.path}: tensors cannot be read: {err}") from None
-    expected = trainable_state_dict(model)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"checkpoint {info.path} does not fit its own config: missing {missing[:6]}, "
-            f"unexpected {unexpected[:6]}"
-        )
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise ValueError(
-                f"checkpoint {info.path}: {k} has shape {tuple(v.shape)}, the model needs "
-                f"{tuple(expected[k].shape)}"
-            )
+    check_state_fits(
+        state,
+        trainable_state_dict(model),
+        f"checkpoint {info.path}",
+        "fit its own config",
+        "the model",
+    )
     model.load_state_dict(state, strict=False)
     model.eval()
     return model, info

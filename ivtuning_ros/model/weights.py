@@ -117,24 +117,47 @@ def load_pretrained(
     state = read_state_dict(spec)
     if filter_fn is not None:
         state = filter_fn(state, net)
-    own = net.state_dict()
     # A headless checkpoint (no classifier) is fine: our heads do not use it.
     classifier = (getattr(net, "pretrained_cfg", None) or {}).get("classifier")
+    optional = f"{classifier}." if classifier else None
+    check_state_fits(
+        state,
+        net.state_dict(),
+        f"weights file {spec}",
+        "match the backbone",
+        "the backbone",
+        optional,
+    )
+    net.load_state_dict(state, strict=False)
+    return str(spec)
+
+
+def check_state_fits(
+    state: StateDict,
+    expected: StateDict,
+    source: str,
+    fit: str,
+    owner: str,
+    optional_prefix: str | None = None,
+) -> None:
+    """Raise a ValueError naming missing, unexpected and mis-shaped tensors, so that a
+    non-strict load_state_dict afterwards can never load a file half-way. Keys under
+    `optional_prefix` may be missing."""
     missing = [
-        k for k in own if k not in state and not (classifier and k.startswith(f"{classifier}."))
+        k
+        for k in expected
+        if k not in state and not (optional_prefix and k.startswith(optional_prefix))
     ]
-    unexpected = [k for k in state if k not in own]
+    unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         raise ValueError(
-            f"weights file {spec} does not match the backbone: missing {missing[:8]}"
+            f"{source} does not {fit}: missing {missing[:8]}"
             f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
             f"{' ...' if len(unexpected) > 8 else ''}"
         )
     for k, v in state.items():
-        if v.shape != own[k].shape:
+        if v.shape != expected[k].shape:
             raise ValueError(
-                f"weights file {spec}: {k} has shape {tuple(v.shape)}, the backbone needs "
-                f"{tuple(own[k].shape)}"
+                f"{source}: {k} has shape {tuple(v.shape)}, {owner} needs "
+                f"{tuple(expected[k].shape)}"
             )
-    net.load_state_dict(state, strict=False)
-    return str(spec)
