@@ -50,7 +50,7 @@ def pair():
 
 
 @pytest.fixture(scope="module")
-def ros(checkpoint, tmp_path_factory):
+def ros(checkpoint, pair, tmp_path_factory):
     """(node, probe, executor) sharing one rclpy context for the module."""
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -75,6 +75,17 @@ def ros(checkpoint, tmp_path_factory):
     thread.start()
     probe = NodeProbe(context=ctx, extra_topics=("overlay",))
     assert probe.wait_for_node(20.0), "node subscriptions never matched the probe"
+    # Matched on our side does not yet mean the node's readers have matched our writers,
+    # and a best-effort sample sent before that is lost: hand over pairs until one comes
+    # back fused, so every test starts with discovery settled in both directions.
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        stamp = probe.publish_pair(*pair)
+        msg = probe.result_for(stamp, timeout=1.0)
+        if msg is not None and msg.modalities == DetectionArray.MODALITY_BOTH:
+            break
+    else:
+        pytest.fail("the node never returned a fused result within 30 s")
     yield node, probe
     probe.close()
     executor.shutdown()
