@@ -370,7 +370,9 @@ def test_lifecycle_transitions_over_the_services(ros, pair):
 
 def test_installed_executable_with_the_params_file_end_to_end(checkpoint, pair):
     """`ivtuning_node --ros-args --params-file config/ivtuning.yaml` as its own process,
-    in a namespace so it does not meet the in-process node; SIGINT stops it cleanly."""
+    in a namespace so it does not meet the in-process node, with its camera topics
+    remapped (the inputs live on a helper node: the remaps must reach it); SIGINT stops
+    it cleanly."""
     import signal
     import subprocess
     import sys
@@ -382,12 +384,16 @@ def test_installed_executable_with_the_params_file_end_to_end(checkpoint, pair):
         str(exe), "--ros-args", "--params-file", str(root / "config" / "ivtuning.yaml"),
         "-r", "__ns:=/e2e", "-p", f"checkpoint:={checkpoint}", "-p", "backend:=onnxruntime",
         "-p", f"cache_dir:={checkpoint.parent / 'engines'}", "-p", "warmup_runs:=1",
-        "-p", "score_threshold:=0.0",
+        "-p", "score_threshold:=0.0", "-r", "rgb/image_raw:=camera/color/image_raw",
+        "-r", "thermal/image_raw:=/flir_e2e/image",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    probe = NodeProbe(context=ctx, namespace="e2e")
+    probe = NodeProbe(
+        context=ctx, namespace="e2e", rgb_topic="camera/color/image_raw",
+        thermal_topic="/flir_e2e/image",
+    )  # fmt: skip
     try:
         assert probe.wait_for_node(120.0), "the node process never subscribed"
         stamp = None
@@ -482,4 +488,6 @@ def test_bench_node_reports_latency_next_to_the_bare_engine(checkpoint, tmp_path
     assert rate["sent"] == 6 and 0 < rate["received"] <= 6
     assert rate["latency"]["n"] == rate["received"] == rate["node_engine"]["n"]
     assert report["bare_engine"]["n"] == 3 and report["backend"] == "onnxruntime"
+    assert rate["bare_engine_paced"]["n"] == 3  # the reference at the same input rate
+    assert report["targets"]["p50_vs_bare_at_rate_below_sustainable"]["rate_hz"] == 4.0
     assert report["node_diagnostics"]["count pairs"]

@@ -27,12 +27,23 @@ def percentiles_ms(samples_s: list[float] | np.ndarray) -> dict[str, float]:
     }
 
 
-def time_calls(fn: Callable[[], object], warmup: int, runs: int) -> list[float]:
-    """Wall time of `runs` calls of fn after `warmup` untimed calls, seconds each."""
+def time_calls(
+    fn: Callable[[], object], warmup: int, runs: int, period_s: float = 0.0
+) -> list[float]:
+    """Wall time of `runs` calls of fn after `warmup` untimed calls, seconds each.
+
+    period_s > 0 paces the calls (one every period_s, as frames from a camera): a CPU
+    that idles between calls runs them slower than back to back (caches, clocks and
+    sleeping worker threads go cold), and a latency reference must match the input rate.
+    """
     for _ in range(warmup):
         fn()
     out = []
-    for _ in range(runs):
+    start = time.perf_counter()
+    for i in range(runs):
+        wait = start + i * period_s - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
         t0 = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t0)

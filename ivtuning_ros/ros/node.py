@@ -7,9 +7,10 @@ activate   starts processing; deactivate stops it (frames are ignored, queues em
 cleanup    frees the model, subscriptions and worker; shutdown does the same.
 With `auto_activate` (default) the node configures and activates itself at start.
 
-Threads: subscription callbacks only validate headers and feed the synchroniser; pairs
-go into a one-item `LatestSlot`, and a worker thread decodes, runs the model and
-publishes. A newer pair replaces a waiting one (counted as dropped), so latency stays
+Threads: the camera subscriptions run on their own executor thread (inputs.py); their
+callbacks only validate headers and feed the synchroniser; pairs go into a one-item
+`LatestSlot`, and a worker thread decodes, runs the model and publishes. The main
+executor serves the lifecycle and parameter services and the diagnostics timer. A newer pair replaces a waiting one (counted as dropped), so latency stays
 bounded under overload instead of growing with a queue.
 """
 
@@ -49,6 +50,7 @@ from .codec import (
     check_image,
 )
 from .diagnostics import ERROR, NodeStats, build_status
+from .inputs import Input, InputNode
 from .params import SPECS, NodeConfig, descriptor, node_config, validate
 from .pipeline import IDENTITY_NORM, node_predictor, pair_inputs
 from .slot import LatestSlot
@@ -114,13 +116,14 @@ class IVTuningNode(LifecycleNode):
         self._active = threading.Event()
         self._slot: LatestSlot[SyncedPair] = LatestSlot()
         self._sync: PairSynchronizer | None = None
+        # the synchroniser is fed on the inputs thread and reset/read on the main one
+        self._sync_lock = threading.Lock()
         self._predictor = None
         self._engine = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._subs: list = []
+        self._inputs: InputNode | None = None
         self._pubs: dict[str, Any] = {}
-        self._sync_timer = None
         self._label_map_sent = False
         self._last_rgb: tuple[tuple[int, int], str] | None = None  # (h, w), frame_id
         self._camera_info: CameraInfo | None = None
@@ -149,7 +152,8 @@ class IVTuningNode(LifecycleNode):
     def _apply_parameters(self, params: list) -> None:
         self.cfg = node_config(self._param_values())
         if self._sync is not None:
-            self._sync.set_config(self.cfg.sync)
+            with self._sync_lock:
+                self._sync.set_config(self.cfg.sync)
         if self._predictor is not None:
             self._predictor.set_thresholds(
                 float(self.cfg.score_threshold),
@@ -200,7 +204,6 @@ class IVTuningNode(LifecycleNode):
             cfg.sync, self._on_pair, stamp_now_ns=lambda: self.get_clock().now().nanoseconds
         )
         self._create_inputs()
-        self._sync_timer = self.create_timer(SYNC_POLL_S, self._sync.poll)
         self._stop.clear()
         self._slot.reopen()
         self._worker = threading.Thread(target=self._work, name="ivtuning_worker", daemon=True)
@@ -209,7 +212,8 @@ class IVTuningNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._sync.reset()
+        with self._sync_lock:
+            self._sync.reset()
         self._active.set()
         self.state_label = "active"
         self.get_logger().info("active: processing")
@@ -239,15 +243,12 @@ class IVTuningNode(LifecycleNode):
             self._worker.join(timeout=10.0)
             self._worker = None
         self._slot.clear()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+        if self._inputs is not None:
+            self._inputs.close()
+            self._inputs = None
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
-        if self._sync_timer is not None:
-            self.destroy_timer(self._sync_timer)
-            self._sync_timer = None
         self._sync = None
         if self._engine is not None:
             self._engine.close()  # frees the model
@@ -265,23 +266,17 @@ class IVTuningNode(LifecycleNode):
         )
 
     def _create_inputs(self) -> None:
-        qos = self._input_qos()
-        self._subs = [
-            self.create_subscription(
-                Image,
-                topic,
-                lambda m, s=stream: self._on_image(s, m),
-                qos,
-                event_callbacks=self._input_events(stream),
+        inputs = [
+            Input(
+                Image, topic, lambda m, s=stream: self._on_image(s, m), self._input_events(stream)
             )
             for stream, topic in (("rgb", self.cfg.rgb_topic), ("thermal", self.cfg.thermal_topic))
         ]
         if self.cfg.use_camera_info:
-            self._subs.append(
-                self.create_subscription(
-                    CameraInfo, self.cfg.rgb_info_topic, self._on_camera_info, qos
-                )
-            )
+            inputs.append(Input(CameraInfo, self.cfg.rgb_info_topic, self._on_camera_info))
+        self._inputs = InputNode(
+            self, inputs, self._input_qos(), timers=((SYNC_POLL_S, self._poll_sync),)
+        )
 
     def _input_events(self, stream: str) -> SubscriptionEventCallbacks:
         """Count what DDS reports: lost samples, and publishers whose QoS cannot match
@@ -343,7 +338,14 @@ class IVTuningNode(LifecycleNode):
         except ImageDecodeError as err:
             self._count_bad(f"{stream}_bad_input", str(err))
             return
-        self._sync.add(stream, stamp_ns(msg.header.stamp), msg)
+        with self._sync_lock:
+            if self._sync is not None:
+                self._sync.add(stream, stamp_ns(msg.header.stamp), msg)
+
+    def _poll_sync(self) -> None:
+        with self._sync_lock:
+            if self._sync is not None:
+                self._sync.poll()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -442,17 +444,22 @@ class IVTuningNode(LifecycleNode):
     # ---------------------------------------------------------------- diagnostics
     def sync_counts(self) -> dict[str, int]:
         """The synchroniser's counters (pairs, degraded, drops by reason)."""
-        return dict(self._sync.counts) if self._sync is not None else {}
+        return self._sync_report()[0]
+
+    def _sync_report(self) -> tuple[dict[str, int], dict[str, str]]:
+        with self._sync_lock:
+            sync = self._sync
+            return (dict(sync.counts), dict(sync.last_problem)) if sync else ({}, {})
 
     def diagnostics_status(self):
-        sync = self._sync
+        counts, problems = self._sync_report()
         status = build_status(
             f"{self.get_name()}: {self.get_fully_qualified_name()}",
             "ivtuning_ros",
             self.state_label,
             self.stats.snapshot(),
-            dict(sync.counts) if sync else {},
-            dict(sync.last_problem) if sync else {},
+            counts,
+            problems,
             float(self.cfg.stale_after),
         )
         if self.configure_error and self.state_label == "unconfigured":

@@ -17,7 +17,9 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.type_description_service import START_TYPE_DESCRIPTION_SERVICE_PARAM
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -37,8 +39,14 @@ class NodeProbe:
         extra_topics: tuple[str, ...] = (),
     ) -> None:
         """extra_topics: image outputs to subscribe to ("overlay", "mask", "mask_color")."""
+        # A bare node (no parameter or type-description services): rclpy's executor
+        # rebuilds its wait set per wake-up, so fewer entities = earlier arrival times.
         self.node = rclpy.create_node(
-            f"ivtuning_probe_{os.getpid()}_{id(self) % 10000}", namespace=namespace, context=context
+            f"ivtuning_probe_{os.getpid()}_{id(self) % 10000}",
+            namespace=namespace,
+            context=context,
+            start_parameter_services=False,
+            parameter_overrides=[Parameter(START_TYPE_DESCRIPTION_SERVICE_PARAM, value=False)],
         )
         self._lock = threading.Lock()
         self.received: dict[str, list[tuple[int, Any]]] = {}
