@@ -10,8 +10,9 @@ With `auto_activate` (default) the node configures and activates itself at start
 Threads: the camera subscriptions run on their own executor thread (inputs.py); their
 callbacks only validate headers and feed the synchroniser; pairs go into a one-item
 `LatestSlot`, and a worker thread decodes, runs the model and publishes. The main
-executor serves the lifecycle and parameter services and the diagnostics timer. A newer pair replaces a waiting one (counted as dropped), so latency stays
-bounded under overload instead of growing with a queue.
+executor serves the lifecycle and parameter services and the diagnostics timer. A
+newer pair replaces a waiting one (counted as dropped), so latency stays bounded under
+overload instead of growing with a queue.
 """
 
 from __future__ import annotations
