@@ -231,3 +231,36 @@ def test_occluded_objects_get_visible_boxes_or_none():
     hidden = _scene_with([_actor("person", 0, 0.0, 30.0, 1.8), _actor("car", 1, 0.0, 8.0, 1.6)])
     assert hidden.labels.tolist() == [1]
     assert not (hidden.mask == SEG_OFFSET).any()
+
+
+def test_zoom_is_a_longer_lens_on_the_same_scenes(tmp_path, capsys):
+    """zoom multiplies the focal length only: the same seeds give the same scenes seen
+    through a longer lens, so objects get larger; the written set records it."""
+    from ivtuning_ros.data.scene import sample_scene
+    from ivtuning_ros.train.config import SyntheticSpec
+    from ivtuning_ros.train.data import synthetic_folder
+
+    cond = get_condition("light_fog")
+    wide, tele = (sample_scene(np.random.default_rng(3), SIZE, cond, z) for z in (1.0, 1.6))
+    assert tele.camera.focal == pytest.approx(1.6 * wide.camera.focal)
+    assert tele.actors == wide.actors and tele.camera.horizon == wide.camera.horizon
+    heights = {}
+    for zoom in (1.0, 1.6):
+        samples = generate(["clear_night"], 12, 5, SIZE, zoom=zoom)
+        heights[zoom] = np.concatenate([s.boxes[:, 3] - s.boxes[:, 1] for s in samples])
+    # (a narrower view also loses the near, off-centre objects, so less than 1.6x)
+    assert np.median(heights[1.6]) > 1.1 * np.median(heights[1.0])
+    with pytest.raises(ValueError, match="zoom"):
+        render_sample("clear_night", 0, SIZE, zoom=0.0)
+    with pytest.raises(ValueError, match="zoom"):
+        SyntheticSpec(("clear_night",), 4, zoom=20.0)
+    a, b = SyntheticSpec(("clear_night",), 4), SyntheticSpec(("clear_night",), 4, zoom=1.6)
+    assert synthetic_folder(a, tmp_path) != synthetic_folder(b, tmp_path)
+    rc = cli_main(["make-data", "--condition", "clear_night", "--count", "1", "--zoom", "1.6",
+                   "--out", str(tmp_path / "z"), "--size", "96x64"])  # fmt: skip
+    assert rc == 0
+    capsys.readouterr()
+    import json
+
+    info = json.loads((tmp_path / "z" / "annotations" / "train.json").read_text())["info"]
+    assert info["zoom"] == 1.6

@@ -19,7 +19,7 @@ import numpy as np
 
 from ivtuning_ros.data.conditions import CONDITIONS, Condition, get_condition
 from ivtuning_ros.data.render import FrameRenderer
-from ivtuning_ros.data.scene import SEG_CLASSES, SYNTH_CLASSES, sample_scene
+from ivtuning_ros.data.scene import SEG_CLASSES, SYNTH_CLASSES, check_zoom, sample_scene
 from ivtuning_ros.data.writers import write_coco_split
 from ivtuning_ros.types import RGBTSample
 
@@ -52,6 +52,7 @@ class SceneSequence:
         seed: int,
         size: tuple[int, int] = DEFAULT_SIZE,
         thermal_bits: int = 8,
+        zoom: float = 1.0,
     ) -> None:
         self.condition = get_condition(condition) if isinstance(condition, str) else condition
         w, h = (int(v) for v in size)
@@ -59,11 +60,12 @@ class SceneSequence:
             raise ValueError(f"synthetic image size must be at least 32x32, got {w}x{h}")
         if thermal_bits not in (8, 16):
             raise ValueError(f"thermal_bits must be 8 or 16, got {thermal_bits}")
+        check_zoom(zoom)
         self.seed = int(seed)
         self.size = (w, h)
         self.thermal_bits = thermal_bits
         scene_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5CE4E]))
-        self.scene = sample_scene(scene_rng, self.size, self.condition)
+        self.scene = sample_scene(scene_rng, self.size, self.condition, zoom)
         self._renderer = FrameRenderer(self.scene, self.condition)
 
     def frame(self, t_seconds: float, name: str | None = None) -> RGBTSample:
@@ -81,9 +83,10 @@ def render_sample(
     size: tuple[int, int] = DEFAULT_SIZE,
     thermal_bits: int = 8,
     name: str | None = None,
+    zoom: float = 1.0,
 ) -> RGBTSample:
     """One still frame of a fresh scene."""
-    return SceneSequence(condition, seed, size, thermal_bits).frame(0.0, name)
+    return SceneSequence(condition, seed, size, thermal_bits, zoom).frame(0.0, name)
 
 
 def sample_spec(conditions: Sequence[str], seed: int, index: int) -> tuple[Condition, int, str]:
@@ -102,13 +105,15 @@ def generate(
     seed: int = 0,
     size: tuple[int, int] = DEFAULT_SIZE,
     thermal_bits: int = 8,
+    zoom: float = 1.0,
 ) -> Iterator[RGBTSample]:
     """`count` stills cycling through `conditions` (see `sample_spec`)."""
     for cond in conditions:
         get_condition(cond)  # fail before rendering anything
+    check_zoom(zoom)
     for i in range(count):
         cond, scene_seed, name = sample_spec(conditions, seed, i)
-        yield render_sample(cond, scene_seed, size, thermal_bits, name)
+        yield render_sample(cond, scene_seed, size, thermal_bits, name, zoom)
 
 
 def split_seed(seed: int, split: str) -> int:
@@ -126,10 +131,12 @@ def write_synthetic(
     thermal_bits: int = 8,
     overwrite: bool = False,
     progress: bool = True,
+    zoom: float = 1.0,
 ) -> dict[str, Path]:
     """Render and write each split (name -> count) as COCO + png under `out`."""
     for cond in conditions:
         get_condition(cond)
+    check_zoom(zoom)
     written = {}
     for split, count in splits.items():
         if count <= 0:
@@ -138,7 +145,7 @@ def write_synthetic(
         specs = [sample_spec(conditions, s_seed, i) for i in range(count)]
         cond_of = {name: cond.name for cond, _, name in specs}
         written[split] = write_coco_split(
-            (render_sample(cond, sd, size, thermal_bits, name) for cond, sd, name in specs),
+            (render_sample(cond, sd, size, thermal_bits, name, zoom) for cond, sd, name in specs),
             out,
             split,
             SYNTH_CLASSES,
@@ -150,6 +157,7 @@ def write_synthetic(
                 "seed": int(seed),
                 "split_seed": s_seed,
                 "size": list(size),
+                "zoom": float(zoom),
                 "thermal": "agc8" if thermal_bits == 8 else "y16 TLinear centikelvin",
             },
             fields_of=lambda s, cond_of=cond_of: {"condition": cond_of[s.name]},

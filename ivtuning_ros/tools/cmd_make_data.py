@@ -63,6 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=8,
         help="8: AGC images 0..255 (norm agc8); 16: TLinear centikelvin counts",
     )
+    p.add_argument(
+        "--zoom",
+        type=float,
+        default=1.0,
+        help="focal length multiplier: 1 = ~54 deg horizontal field of view, 1.6 = ~35 deg "
+        "(objects 1.6x larger)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing split")
     p.set_defaults(func=run)  # fmt: skip
 
@@ -85,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         splits = args.splits
     written = write_synthetic(
         args.out, conditions, splits, args.seed, args.size, tasks, args.thermal_bits,
-        args.overwrite,
+        args.overwrite, zoom=args.zoom,
     )  # fmt: skip
     for split, path in written.items():
         print(f"{split}: {splits[split]} pairs -> {path}")

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ivtuning_ros.data.conditions import get_condition
+from ivtuning_ros.data.scene import check_zoom
 from ivtuning_ros.model.config import ModelConfig, load_model_config
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -50,6 +51,7 @@ class SyntheticSpec:
     count: int
     seed: int = 0
     size: tuple[int, ...] = (320, 256)  # width, height of the rendered images
+    zoom: float = 1.0  # focal length multiplier: > 1 is a longer lens, bigger objects
 
     def __post_init__(self) -> None:
         if not self.conditions:
@@ -60,6 +62,7 @@ class SyntheticSpec:
             get_condition(name)  # raises naming the valid conditions
         if len(self.size) != 2 or min(self.size) < 32:
             raise ValueError(f"size must be [width, height], each >= 32, got {list(self.size)}")
+        check_zoom(self.zoom)
 
 
 @dataclass(frozen=True)

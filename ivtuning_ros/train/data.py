@@ -32,10 +32,11 @@ def default_cache_dir() -> Path:
 
 
 def synthetic_folder(spec: SyntheticSpec, cache_dir: Path) -> Path:
-    key = json.dumps(
-        {"conditions": spec.conditions, "count": spec.count, "seed": spec.seed, "size": spec.size},
-        sort_keys=True,
-    )
+    fields = {"conditions": spec.conditions, "count": spec.count, "seed": spec.seed,
+              "size": spec.size}  # fmt: skip
+    if spec.zoom != 1.0:  # (sets rendered before zoom existed keep their folders)
+        fields["zoom"] = spec.zoom
+    key = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir / f"{'+'.join(spec.conditions)}_{spec.count}_s{spec.seed}_{digest}"
 
@@ -57,6 +58,7 @@ def ensure_synthetic(spec: SyntheticSpec, cache_dir: Path, progress: bool = True
         seed=spec.seed,
         size=(int(spec.size[0]), int(spec.size[1])),
         progress=progress,
+        zoom=float(spec.zoom),
     )
     try:
         os.replace(tmp, folder)
