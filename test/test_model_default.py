@@ -199,8 +199,8 @@ def _saved_activation_bytes(model, batch: int = 2) -> int:
 
 def test_frozen_backbone_cuts_training_memory(cfg):
     """Memory of a training step: activations kept for backward + weights, gradients and
-    Adam state of what trains. IV-tuning recomputes the frozen backbone instead of storing
-    it, so it needs well under 0.6x of full fine-tuning."""
+    Adam state of what trains. Frozen weights need no gradients or Adam state, and with
+    grad_checkpointing the frozen backbone is recomputed instead of stored."""
     small = cfg.replace(input_size=(128, 160))
 
     def step_bytes(model) -> int:
@@ -209,8 +209,10 @@ def test_frozen_backbone_cuts_training_memory(cfg):
         return _saved_activation_bytes(model) + weights + 3 * trainable
 
     full = step_bytes(build_model(small.replace(mode="full")))
-    tuned = build_model(small)
-    assert tuned.grad_checkpointing and small.grad_checkpointing
-    assert step_bytes(tuned) < 0.6 * full
-    plain = build_model(small.replace(grad_checkpointing=False))
-    assert step_bytes(tuned) < 0.5 * step_bytes(plain)
+    stored = build_model(small)
+    assert not stored.grad_checkpointing  # the preset trains at full speed
+    recomputed = build_model(small.replace(grad_checkpointing=True))
+    assert recomputed.grad_checkpointing
+    assert step_bytes(stored) < 0.8 * full
+    assert step_bytes(recomputed) < 0.6 * full
+    assert step_bytes(recomputed) < 0.5 * step_bytes(stored)

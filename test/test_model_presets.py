@@ -241,3 +241,36 @@ def test_hybrid_conv_matches_the_split_formulation():
         y = torch.cat([hc.partial(x[:, :n]), x[:, n:]], dim=1) + x
         expected = hc.proj2(F.relu(hc.bn(hc.proj1(y)))) + y
         torch.testing.assert_close(hc(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_primary_modality_decides_which_camera_the_backbone_sees():
+    """primary_modality: thermal feeds the thermal image to the frozen backbone and the
+    visible image to the prompter as luminance: two RGB images of equal luminance give
+    the same output, while any change of the thermal image shows."""
+    from ivtuning_ros.model.ivtuning import luminance
+
+    def out(m, rgb, thermal):
+        return m(rgb, thermal)["side_logits"][0]
+
+    h, w = size = (64, 96)
+    case = CASES[0]
+    cfg = _small(case[0], "saliency", size, prompter=case[2], primary_modality="thermal")
+    model = build_model(cfg).eval()
+    torch.manual_seed(0)
+    rgb = 0.3 + 0.4 * torch.rand(1, 3, h, w)
+    # a colour shift that leaves BT.601 luma unchanged: (0.114, 0, -0.299) . weights = 0
+    shifted = rgb + 0.2 * torch.tensor([0.114, 0.0, -0.299]).view(1, 3, 1, 1)
+    assert torch.allclose(luminance(rgb), luminance(shifted), atol=1e-6)
+    thermal = torch.rand(1, 1, h, w)
+    with torch.no_grad():
+        base = out(model, rgb, thermal)
+        assert torch.allclose(out(model, shifted, thermal), base, atol=1e-5)
+        assert not torch.allclose(out(model, rgb, thermal.flip(-1)), base, atol=1e-3)
+        # the paper's layout: the same colour shift reaches the backbone
+        rgb_primary = build_model(cfg.replace(primary_modality="rgb")).eval()
+        a, b = out(rgb_primary, rgb, thermal), out(rgb_primary, shifted, thermal)
+        assert not torch.allclose(a, b, atol=1e-4)
+    assert luminance(torch.ones(1, 3, 2, 2)).shape == (1, 1, 2, 2)
+    assert torch.allclose(luminance(torch.ones(1, 3, 2, 2)), torch.ones(1, 1, 2, 2))
+    with pytest.raises(ValueError, match="primary_modality"):
+        cfg.replace(primary_modality="infrared")

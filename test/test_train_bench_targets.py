@@ -31,3 +31,29 @@ def test_targets_compare_ivtuning_with_full_and_single_modalities():
 
 def test_targets_skip_comparisons_without_their_modes():
     assert targets({"ivtuning": row("ivtuning", 0.5, 0.5, 1, 1)}) == {}
+
+
+def test_bench_tuning_runs_end_to_end(tmp_path):
+    """Two modes on a few pairs for one epoch: every stage of the real benchmark runs
+    (rendering with the bench's lens, training subprocesses, both test sets, JSON, plot);
+    the figures themselves are for `docs/benchmarks.md`, not for a test."""
+    import json
+
+    from ivtuning_ros.tools.cli import main
+
+    out, plot = tmp_path / "tuning.json", tmp_path / "tuning.png"
+    code = main(
+        ["bench", "tuning", "--modes", "ivtuning,thermal_only", "--train-count", "4",
+         "--val-count", "2", "--test-count", "2", "--epochs", "1", "--batch-size", "2",
+         "--cache-dir", str(tmp_path / "cache"), "--json", str(out), "--plot", str(plot)]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert [m["mode"] for m in report["modes"]] == ["ivtuning", "thermal_only"]
+    assert report["config"]["data"]["train"]["synthetic"]["zoom"] == 1.6
+    iv, th = report["modes"]
+    assert iv["parameters"]["trainable"] > th["parameters"]["trainable"] > 0
+    assert not iv["grad_checkpointing"] and iv["steps"] == 2
+    assert iv["primary_modality"] == "thermal"  # the default preset
+    assert "seen mAP50 ivtuning > thermal_only" in report["targets"]
+    assert plot.stat().st_size > 0

@@ -21,6 +21,7 @@ from ivtuning_ros.preprocess import THERMAL_PRESETS
 
 TASKS = ("detection", "segmentation", "saliency")
 MODES = ("ivtuning", "full", "rgb_only", "thermal_only", "dual_backbone")
+PRIMARY_MODALITIES = ("rgb", "thermal")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class ModelConfig:
     # recompute the frozen backbone's activations in backward instead of storing them
     # (frozen modes only; a no-op in full/dual_backbone where nothing is frozen)
     grad_checkpointing: bool = False
+    # which camera the frozen backbone sees in the prompted modes (ivtuning, full); the
+    # other one enters through the prompter. "rgb" is the paper's layout. "thermal" suits
+    # night and fog, where the thermal image carries most of the signal: the visible
+    # image then reaches the prompter as luminance.
+    primary_modality: str = "rgb"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -90,6 +96,11 @@ class ModelConfig:
             )
         if not self.weights:
             raise ValueError("model config 'weights': empty (use a file, a package: or random)")
+        if self.primary_modality not in PRIMARY_MODALITIES:
+            raise ValueError(
+                f"model config 'primary_modality': {self.primary_modality!r} is not one of "
+                f"{PRIMARY_MODALITIES}"
+            )
 
     @property
     def num_classes(self) -> int:

@@ -3,6 +3,8 @@
 One config switch (`mode`) gives the comparisons the paper makes, on the same code:
 - ivtuning: frozen backbone (requires_grad False, BN statistics fixed), prompter and
   head train. No weight gradients or optimizer state exist for the frozen weights.
+  The backbone sees the RGB image and the prompter the thermal one (the paper's
+  layout), or with `primary_modality: thermal` the other way round.
 - full: the same network, everything trains (the full fine-tuning baseline).
 - rgb_only / thermal_only: frozen backbone on one modality, head trains.
 - dual_backbone: the conventional two-stream design, two backbone copies (RGB and
@@ -121,7 +123,11 @@ class IVTuningModel(nn.Module):
     def features(self, rgb: torch.Tensor, thermal: torch.Tensor) -> list[torch.Tensor]:
         mode = self.cfg.mode
         if mode in ("ivtuning", "full"):
-            return self.backbone(self.backbone.normalize(rgb), thermal, self.prompter)
+            if self.cfg.primary_modality == "thermal":
+                main, prompted = thermal, luminance(rgb)
+            else:
+                main, prompted = rgb, thermal
+            return self.backbone(self.backbone.normalize(main), prompted, self.prompter)
         if mode == "rgb_only":
             return self.backbone(self.backbone.normalize(rgb))
         if mode == "thermal_only":
@@ -192,6 +198,13 @@ class InferenceModule(nn.Module):
 
     def forward(self, rgb: torch.Tensor, thermal: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.model.head.decode(self.model(rgb, thermal))
+
+
+def luminance(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) BT.601 luma: the visible image as the
+    prompter's one-channel stream when the backbone sees the thermal image."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device)
+    return (rgb * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
 
 
 def build_model(cfg: ModelConfig) -> IVTuningModel:

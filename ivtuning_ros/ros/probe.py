@@ -2,7 +2,11 @@
 
 Used by the node benchmark and the tests (and handy in a Python shell against a running
 node). It spins its own executor in a background thread; every received message is kept
-with its arrival time so latency is measured publish -> result received.
+with its arrival time so latency is measured publish -> result received. The arrival
+time is the middleware's reception time in this process (MessageInfo
+received_timestamp, the system clock like the stamps we publish), not the moment our
+Python callback runs: rclpy's executor adds 0.3 ms to several ms to that on these
+machines, which is the measuring client's own overhead, not the node's.
 """
 
 from __future__ import annotations
@@ -77,9 +81,10 @@ class NodeProbe:
         key = topic.lstrip("/")
         self.received[key] = []
 
-        def keep(msg) -> None:
+        def keep(msg, info) -> None:
+            arrival = info.get("received_timestamp") or time.time_ns()  # 0: rmw lacks it
             with self._lock:
-                self.received[key].append((time.time_ns(), msg))
+                self.received[key].append((arrival, msg))
 
         self.node.create_subscription(msg_type, topic, keep, qos)
 
