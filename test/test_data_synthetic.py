@@ -264,3 +264,15 @@ def test_zoom_is_a_longer_lens_on_the_same_scenes(tmp_path, capsys):
 
     info = json.loads((tmp_path / "z" / "annotations" / "train.json").read_text())["info"]
     assert info["zoom"] == 1.6
+
+
+def test_no_invalid_pixel_values_where_the_texture_noise_dips_deepest():
+    """Regression: in this scene the road texture noise dipped below -1, the albedo went
+    negative and the shot-noise sqrt produced NaN pixels (cast silently to 0)."""
+    import warnings
+
+    cond, seed, name = sample_spec(("clear_night", "light_fog"), split_seed(101, "data"), 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = render_sample(cond, seed, (256, 192), 8, name, zoom=1.6)
+    assert np.isfinite(s.thermal).all()

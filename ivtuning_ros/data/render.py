@@ -193,7 +193,8 @@ def _build_static(sc: Scene, cond: Condition) -> _Static:
     temp = np.full((h, w), amb - 25.0, np.float32)
     albedo = np.zeros((h, w, 3), np.float32)
     emission = np.zeros((h, w, 3), np.float32)
-    tex = 1.0 + 0.25 * _smooth_noise(rng, (h, w), 3)
+    # (clipped: a rare deep trough of the noise would make a negative albedo -> NaN pixels)
+    tex = np.maximum(1.0 + 0.25 * _smooth_noise(rng, (h, w), 3), 0.0)
     road = kind == ROAD
     albedo[road] = 0.07
     temp[road] = amb + 2.5
