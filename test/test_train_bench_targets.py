@@ -24,6 +24,10 @@ def test_targets_compare_ivtuning_with_full_and_single_modalities():
     assert t["time per step ivtuning <= 0.8x full"] == {"value": 0.7, "met": True}
     assert t["seen mAP50 ivtuning > rgb_only"]["met"]
     assert not t["seen mAP50 ivtuning > thermal_only"]["met"]  # 0.80 < 0.82
+    rows["ivtuning_recompute"] = row("ivtuning_recompute", 0.8, 0.6, 350, 950)
+    t = targets(rows)
+    assert t["peak training memory ivtuning_recompute <= 0.6x full"]["met"]
+    assert not [k for k in t if k.startswith("time") and "recompute" in k]  # trades time
     table = format_table({"modes": list(rows.values()), "targets": t})
     assert "[MISSED] seen mAP50 ivtuning > thermal_only" in table
     assert table.splitlines()[2].startswith("ivtuning")
