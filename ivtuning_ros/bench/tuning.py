@@ -64,7 +64,7 @@ def bench_config(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
             "lr": args.lr,
             "weight_decay": 0.05,
             "warmup_steps": 10,
-            "seed": 0,
+            "seed": args.seed,
             "amp": "off",
             "threads": args.threads,
         },
@@ -313,6 +313,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         help="blank one stream of this share of training pairs (fusion modes only)",
     )
+    p.add_argument("--seed", type=int, default=0, help="training seed (initialisation, data order)")
     p.add_argument("--zoom", type=float, default=ZOOM, help="synthetic camera focal multiplier")
     p.add_argument("--cache-dir", default=None, help="where the synthetic sets are rendered")
     p.set_defaults(func=run)
