@@ -172,7 +172,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     axes[2].bar(x, [r["step_ms_median"] for r in rows], color="tab:green")
     axes[2].set_title("time per step (ms, median)")
     for ax in axes:
-        ax.set_xticks(x, names, rotation=15)
+        ax.set_xticks(x, names, rotation=25, ha="right")
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(
         f"{report['preset']} detection, {report['config']['data']['train']['synthetic']['count']}"
