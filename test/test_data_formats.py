@@ -191,6 +191,11 @@ def test_mfnet_four_channel(tmp_path):
     assert s.name == "00002N" and np.array_equal(s.rgb, _rgb(1))
     assert np.array_equal(s.thermal, _gray(1)) and np.array_equal(s.mask, _gray(1) % 9)
     assert len(open_dataset(root, "mfnet")) == 2
+    # a stray rgb/ folder without thermal/ beside images/: errors name the folder read
+    _write_rgb(root / "rgb" / "00001D.png", _rgb(0))
+    (root / "val.txt").write_text("00003X\n")
+    with pytest.raises(DatasetError, match=r"00003X.: no image in .*MFNet/images"):
+        open_dataset(root, "mfnet", split="val")
 
 
 def test_mfnet_separate_images_and_bad_labels(tmp_path):

@@ -83,7 +83,7 @@ def load_segmentation(
         class_names = tuple(n.strip() for n in listing.read_text().splitlines() if n.strip())
 
     def record(name: str) -> PairRecord:
-        rgb = pair_file(name, rgb_imgs, "image", rgb_dir or rgbt_dir)
+        rgb = pair_file(name, rgb_imgs, "image", rgb_dir if separate else rgbt_dir)
         thermal = None if th_imgs is None else pair_file(name, th_imgs, "thermal image", th_dir)
         return PairRecord(
             name, rgb, thermal, mask=pair_file(name, labels, "label image", label_dir)
