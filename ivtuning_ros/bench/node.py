@@ -3,16 +3,16 @@
 In one run: (1) the bare engine (`Predictor.predict` on numpy arrays, the same
 checkpoint, backend and thresholds) is timed in this process, back to back and, before
 each rate, called at that rate (an engine that idles between frames runs slower); (2)
-`ivtuning_node` is started as its own process with its default input QoS, and this process publishes
-synchronised RGB + thermal pairs at fixed rates, stamped at publication, and records when
-each result arrives (the middleware's reception time in this process, see
-ros/probe.py): latency = result received - stamp (publish -> result), result rate,
-frames lost. The engine inside the node is also timed per frame
+`ivtuning_node` is started as its own process with its default input QoS, and this
+process publishes synchronised RGB + thermal pairs at fixed rates, stamped at
+publication, and records when each result arrives (the middleware's reception time in
+this process, see ros/probe.py): latency = result received - stamp (publish -> result),
+result rate, frames lost. The engine inside the node is also timed per frame
 (DetectionArray.inference_time_ms): on a shared machine whose load changes from minute
 to minute, that in-run figure is the fairer reference for what the node adds.
 Rates default to 0.5x, 1x and 2x the sustainable rate (1 / the node's engine p50, from a
-short calibration run); `--sweep`
-climbs rates in the style of ros2_benchmark and reports the highest one with <= 5% loss.
+short calibration run); `--sweep` climbs rates in the style of ros2_benchmark and
+reports the highest one with <= 5% loss.
 The input is a synthetic dense-fog night pair; its hash goes into the report.
 """
 

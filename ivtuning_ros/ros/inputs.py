@@ -30,6 +30,19 @@ from rclpy.type_description_service import START_TYPE_DESCRIPTION_SERVICE_PARAM
 JOIN_TIMEOUT_S = 5.0
 
 
+def bare_node(name: str, namespace: str = "", context=None, **options: Any) -> Node:
+    """A node without parameter or type-description services: every entity a node has is
+    one more the executor's per-wake-up wait set is rebuilt with."""
+    return Node(
+        name,
+        namespace=namespace,
+        context=context,
+        start_parameter_services=False,
+        parameter_overrides=[Parameter(START_TYPE_DESCRIPTION_SERVICE_PARAM, value=False)],
+        **options,
+    )
+
+
 @dataclass(frozen=True)
 class Input:
     msg_type: Any
@@ -48,22 +61,21 @@ class InputNode:
         qos: QoSProfile,
         timers: tuple[tuple[float, Callable[[], None]], ...] = (),
     ) -> None:
-        self.node = Node(
+        self.node = bare_node(
             f"_{owner.get_name()}_inputs",  # a leading underscore hides it from node lists
-            namespace=owner.get_namespace(),
-            context=owner.context,
+            owner.get_namespace(),
+            owner.context,
             use_global_arguments=False,  # names arrive already remapped by the owner
             enable_rosout=False,
-            start_parameter_services=False,
-            parameter_overrides=[Parameter(START_TYPE_DESCRIPTION_SERVICE_PARAM, value=False)],
         )
-        self.topics = []
         for item in inputs:
-            topic = owner.resolve_topic_name(item.topic)
             self.node.create_subscription(
-                item.msg_type, topic, item.callback, qos, event_callbacks=item.events
+                item.msg_type,
+                owner.resolve_topic_name(item.topic),
+                item.callback,
+                qos,
+                event_callbacks=item.events,
             )
-            self.topics.append(topic)
         for period_s, callback in timers:
             self.node.create_timer(period_s, callback)
         self._executor = SingleThreadedExecutor(context=owner.context)

@@ -21,15 +21,14 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.type_description_service import START_TYPE_DESCRIPTION_SERVICE_PARAM
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
 
 from .codec import array_to_image
+from .inputs import bare_node
 from .node import ns_to_stamp, stamp_ns
 
 
@@ -43,15 +42,9 @@ class NodeProbe:
         extra_topics: tuple[str, ...] = (),
     ) -> None:
         """extra_topics: image outputs to subscribe to ("overlay", "mask", "mask_color")."""
-        # A bare node (no parameter or type-description services): rclpy's executor
-        # rebuilds its wait set per wake-up, so fewer entities = earlier arrival times.
-        self.node = rclpy.create_node(
-            f"ivtuning_probe_{os.getpid()}_{id(self) % 10000}",
-            namespace=namespace,
-            context=context,
-            start_parameter_services=False,
-            parameter_overrides=[Parameter(START_TYPE_DESCRIPTION_SERVICE_PARAM, value=False)],
-        )
+        # a bare node: fewer entities to wait on = earlier arrival times
+        name = f"ivtuning_probe_{os.getpid()}_{id(self) % 10000}"
+        self.node = bare_node(name, namespace, context)
         self._lock = threading.Lock()
         self.received: dict[str, list[tuple[int, Any]]] = {}
         sensor = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
