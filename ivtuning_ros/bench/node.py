@@ -166,8 +166,6 @@ def run_rate(probe, msgs: dict, rate_hz: float, duration: float, frame_s: float)
             got[s] = ((arrival - s) * 1e-9, msg.inference_time_ms * 1e-3)
     lat = [got[s][0] for s in stamps if s in got]
     infer = [got[s][1] for s in stamps if s in got]
-    third = max(1, len(lat) // 3)
-    early, late = np.median(lat[:third]) if lat else 0, np.median(lat[-third:]) if lat else 0
     # Queueing shows as latency rising along the run: fit latency against publication
     # time; the rise over the whole run is compared with one engine frame time.
     t = [(s - stamps[0]) * 1e-9 for s in stamps if s in got]
@@ -186,7 +184,6 @@ def run_rate(probe, msgs: dict, rate_hz: float, duration: float, frame_s: float)
         "overhead": percentiles_ms([a - b for a, b in zip(lat, infer, strict=True)]),
         # per-frame latency / engine time: robust to load that changes during a phase
         "latency_over_engine_p50": float(np.median(np.divide(lat, infer))) if lat else None,
-        "growth_last_vs_first_third": float(late / early) if early else None,
         "latency_slope_ms_per_s": slope * 1e3,
         "latency_rise_over_run_in_frames": slope * sent_s / frame_s,
     }

@@ -172,6 +172,9 @@ def _checkpoint_facts(path: Path) -> tuple[EngineInfo, dict[str, str]]:
 # How far a built engine may stray from torch eager fp32 before it is refused (absolute,
 # on detection scores / saliency in [0, 1]); int8 is judged by its own calibration.
 VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "int8": 0.25}
+# Segmentation is judged by the share of pixels whose class id differs: reduced precision
+# flips some pixels on class boundaries.
+VERIFY_PIXEL_MISMATCH = {"fp32": 0.01, "fp16": 0.05, "int8": 0.05}
 
 
 def verify_against_module(
@@ -201,7 +204,7 @@ def verify_against_module(
         limit = VERIFY_TOLERANCE[precision]
     elif info.task == "segmentation":
         error = float(np.mean(got[0] != want[0]))
-        limit = 0.01 if precision == "fp32" else 0.05
+        limit = VERIFY_PIXEL_MISMATCH[precision]
     else:
         error = float(np.abs(got[0] - want[0]).max())
         limit = VERIFY_TOLERANCE[precision]
