@@ -1,6 +1,8 @@
 """bench tuning: the target checks and the table, on made-up figures."""
 
-from ivtuning_ros.bench.tuning import format_table, targets
+import pytest
+
+from ivtuning_ros.bench.tuning import AVERAGED, combine_seeds, format_table, targets
 
 
 def row(mode, seen, unseen, mem, step, trainable=1000):
@@ -28,13 +30,34 @@ def test_targets_compare_ivtuning_with_full_and_single_modalities():
     t = targets(rows)
     assert t["peak training memory ivtuning_recompute <= 0.6x full"]["met"]
     assert not [k for k in t if k.startswith("time") and "recompute" in k]  # trades time
-    table = format_table({"modes": list(rows.values()), "targets": t})
+    table = format_table({"modes": list(rows.values()), "targets": t, "seeds": [0]})
     assert "[MISSED] seen mAP50 ivtuning > thermal_only" in table
     assert table.splitlines()[2].startswith("ivtuning")
 
 
 def test_targets_skip_comparisons_without_their_modes():
     assert targets({"ivtuning": row("ivtuning", 0.5, 0.5, 1, 1)}) == {}
+
+
+def run(mode, seed, seen, unseen, mem, step):
+    figures = dict.fromkeys(AVERAGED, 0.0)
+    return {**figures, **row(mode, seen, unseen, mem, step), "seed": seed, "best_epoch": 3,
+            "scores": {}}  # fmt: skip
+
+
+def test_seeds_are_averaged_and_the_targets_compare_the_means():
+    iv = combine_seeds([run("ivtuning", 0, 0.5, 0.40, 500, 700),
+                        run("ivtuning", 1, 0.6, 0.50, 520, 720)])  # fmt: skip
+    full = combine_seeds([run("full", 0, 0.7, 0.60, 1000, 1000),
+                          run("full", 1, 0.3, 0.20, 1000, 1000)])  # fmt: skip
+    assert iv["map50_unseen"] == pytest.approx(0.45) and iv["map50_unseen_min"] == 0.40
+    assert iv["peak_training_increase_mib"] == 510 and iv["seeds"] == [0, 1]
+    assert [r["seed"] for r in iv["runs"]] == [0, 1] and "best_epoch" not in iv
+    t = targets({"ivtuning": iv, "full": full})
+    # full wins seed 0 (0.60 vs 0.40) but its mean (0.40) is below ivtuning's (0.45)
+    assert t["unseen mAP50 ivtuning >= full"] == {"value": "0.450 vs 0.400", "met": True}
+    table = format_table({"modes": [iv, full], "targets": t, "seeds": [0, 1]})
+    assert "  full                 s0 0.700/0.600  s1 0.300/0.200" in table
 
 
 def test_bench_tuning_runs_end_to_end(tmp_path):
@@ -49,6 +72,7 @@ def test_bench_tuning_runs_end_to_end(tmp_path):
     code = main(
         ["bench", "tuning", "--modes", "ivtuning,thermal_only", "--train-count", "4",
          "--val-count", "2", "--test-count", "2", "--epochs", "1", "--batch-size", "2",
+         "--seeds", "0,1",
          "--cache-dir", str(tmp_path / "cache"), "--json", str(out), "--plot", str(plot)]
     )  # fmt: skip
     assert code == 0
@@ -59,5 +83,6 @@ def test_bench_tuning_runs_end_to_end(tmp_path):
     assert iv["parameters"]["trainable"] > th["parameters"]["trainable"] > 0
     assert not iv["grad_checkpointing"] and iv["steps"] == 2
     assert iv["primary_modality"] == "thermal"  # the default preset
+    assert report["seeds"] == [0, 1] and [r["seed"] for r in th["runs"]] == [0, 1]
     assert "seen mAP50 ivtuning > thermal_only" in report["targets"]
     assert plot.stat().st_size > 0
