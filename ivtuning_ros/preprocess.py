@@ -79,7 +79,16 @@ class Letterbox:
 
     @property
     def resized_hw(self) -> tuple[int, int]:
-        return round(self.src_h * self.scale), round(self.src_w * self.scale)
+        # at least one pixel: a 2000x3 strip would otherwise resize to nothing
+        return max(1, round(self.src_h * self.scale)), max(1, round(self.src_w * self.scale))
+
+    @property
+    def _box_scale(self) -> np.ndarray:
+        """x and y scale of the resize actually applied (the rounded size over the source),
+        for xyxy boxes: `scale` alone puts a box's far edge up to half a pixel off."""
+        rh, rw = self.resized_hw
+        sx, sy = rw / self.src_w, rh / self.src_h
+        return np.array([sx, sy, sx, sy], np.float32)
 
     @property
     def pad_xy(self) -> tuple[int, int]:
@@ -97,12 +106,14 @@ class Letterbox:
     def boxes_to_input(self, boxes: np.ndarray) -> np.ndarray:
         """Original-image xyxy -> network-input xyxy."""
         px, py = self.pad_xy
-        return (boxes * self.scale + np.array([px, py, px, py], np.float32)).astype(np.float32)
+        offset = np.array([px, py, px, py], np.float32)
+        return (boxes * self._box_scale + offset).astype(np.float32)
 
     def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Network-input xyxy -> original-image xyxy, clipped to the image."""
         px, py = self.pad_xy
-        out = (np.asarray(boxes, np.float32) - np.array([px, py, px, py], np.float32)) / self.scale
+        offset = np.array([px, py, px, py], np.float32)
+        out = (np.asarray(boxes, np.float32) - offset) / self._box_scale
         out[:, 0::2] = np.clip(out[:, 0::2], 0, self.src_w)
         out[:, 1::2] = np.clip(out[:, 1::2], 0, self.src_h)
         return out.astype(np.float32)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, letterbox_for, prepare_pair
@@ -11,10 +11,14 @@ from ivtuning_ros.types import Detections, RGBTSample
 
 # allow_subnormal=False: ONNX Runtime sessions (set_denormal_as_zero) flush subnormals
 # process-wide, and hypothesis refuses subnormal strategies once that is on.
+# The example: a 1366x8 strip resizes to 1 px wide (1.5 rounded down); boxes must follow
+# that rounded resize, not the nominal scale, or their far edge lands past the image.
 @settings(max_examples=60, deadline=None)
+@example(src_h=1366, src_w=8, x0=0.75, y0=0.0, bw=0.125, bh=0.125)
+@example(src_h=2000, src_w=1, x0=0.5, y0=0.5, bw=0.2, bh=0.2)
 @given(
-    src_h=st.integers(8, 2000),
-    src_w=st.integers(8, 2000),
+    src_h=st.integers(1, 2000),
+    src_w=st.integers(1, 2000),
     x0=st.floats(0, 0.8, allow_subnormal=False),
     y0=st.floats(0, 0.8, allow_subnormal=False),
     bw=st.floats(0.05, 0.2),
@@ -30,6 +34,14 @@ def test_boxes_survive_the_round_trip_through_the_letterbox(src_h, src_w, x0, y0
     rh, rw = box.resized_hw
     assert (inside[:, 0::2] >= px - 1e-3).all() and (inside[:, 0::2] <= px + rw + 1e-3).all()
     assert (inside[:, 1::2] >= py - 1e-3).all() and (inside[:, 1::2] <= py + rh + 1e-3).all()
+
+
+def test_a_strip_narrower_than_a_network_pixel_still_letterboxes():
+    rgb = np.full((2000, 3, 3), 200, np.uint8)  # resizes to 0.38 px wide: kept at 1 px
+    rgb_t, th_t, box = prepare_pair(rgb, np.zeros((2000, 3), np.float32), (256, 320),
+                                    THERMAL_PRESETS["agc8"])  # fmt: skip
+    assert box.resized_hw == (256, 1) and rgb_t.shape == (3, 256, 320) == (3, *th_t.shape[1:])
+    assert rgb_t[:, :, box.pad_xy[0]].min() == pytest.approx(200 / 255)
 
 
 def test_letterbox_pads_the_short_side_and_keeps_aspect():
