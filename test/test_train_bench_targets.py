@@ -53,6 +53,7 @@ def test_seeds_are_averaged_and_the_targets_compare_the_means():
     assert iv["map50_unseen"] == pytest.approx(0.45) and iv["map50_unseen_min"] == 0.40
     assert iv["peak_training_increase_mib"] == 510 and iv["seeds"] == [0, 1]
     assert [r["seed"] for r in iv["runs"]] == [0, 1] and "best_epoch" not in iv
+    assert "seed" not in iv  # a mode's row stands for all its seeds
     t = targets({"ivtuning": iv, "full": full})
     # full wins seed 0 (0.60 vs 0.40) but its mean (0.40) is below ivtuning's (0.45)
     assert t["unseen mAP50 ivtuning >= full"] == {"value": "0.450 vs 0.400", "met": True}

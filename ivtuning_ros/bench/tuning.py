@@ -6,8 +6,8 @@ test sets: held-out pairs of the SEEN conditions and pairs of an UNSEEN conditio
 fog). Every mode trains the same head with the same data order, seeds, epochs, batch
 size and learning rate. With several training seeds (`--seeds 0,1,2`) each mode's figures
 are means over the seeds, and the targets compare the means: on 200 pairs one seed's
-mAP50 moves by several points. Each mode runs in a fresh subprocess, so its peak resident memory
-(the RSS high-water mark from getrusage) belongs to that mode's training alone.
+mAP50 moves by several points. Each run is a fresh subprocess, so its peak resident
+memory (the RSS high-water mark from getrusage) belongs to that training alone.
 """
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ AVERAGED = ("val_map50", "map50_seen", "map50_unseen", "map_seen", "map_unseen",
 def combine_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One mode's row from its runs (one per seed): means, the worst seed's mAP50, and
     every run kept under "runs"."""
-    row = {k: v for k, v in runs[0].items() if k not in (*AVERAGED, "scores", "best_epoch")}
+    per_run = (*AVERAGED, "scores", "best_epoch", "seed")
+    row = {k: v for k, v in runs[0].items() if k not in per_run}
     row.update({k: float(np.mean([r[k] for r in runs])) for k in AVERAGED})
     for split in ("seen", "unseen"):
         row[f"map50_{split}_min"] = min(r[f"map50_{split}"] for r in runs)
