@@ -83,12 +83,14 @@ class Letterbox:
         return max(1, round(self.src_h * self.scale)), max(1, round(self.src_w * self.scale))
 
     @property
-    def _box_scale(self) -> np.ndarray:
-        """x and y scale of the resize actually applied (the rounded size over the source),
-        for xyxy boxes: `scale` alone puts a box's far edge up to half a pixel off."""
+    def _box_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, offset) for xyxy boxes, source -> input. The scale is the resize actually
+        applied (rounded size over the source): `scale` alone puts a box's far edge up to
+        half a pixel off."""
         rh, rw = self.resized_hw
         sx, sy = rw / self.src_w, rh / self.src_h
-        return np.array([sx, sy, sx, sy], np.float32)
+        px, py = self.pad_xy
+        return np.array([sx, sy, sx, sy], np.float32), np.array([px, py, px, py], np.float32)
 
     @property
     def pad_xy(self) -> tuple[int, int]:
@@ -105,15 +107,13 @@ class Letterbox:
 
     def boxes_to_input(self, boxes: np.ndarray) -> np.ndarray:
         """Original-image xyxy -> network-input xyxy."""
-        px, py = self.pad_xy
-        offset = np.array([px, py, px, py], np.float32)
-        return (boxes * self._box_scale + offset).astype(np.float32)
+        scale, offset = self._box_affine
+        return (boxes * scale + offset).astype(np.float32)
 
     def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Network-input xyxy -> original-image xyxy, clipped to the image."""
-        px, py = self.pad_xy
-        offset = np.array([px, py, px, py], np.float32)
-        out = (np.asarray(boxes, np.float32) - offset) / self._box_scale
+        scale, offset = self._box_affine
+        out = (np.asarray(boxes, np.float32) - offset) / scale
         out[:, 0::2] = np.clip(out[:, 0::2], 0, self.src_w)
         out[:, 1::2] = np.clip(out[:, 1::2], 0, self.src_h)
         return out.astype(np.float32)
