@@ -68,6 +68,37 @@ def test_detection_wrong_class_and_no_detections_score_zero():
     assert r["map50"] == 0.0 and r["ap50/dog"] == 0.0
 
 
+def test_detection_operating_points_by_hand():
+    # Two images, three people and one car. Detections by score: 0.9 hit, 0.8 miss,
+    # 0.7 hit, 0.6 hit (car), 0.6 miss (a tie), 0.2 miss; one person is never found.
+    # Cuts after 0.9: F1 2*1/(1+4) = 0.40; 0.8: 2/6; 0.7: 4/7 = 0.571; after the 0.6
+    # tie (both kept): 6/9 = 0.667 <- best; 0.2: 6/10. All given: P 3/6, R 3/4.
+    m = DetectionMetric(NAMES)
+    people = np.array([[0, 0, 50, 50], [100, 100, 150, 150]], np.float32)
+    m.update(
+        people,
+        np.array([0, 0]),
+        dets([[0, 0, 50, 50], [200, 0, 250, 50], [100, 100, 150, 150]], [0.9, 0.8, 0.7], [0] * 3),
+        (300, 300),
+    )
+    gt2 = np.array([[10, 10, 60, 90], [200, 200, 260, 260]], np.float32)
+    m.update(
+        gt2,
+        np.array([1, 0]),
+        dets([[10, 10, 60, 90], [0, 200, 40, 240], [100, 0, 150, 40]], [0.6, 0.6, 0.2], [1, 0, 0]),
+        (300, 300),
+    )
+    r = m.compute()
+    assert r["best_f1"] == pytest.approx(6 / 9)
+    assert r["best_f1_threshold"] == pytest.approx(0.6)
+    assert (r["precision"], r["recall"]) == (pytest.approx(0.5), pytest.approx(0.75))
+    assert r["f1"] == pytest.approx(0.6)
+    # nothing detected: F1 0 and a threshold that keeps nothing
+    empty = DetectionMetric(NAMES)
+    empty.update(people, np.array([0, 0]), Detections.empty(), (300, 300))
+    assert (empty.compute()["best_f1"], empty.compute()["best_f1_threshold"]) == (0.0, 1.0)
+
+
 def test_detection_rejects_bad_input():
     m = DetectionMetric(NAMES)
     with pytest.raises(ValueError, match="class id 7"):

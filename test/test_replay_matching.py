@@ -50,6 +50,9 @@ def test_counts_add_up_and_accuracy_uses_only_frames_with_results(tmp_path: Path
     # 5 hits + 1 miss over 6 scored frames (frame 10 lacks ground truth, 7-9 dropped).
     assert acc.accuracy is not None and acc.accuracy["images"] == 6
     assert acc.accuracy["map50"] == pytest.approx(5 / 6, abs=0.02)
+    # of the published boxes: 5 of 6 right, 5 of the 6 scored people found
+    assert acc.accuracy["precision"] == pytest.approx(5 / 6)
+    assert acc.accuracy["recall"] == pytest.approx(5 / 6)
     assert acc.latency["n"] == 7 and acc.latency["p50_ms"] == pytest.approx(40.0)
     assert acc.sync["pair_offset_abs_mean_ms"] == pytest.approx(7e-6)
     statuses = [f.status for f in acc.frames]

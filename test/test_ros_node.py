@@ -19,6 +19,7 @@ from rclpy.parameter import Parameter
 from ivtuning_ros.msg import DetectionArray
 from ivtuning_ros.ros.codec import array_to_image
 from ivtuning_ros.ros.node import IVTuningNode, ns_to_stamp
+from ivtuning_ros.ros.params import FALLBACK_SCORE_THRESHOLD
 from ivtuning_ros.ros.probe import NodeProbe
 
 W, H = 320, 256
@@ -140,6 +141,9 @@ def test_runtime_threshold_change_applies_to_the_next_frame(ros, pair):
     try:
         msg = good_pair_processed(probe, pair, time.time_ns())
         assert len(msg.detections) == 0
+        # negative: the checkpoint's validated threshold; this untrained one has none
+        set_params(node, score_threshold=-1.0)
+        assert node._predictor.score_threshold == FALLBACK_SCORE_THRESHOLD
     finally:
         set_params(node, score_threshold=0.0)
 

@@ -10,7 +10,7 @@ import yaml
 from rclpy.parameter import Parameter
 
 from ivtuning_ros.ros.node import IVTuningNode
-from ivtuning_ros.ros.params import SPECS
+from ivtuning_ros.ros.params import FALLBACK_SCORE_THRESHOLD, SPECS, node_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,3 +186,14 @@ def test_thermal_norm_by_encoding_preset_or_checkpoint():
         {**defaults, "thermal_norm": "fixed", "thermal_low": -10.0, "thermal_high": 40.0}
     )
     assert linear.norm_for("32FC1", trained) == ThermalNorm("fixed", -10.0, 40.0)
+
+
+def test_a_negative_score_threshold_defers_to_the_checkpoint():
+    defaults = {name: spec.default for name, spec in SPECS.items()}
+    auto = node_config(defaults)
+    assert auto.score_threshold < 0  # the default: the checkpoint's validated threshold
+    assert auto.score_threshold_for(0.42) == 0.42
+    assert auto.score_threshold_for(None) == FALLBACK_SCORE_THRESHOLD
+    fixed = node_config({**defaults, "score_threshold": 0.6})
+    assert fixed.score_threshold_for(0.42) == 0.6
+    assert node_config({**defaults, "score_threshold": 0.0}).score_threshold_for(0.42) == 0.0

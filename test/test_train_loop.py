@@ -58,6 +58,8 @@ def test_run_writes_trainable_only_checkpoints_and_selects_on_validation(tmp_pat
     assert meta["epoch"] == result.best_epoch and meta["select_metric"] == "map50"
     model, info = load_checkpoint(out / "best.safetensors")
     assert info.config.input_size == (64, 96)
+    # the node's default score threshold: the best F1 on validation, kept with the weights
+    assert info.score_threshold == metrics["validation"]["best_f1_threshold"]
     # Frozen weights have no optimizer state: one entry per trainable tensor only.
     state = load_train_state(out)
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -37,6 +37,7 @@ class EngineInfo:
     class_names: tuple[str, ...]
     input_hw: tuple[int, int]
     thermal_norm: ThermalNorm
+    score_threshold: float | None = None  # the checkpoint's validated operating point
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,6 +162,7 @@ def _checkpoint_facts(path: Path) -> tuple[EngineInfo, dict[str, str]]:
         class_names=tuple(cfg.class_names),
         input_hw=(int(cfg.input_size[0]), int(cfg.input_size[1])),
         thermal_norm=info.thermal_norm,
+        score_threshold=info.score_threshold,
     )
     parts = {
         "backbone_hash": info.frozen_hash,

@@ -80,12 +80,14 @@ class DetectionMetric:
             )
 
     def compute(self) -> dict[str, float]:
-        """mAP (IoU .50:.95), mAP50, mAP75 and per-class AP50 (NaN for a class never seen)."""
+        """mAP (IoU .50:.95), mAP50, mAP75, per-class AP50 (NaN for a class never seen) and
+        the operating points at IoU .5 (see `operating_points`)."""
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
 
         names = self.class_names
         result = {"map": 0.0, "map50": 0.0, "map75": 0.0, "images": float(len(self._images))}
+        result.update(NOTHING_DETECTED)
         result.update({f"ap50/{n}": float("nan") for n in names})
         if not self._gts:
             raise ValueError("no ground-truth boxes in the evaluated split: mAP is undefined")
@@ -107,12 +109,49 @@ class DetectionMetric:
             ev.accumulate()
             ev.summarize()
         result["map"], result["map50"], result["map75"] = (max(float(s), 0.0) for s in ev.stats[:3])
+        result.update(operating_points(ev))
         # precision: [iou thresholds, recall points, classes, area ranges, max dets]
         precision = ev.eval["precision"][0, :, :, 0, -1]
         for k, name in enumerate(names):
             p = precision[:, k]
             result[f"ap50/{name}"] = float(p[p > -1].mean()) if (p > -1).any() else float("nan")
         return result
+
+
+# the operating points when no detection is given (a threshold of 1 keeps nothing)
+NOTHING_DETECTED = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "best_f1": 0.0,
+                    "best_f1_threshold": 1.0}  # fmt: skip
+
+
+def operating_points(ev) -> dict[str, float]:
+    """What a user of the published boxes gets, at IoU .5 over all classes: precision,
+    recall and F1 of every detection given, and the score threshold with the best F1
+    (on a validation split, the node's natural default: mAP alone does not say where to
+    cut). Matches are COCOeval's own (area "all", its max detections per image)."""
+    scores, hits, n_gt = [], [], 0
+    for img in ev.evalImgs:
+        if img is None or img["aRng"] != ev.params.areaRng[0]:
+            continue
+        keep = ~np.asarray(img["dtIgnore"][0], bool).reshape(-1)
+        scores.append(np.asarray(img["dtScores"], np.float64)[keep])
+        hits.append(np.asarray(img["dtMatches"][0])[keep] > 0)
+        n_gt += int((~np.asarray(img["gtIgnore"], bool)).sum())
+    scores, hits = np.concatenate([[], *scores]), np.concatenate([[], *hits]).astype(bool)
+    if not len(scores) or not n_gt:
+        return dict(NOTHING_DETECTED)
+    order = np.argsort(-scores, kind="stable")
+    scores, tp = scores[order], np.cumsum(hits[order])
+    f1 = 2.0 * tp / (np.arange(1, len(tp) + 1) + n_gt)
+    # a threshold keeps every detection of equal score: only cut after the last of a tie
+    cuts = np.flatnonzero(np.append(scores[1:] != scores[:-1], True))
+    best = cuts[np.argmax(f1[cuts])]
+    return {
+        "precision": float(tp[-1] / len(tp)),
+        "recall": float(tp[-1] / n_gt),
+        "f1": float(f1[-1]),
+        "best_f1": float(f1[best]),
+        "best_f1_threshold": float(scores[best]),
+    }
 
 
 class SegmentationMetric:

@@ -40,6 +40,14 @@ class CheckpointInfo:
     weights_source: str
     metadata: dict[str, Any]
 
+    @property
+    def score_threshold(self) -> float | None:
+        """The detection score with the best F1 on the validation split the checkpoint was
+        selected on: where to cut for users of the boxes (None when not recorded)."""
+        validation = self.metadata.get("validation")
+        value = validation.get("best_f1_threshold") if isinstance(validation, dict) else None
+        return None if value is None else float(value)
+
 
 def trainable_state_dict(model: IVTuningModel) -> dict[str, torch.Tensor]:
     """Every state entry outside the frozen parts (parameters and their BN buffers)."""

@@ -103,6 +103,11 @@ def render_table(report: dict) -> str:
         for key, label in (("map", "mAP@[.5:.95]"), ("map50", "mAP@.5"), ("miou", "mIoU")):
             if key in acc:
                 rows.append((label, _fmt(acc[key])))
+        if "precision" in acc:  # of the boxes the node published, at IoU .5
+            rows.append(
+                ("precision / recall / F1 @.5",
+                 " / ".join(_fmt(acc[k]) for k in ("precision", "recall", "f1")))
+            )  # fmt: skip
     else:
         rows.append(("accuracy", report["accuracy_note"]))
     rows += [

@@ -157,7 +157,7 @@ class IVTuningNode(LifecycleNode):
                 self._sync.set_config(self.cfg.sync)
         if self._predictor is not None:
             self._predictor.set_thresholds(
-                float(self.cfg.score_threshold),
+                self.cfg.score_threshold_for(self._engine.info.score_threshold),
                 float(self.cfg.nms_iou),
                 int(self.cfg.max_detections),
             )
@@ -199,6 +199,11 @@ class IVTuningNode(LifecycleNode):
         self.get_logger().info(
             f"engine ready in {time.monotonic() - t0:.1f} s: task {self._engine.task}, "
             f"backend {self._engine.backend_name}, input {tuple(self._engine.input_hw)}"
+            + (
+                f", score threshold {self._predictor.score_threshold:.3f}"
+                if self._engine.task == "detection"
+                else ""
+            )
         )
         self._create_outputs()
         self._sync = PairSynchronizer(

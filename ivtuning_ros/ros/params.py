@@ -29,6 +29,7 @@ class Spec:
     choices: tuple[str, ...] | None = None
 
 
+FALLBACK_SCORE_THRESHOLD = 0.3  # for checkpoints that record no validated threshold
 THERMAL_NORMS = ("checkpoint", "auto", *THERMAL_PRESETS, "fixed", "percentile")
 
 SPECS: dict[str, Spec] = {
@@ -129,7 +130,11 @@ SPECS: dict[str, Spec] = {
     ),
     # Results (live)
     "score_threshold": Spec(
-        0.3, "Detections below this score are not published.", True, (0.0, 1.0)
+        -1.0,
+        "Detections below this score are not published; negative = the checkpoint's own "
+        "threshold (the best F1 on its validation split), or 0.3 if it has none.",
+        True,
+        (-1.0, 1.0),
     ),
     "nms_iou": Spec(
         0.5, "IoU above which overlapping same-class boxes are suppressed.", True, (0.0, 1.0)
@@ -201,6 +206,15 @@ class NodeConfig:
             return self.__dict__["values"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def score_threshold_for(self, checkpoint_threshold: float | None) -> float:
+        """The score threshold in force: the parameter, or when it is negative the
+        checkpoint's validated one (FALLBACK_SCORE_THRESHOLD for a checkpoint without)."""
+        if self.values["score_threshold"] >= 0:
+            return float(self.values["score_threshold"])
+        if checkpoint_threshold is None:
+            return FALLBACK_SCORE_THRESHOLD
+        return float(checkpoint_threshold)
 
     def norm_for(self, encoding: str, checkpoint_norm: ThermalNorm) -> ThermalNorm:
         """The normalisation for a thermal frame of this encoding."""

@@ -78,7 +78,7 @@ def node_predictor(engine, cfg: NodeConfig):
     )
     return Predictor(
         view,
-        score_threshold=float(cfg.score_threshold),
+        score_threshold=cfg.score_threshold_for(engine.info.score_threshold),
         iou_threshold=float(cfg.nms_iou),
         max_detections=int(cfg.max_detections),
     )
