@@ -3,6 +3,8 @@ belong, export, checkpoints, and clear errors for bad inputs."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import skimage.data
@@ -165,6 +167,43 @@ def test_checkpoint_errors(tmp_path, cfg):
     save_file(tensors, str(tmp_path / "other.safetensors"), metadata=header)
     with pytest.raises(ValueError, match="frozen backbone weights"):
         load_checkpoint(tmp_path / "other.safetensors")
+    # format 1 routed a thermal-primary model's cameras to the other branches: refused
+    assert cfg.primary_modality == "thermal"
+    with safe_open(str(path), framework="pt") as f:
+        header = dict(f.metadata())
+    save_file(tensors, str(tmp_path / "v1.safetensors"), metadata={**header, "format_version": "1"})
+    with pytest.raises(ValueError, match=r"format 1.*thermal-primary.*retrain"):
+        load_checkpoint(tmp_path / "v1.safetensors")
+    rgb_cfg = dataclasses.replace(cfg, primary_modality="rgb")  # unchanged by format 2
+    rgb = save_checkpoint(tmp_path / "rgb.safetensors", build_model(rgb_cfg))
+    with safe_open(str(rgb), framework="pt") as f:
+        header = dict(f.metadata())
+    save_file(load_file(str(rgb)), str(rgb), metadata={**header, "format_version": "1"})
+    assert load_checkpoint(rgb)[1].config == rgb_cfg
+    save_file(tensors, str(tmp_path / "v9.safetensors"), metadata={**header, "format_version": "9"})
+    with pytest.raises(ValueError, match="format version 9"):
+        load_checkpoint(tmp_path / "v9.safetensors")
+
+
+@pytest.mark.parametrize("primary", ["thermal", "rgb"])
+def test_each_camera_takes_its_own_modality_branch(cfg, primary):
+    """The input prompter's conv branch gets the visible image's tokens and its light
+    projection the infrared ones, whichever camera the frozen backbone sees."""
+    model = build_model(dataclasses.replace(cfg, primary_modality=primary)).eval()
+    seen = {}
+    model.prompter.thermal_embed.register_forward_hook(
+        lambda m, i, out: seen.update(second=out.permute(0, 2, 3, 1))
+    )
+    model.prompter.input.register_forward_pre_hook(
+        lambda m, args: seen.update(visible=args[0], infrared=args[1])
+    )
+    with torch.no_grad():
+        model(*_pair(1))
+    branch = "visible" if primary == "thermal" else "infrared"
+    other = "infrared" if primary == "thermal" else "visible"
+    torch.testing.assert_close(seen[branch], seen["second"])  # the prompter's own stream
+    assert seen[other].shape == seen["second"].shape
+    assert not torch.equal(seen[other], seen["second"])
 
 
 def test_bad_inputs_name_the_shapes(model):

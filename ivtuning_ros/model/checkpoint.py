@@ -28,7 +28,10 @@ from ivtuning_ros.model.weights import check_state_fits
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
 
 FORMAT = "ivtuning_ros.checkpoint"
-FORMAT_VERSION = "1"
+# 2: the input prompter takes each camera through the branch of its modality. A version 1
+# checkpoint of a thermal-primary model fed the thermal tokens to the visible branch; its
+# RGB-primary ones are unchanged and still load.
+FORMAT_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -126,10 +129,11 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
         raise ValueError(f"checkpoint {path} is not a readable safetensors file: {err}") from None
     if header.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} is not an ivtuning_ros checkpoint (no header)")
-    if header.get("format_version") != FORMAT_VERSION:
+    version = header.get("format_version")
+    if version not in (FORMAT_VERSION, "1"):
         raise ValueError(
-            f"checkpoint {path} has format version {header.get('format_version')}, this code "
-            f"reads version {FORMAT_VERSION}"
+            f"checkpoint {path} has format version {version}, this code reads version "
+            f"{FORMAT_VERSION}"
         )
     try:
         cfg = model_config_from_dict(json.loads(header["config"]), source=f"{path} config")
@@ -138,6 +142,12 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
         frozen_hash = header["frozen_hash"]
     except (KeyError, json.JSONDecodeError, TypeError) as err:
         raise ValueError(f"checkpoint {path} has a damaged header: {err!r}") from None
+    if version == "1" and cfg.mode in ("ivtuning", "full") and cfg.primary_modality != "rgb":
+        raise ValueError(
+            f"checkpoint {path} (format 1) is a {cfg.primary_modality}-primary model from before "
+            "the input prompter took each camera through its own modality's branch: its "
+            "weights no longer fit; retrain it"
+        )
     return CheckpointInfo(path, cfg, norm, frozen_hash, header.get("weights_source", ""), metadata)
 
 

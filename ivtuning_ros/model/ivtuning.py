@@ -56,6 +56,7 @@ class IVTuningModel(nn.Module):
                 adapter_ranks,
                 prompt_ranks,
                 cfg.prompter.dropout,
+                primary_is_visible=cfg.primary_modality == "rgb",
             )
         if cfg.mode == "dual_backbone":
             if thermal_backbone is None:

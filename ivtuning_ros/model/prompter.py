@@ -188,13 +188,23 @@ class Prompter(nn.Module):
         adapter_ranks: tuple[int, ...],
         prompt_ranks: tuple[int, ...],
         dropout: float,
+        primary_is_visible: bool = True,
     ) -> None:
         super().__init__()
         self.thermal_embed = thermal_embed
         self.input = ModalityAwarePrompter(embed_dim, input_rank)
+        self.primary_is_visible = primary_is_visible
         self.layers = nn.ModuleList(
             LayerTuner(d, pd, ra, rp, points, dropout)
             for d, pd, ra, rp in zip(
                 layer_dims, prompt_dims, adapter_ranks, prompt_ranks, strict=True
             )
         )
+
+    def first_prompt(self, primary: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """P0 from the backbone's own tokens and the second stream's, each through the
+        branch of its modality: the visible image keeps its detail in the conv branch and
+        the infrared one goes through the light projection, whichever the backbone sees."""
+        if self.primary_is_visible:
+            return self.input(primary, second)
+        return self.input(second, primary)

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 STATE_JSON = "resume.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the prompter's input branches follow the modality (checkpoint.py)
 
 
 def _encode(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:

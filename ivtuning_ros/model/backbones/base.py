@@ -92,7 +92,7 @@ class Backbone(nn.Module):
         if thermal is None:
             raise ValueError("IV-tuning needs the thermal image as well as the RGB image")
         infrared = self.embed_with(prompter.thermal_embed, self.thermal_input(thermal))
-        p0 = prompter.input(tokens, infrared)
+        p0 = prompter.first_prompt(tokens, infrared)
         return tokens + p0, p0
 
     def check_input_size(self, h: int, w: int) -> None:
