@@ -152,6 +152,33 @@ def test_training_modes_freeze_the_right_parts():
     torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("mode", ["full", "dual_backbone"])
+def test_full_modes_can_keep_the_pretrained_bn_statistics(mode):
+    base = load_model_config("default").replace(input_size=(64, 96), mode=mode)
+    rgb, thermal = torch.rand(2, 3, 64, 96), torch.rand(2, 1, 64, 96)
+    for freeze in (False, True):
+        model = build_model(base.replace(freeze_backbone_bn=freeze)).train()
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        backbone_bns = [
+            m
+            for b in (model.backbone, model.thermal_backbone)
+            if b is not None
+            for m in b.modules()
+            if isinstance(m, torch.nn.BatchNorm2d)
+        ]
+        before = [m.running_mean.clone() for m in backbone_bns]
+        model(rgb, thermal)
+        unchanged = [
+            torch.equal(a, m.running_mean) for a, m in zip(before, backbone_bns, strict=True)
+        ]
+        assert all(unchanged) == freeze, (mode, freeze)  # (timm's unused head BN never moves)
+        # the weights still train, and the head's own BN keeps training mode
+        assert all(p.requires_grad for p in model.backbone.parameters())
+        assert any(m.training for m in bns if m not in backbone_bns)
+    with pytest.raises(ValueError, match=r"freeze_backbone_bn.*true or false"):
+        base.replace(freeze_backbone_bn="yes")
+
+
 def test_config_errors_name_the_key(tmp_path):
     good = tmp_path / "ok.yaml"
     good.write_text(

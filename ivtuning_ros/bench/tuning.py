@@ -36,6 +36,8 @@ VARIANTS = {
     RECOMPUTE: {"mode": "ivtuning", "grad_checkpointing": True},
     # the paper's layout: the backbone sees the RGB image, the prompter the thermal one
     "ivtuning_rgb_primary": {"mode": "ivtuning", "primary_modality": "rgb"},
+    # full fine-tuning that keeps the backbone's BN statistics (batch 4 ones are noisy)
+    "full_frozen_bn": {"mode": "full", "freeze_backbone_bn": True},
 }
 FUSION_MODES = ("ivtuning", "full", *VARIANTS)
 SEEN = ("clear_night", "light_fog")

@@ -67,6 +67,10 @@ class ModelConfig:
     # recompute the frozen backbone's activations in backward instead of storing them
     # (frozen modes only; a no-op in full/dual_backbone where nothing is frozen)
     grad_checkpointing: bool = False
+    # full / dual_backbone: keep the backbone's pretrained BatchNorm statistics while its
+    # weights train (statistics of small batches are noisy; detectron2's practice). The
+    # frozen modes always keep them.
+    freeze_backbone_bn: bool = False
     # which camera the frozen backbone sees in the prompted modes (ivtuning, full); the
     # other one enters through the prompter. "rgb" is the paper's layout. "thermal" suits
     # night and fog, where the thermal image carries most of the signal: the visible
@@ -192,7 +196,7 @@ def _convert(cls: type, name: str, value: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ValueError(f"model config '{key}': expected a mapping of timm arguments")
         return dict(value)
-    if name == "grad_checkpointing":
+    if name in ("grad_checkpointing", "freeze_backbone_bn"):
         if not isinstance(value, bool):
             raise ValueError(f"model config '{key}': expected true or false, got {value!r}")
         return value

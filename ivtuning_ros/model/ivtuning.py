@@ -81,6 +81,11 @@ class IVTuningModel(nn.Module):
         super().train(mode)
         if self.frozen:
             self.backbone.eval()  # frozen BN keeps its pretrained statistics
+        elif self.cfg.freeze_backbone_bn:
+            for backbone in (self.backbone, self.thermal_backbone):
+                for m in backbone.modules() if backbone is not None else ():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.eval()
         # recompute only while training: inference and export run the plain graph
         self.backbone.checkpoint_frozen = mode and self.grad_checkpointing
         return self
