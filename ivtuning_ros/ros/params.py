@@ -132,7 +132,8 @@ SPECS: dict[str, Spec] = {
     "score_threshold": Spec(
         -1.0,
         "Detections below this score are not published; negative = the checkpoint's own "
-        "threshold (the best F1 on its validation split), or 0.3 if it has none.",
+        f"threshold (the best F1 on its validation split), or {FALLBACK_SCORE_THRESHOLD} if it "
+        "has none.",
         True,
         (-1.0, 1.0),
     ),
