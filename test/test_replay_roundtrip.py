@@ -27,9 +27,9 @@ SHIPPED = models_dir() / "default.safetensors"
 def _map50_floor() -> float:
     """A third of the shipped model's own validation mAP50 (models/default.json). A 2 s
     bag is one scene: its mAP50 strays far from the set's (an earlier model scored 0.17
-    here with 0.40 on validation and 0.36 on the 20 s demo bag), but a broken road from bag to
-    boxes (stamps, encodings, thermal units, letterbox) scores near 0 (an untrained head:
-    0.000)."""
+    here with 0.40 on validation and 0.36 on the 20 s demo bag, the current one 0.157 with
+    0.435 and 0.342), but a broken road from bag to boxes (stamps, encodings, thermal
+    units, letterbox) scores near 0 (an untrained head: 0.000)."""
     meta = SHIPPED.with_suffix(".json")
     return json.loads(meta.read_text())["validation"]["map50"] / 3 if meta.is_file() else 0.05
 
@@ -82,11 +82,13 @@ def _node_params(checkpoint: Path) -> dict:
     return {**demo_overrides(), **TOPICS, "checkpoint": str(checkpoint), "backend": "torch"}
 
 
-def _options(bag: Path, out: Path, checkpoint: Path, namespace: str = "/", **kw) -> ReplayOptions:
+def _options(
+    bag: Path, out: Path, checkpoint: Path, namespace: str = "/", params=None, **kw
+) -> ReplayOptions:
     return ReplayOptions(
         bag=bag,
         out=out,
-        overrides=_node_params(checkpoint),
+        overrides={**_node_params(checkpoint), **(params or {})},
         namespace=namespace,
         progress=False,
         overlays=2,
@@ -221,7 +223,10 @@ def test_segmentation_model_is_scored_by_miou(bags, namespace, tmp_path_factory)
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no shipped model at {SHIPPED}")
 def test_shipped_model_accuracy_floor(bags, tmp_path: Path) -> None:
-    report = run_replay(_options(bags["mcap"], tmp_path, SHIPPED, offline=True))
+    # every box, as mAP is meant to be taken (the node's default cut, the checkpoint's
+    # validated threshold, trades recall for precision)
+    every_box = {"score_threshold": 0.001}
+    report = run_replay(_options(bags["mcap"], tmp_path, SHIPPED, params=every_box, offline=True))
     assert report["accuracy"]["map50"] >= _map50_floor(), report["table"]
 
 
