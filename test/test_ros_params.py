@@ -10,7 +10,12 @@ import yaml
 from rclpy.parameter import Parameter
 
 from ivtuning_ros.ros.node import IVTuningNode
-from ivtuning_ros.ros.params import FALLBACK_SCORE_THRESHOLD, SPECS, node_config
+from ivtuning_ros.ros.params import (
+    FALLBACK_SCORE_THRESHOLD,
+    SPECS,
+    default_values,
+    node_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,7 +175,7 @@ def test_thermal_norm_by_encoding_preset_or_checkpoint():
     from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
     from ivtuning_ros.ros.params import node_config
 
-    defaults = {name: spec.default for name, spec in SPECS.items()}
+    defaults = default_values()
     trained = ThermalNorm("fixed", 10.0, 200.0)
     checkpoint = node_config({**defaults, "thermal_norm": "checkpoint"})
     assert checkpoint.norm_for("mono16", trained) is trained
@@ -189,7 +194,7 @@ def test_thermal_norm_by_encoding_preset_or_checkpoint():
 
 
 def test_a_negative_score_threshold_defers_to_the_checkpoint():
-    defaults = {name: spec.default for name, spec in SPECS.items()}
+    defaults = default_values()
     auto = node_config(defaults)
     assert auto.score_threshold < 0  # the default: the checkpoint's validated threshold
     assert auto.score_threshold_for(0.42) == 0.42

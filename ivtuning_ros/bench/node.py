@@ -104,18 +104,18 @@ def bare_engine(checkpoint: Path, backend: str, cache_dir: Path | None):
     from ivtuning_ros.engine.config import EngineConfig
     from ivtuning_ros.engine.engine import load_engine
     from ivtuning_ros.engine.predictor import Predictor
-    from ivtuning_ros.ros.params import SPECS, node_config
+    from ivtuning_ros.ros.params import default_values, node_config
 
     kw = {"backend": backend, "warmup_runs": 3}
     if cache_dir is not None:
         kw["cache_dir"] = cache_dir
     engine = load_engine(checkpoint, EngineConfig(**kw), log=lambda s: print(f"  {s}"))
-    defaults = node_config({name: spec.default for name, spec in SPECS.items()})
+    defaults = node_config(default_values())
     predictor = Predictor(  # the node's default thresholds
         engine,
         defaults.score_threshold_for(engine.info.score_threshold),
-        SPECS["nms_iou"].default,
-        SPECS["max_detections"].default,
+        defaults.nms_iou,
+        defaults.max_detections,
     )
     return engine, predictor
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ivtuning_ros.model.config import ModelConfig, model_config_from_dict
-from ivtuning_ros.model.ivtuning import IVTuningModel, build_model
+from ivtuning_ros.model.ivtuning import PROMPTED_MODES, IVTuningModel, build_model
 from ivtuning_ros.model.weights import check_state_fits
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
 
@@ -142,7 +142,7 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
         frozen_hash = header["frozen_hash"]
     except (KeyError, json.JSONDecodeError, TypeError) as err:
         raise ValueError(f"checkpoint {path} has a damaged header: {err!r}") from None
-    if version == "1" and cfg.mode in ("ivtuning", "full") and cfg.primary_modality != "rgb":
+    if version == "1" and cfg.mode in PROMPTED_MODES and cfg.primary_modality != "rgb":
         raise ValueError(
             f"checkpoint {path} (format 1) is a {cfg.primary_modality}-primary model from before "
             "the input prompter took each camera through its own modality's branch: its "

@@ -26,6 +26,7 @@ from ivtuning_ros.model.heads import build_head
 from ivtuning_ros.model.prompter import Prompter
 
 FROZEN_MODES = ("ivtuning", "rgb_only", "thermal_only")
+PROMPTED_MODES = ("ivtuning", "full")  # the modes with a prompter (and a second stream)
 
 
 class IVTuningModel(nn.Module):
@@ -44,7 +45,7 @@ class IVTuningModel(nn.Module):
         self.prompter: Prompter | None = None
         self.thermal_backbone = thermal_backbone
         self.fusion: nn.ModuleList | None = None
-        if cfg.mode in ("ivtuning", "full"):
+        if cfg.mode in PROMPTED_MODES:
             adapter_ranks, prompt_ranks = cfg.prompter.ranks_for(backbone.num_layers)
             self.prompter = Prompter(
                 backbone.make_thermal_embed(),
@@ -82,8 +83,8 @@ class IVTuningModel(nn.Module):
         if self.frozen:
             self.backbone.eval()  # frozen BN keeps its pretrained statistics
         elif self.cfg.freeze_backbone_bn:
-            for backbone in (self.backbone, self.thermal_backbone):
-                for m in backbone.modules() if backbone is not None else ():
+            for backbone in [b for b in (self.backbone, self.thermal_backbone) if b is not None]:
+                for m in backbone.modules():
                     if isinstance(m, nn.modules.batchnorm._BatchNorm):
                         m.eval()
         # recompute only while training: inference and export run the plain graph
@@ -128,7 +129,7 @@ class IVTuningModel(nn.Module):
 
     def features(self, rgb: torch.Tensor, thermal: torch.Tensor) -> list[torch.Tensor]:
         mode = self.cfg.mode
-        if mode in ("ivtuning", "full"):
+        if mode in PROMPTED_MODES:
             if self.cfg.primary_modality == "thermal":
                 main, prompted = thermal, luminance(rgb)
             else:

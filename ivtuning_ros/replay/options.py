@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ivtuning_ros.replay.matching import OutputRecord
-from ivtuning_ros.ros.params import SPECS, validate
+from ivtuning_ros.ros.params import SPECS, default_values, validate
 
 ROLES = ("rgb", "thermal")
 NODE_NAME = "ivtuning_node"
@@ -109,7 +109,7 @@ def node_parameters(opts: ReplayOptions) -> tuple[dict[str, Any], dict[str, str]
     unknown = sorted(set(opts.overrides) - set(SPECS))
     if unknown:
         raise ValueError(f"unknown node parameter(s) {', '.join(unknown)}")
-    values = {name: spec.default for name, spec in SPECS.items()}
+    values = default_values()
     values.update(from_file)
     values.update({k: _like(SPECS[k].default, v) for k, v in opts.overrides.items()})
     topics = {r: _absolute(str(values[f"{r}_topic"])) for r in ROLES}

@@ -174,6 +174,11 @@ def descriptor(name: str, spec: Spec):
     return d
 
 
+def default_values() -> dict[str, Any]:
+    """Every parameter at its default: the node as started with no params file."""
+    return {name: spec.default for name, spec in SPECS.items()}
+
+
 def validate(values: dict[str, Any], complete: bool = True) -> str | None:
     """Return why `values` are invalid, or None.
 
