@@ -2,14 +2,21 @@
 
 import pytest
 
-from ivtuning_ros.bench.tuning import AVERAGED, combine_seeds, format_table, targets
+from ivtuning_ros.bench.tuning import (
+    AVERAGED,
+    LEARNING_RATES,
+    combine_seeds,
+    format_table,
+    learning_rates,
+    targets,
+)
 
 
 def row(mode, seen, unseen, mem, step, trainable=1000):
     return {
         "mode": mode, "map50_seen": seen, "map50_unseen": unseen, "val_map50": seen,
         "peak_training_increase_mib": mem, "peak_rss_mib": mem + 700, "step_ms_median": step,
-        "parameters": {"trainable": trainable},
+        "parameters": {"trainable": trainable}, "lr": 0.004,
     }  # fmt: skip
 
 
@@ -33,6 +40,22 @@ def test_targets_compare_ivtuning_with_full_and_single_modalities():
     table = format_table({"modes": list(rows.values()), "targets": t, "seeds": [0]})
     assert "[MISSED] seen mAP50 ivtuning > thermal_only" in table
     assert table.splitlines()[2].startswith("ivtuning")
+
+
+def test_each_mode_trains_at_its_own_learning_rate_unless_told_otherwise():
+    modes = ["ivtuning", "full", "ivtuning_recompute", "full_frozen_bn"]
+    rates = learning_rates(None, modes)
+    assert rates["ivtuning"] == rates["ivtuning_recompute"] == LEARNING_RATES["ivtuning"]
+    assert rates["full"] == rates["full_frozen_bn"] == LEARNING_RATES["full"]
+    assert learning_rates("0.002", modes) == dict.fromkeys(modes, 0.002)
+    rates = learning_rates("full=0.01, ivtuning_recompute=0.003", modes)
+    assert rates == {**learning_rates(None, modes), "full": 0.01, "ivtuning_recompute": 0.003}
+    with pytest.raises(ValueError, match="'rgb_only', which is not in --modes"):
+        learning_rates("rgb_only=0.01", modes)
+    with pytest.raises(ValueError, match="must be > 0, got -1"):
+        learning_rates("full=-1", modes)
+    with pytest.raises(ValueError, match="'fast' is not a number"):
+        learning_rates("fast", modes)
 
 
 def test_targets_skip_comparisons_without_their_modes():
@@ -73,7 +96,7 @@ def test_bench_tuning_runs_end_to_end(tmp_path):
     code = main(
         ["bench", "tuning", "--modes", "ivtuning,thermal_only", "--train-count", "4",
          "--val-count", "2", "--test-count", "2", "--epochs", "1", "--batch-size", "2",
-         "--seeds", "0,1",
+         "--seeds", "0,1", "--lr", "thermal_only=0.002",
          "--cache-dir", str(tmp_path / "cache"), "--json", str(out), "--plot", str(plot)]
     )  # fmt: skip
     assert code == 0
@@ -82,6 +105,8 @@ def test_bench_tuning_runs_end_to_end(tmp_path):
     assert report["config"]["data"]["train"]["synthetic"]["zoom"] == 1.6
     iv, th = report["modes"]
     assert iv["parameters"]["trainable"] > th["parameters"]["trainable"] > 0
+    assert (iv["lr"], th["lr"]) == (LEARNING_RATES["ivtuning"], 0.002)
+    assert report["learning_rates"] == {"ivtuning": iv["lr"], "thermal_only": 0.002}
     assert not iv["grad_checkpointing"] and iv["steps"] == 2
     assert iv["primary_modality"] == "thermal"  # the default preset
     assert report["seeds"] == [0, 1] and [r["seed"] for r in th["runs"]] == [0, 1]

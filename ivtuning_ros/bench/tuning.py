@@ -3,8 +3,9 @@
 Detection on synthetic night scenes: a small training set from one group of conditions
 (clear night + light fog), validation from the same group (checkpoint selection), and two
 test sets: held-out pairs of the SEEN conditions and pairs of an UNSEEN condition (dense
-fog). Every mode trains the same head with the same data order, seeds, epochs, batch
-size and learning rate. With several training seeds (`--seeds 0,1,2`) each mode's figures
+fog). Every mode trains the same head with the same data order, seeds, epochs and batch
+size, each at its own learning rate, chosen on validation (as any method is tuned before
+it is compared). With several training seeds (`--seeds 0,1,2`) each mode's figures
 are means over the seeds, and the targets compare the means: on 200 pairs one seed's
 mAP50 moves by several points. Each run is a fresh subprocess, so its peak resident
 memory (the RSS high-water mark from getrusage) belongs to that training alone.
@@ -46,9 +47,39 @@ INPUT_HW = (192, 256)  # smaller than the node's 256x320 to fit four trainings i
 # A longer lens than the default scenes' (~35 instead of ~54 deg): at 192x256 the median
 # object would otherwise be 15 px tall, too small to learn in a few minutes of CPU.
 ZOOM = 1.6
-# The validation mAP50 of both ivtuning and full peaks at 4e-3 over 1e-3 .. 8e-3
-# (docs/benchmarks.md): each mode is compared at its own best, which is the same here.
-LR = 0.004
+# AdamW learning rate of each mode: the best validation mAP50 (mean of seeds 0, 1, 2) in a
+# sweep (docs/benchmarks.md). A variant trains at the rate of the mode it varies.
+LEARNING_RATES = {"ivtuning": 0.012, "full": 0.012, "rgb_only": 0.016, "thermal_only": 0.012}
+
+
+def base_mode(mode: str) -> str:
+    return VARIANTS[mode]["mode"] if mode in VARIANTS else mode
+
+
+def learning_rates(text: str | None, modes: list[str]) -> dict[str, float]:
+    """`--lr`: one rate for every mode ("0.004"), or rates for some modes
+    ("ivtuning=0.008,full=0.004") while the others keep their defaults."""
+    rates = {m: LEARNING_RATES[base_mode(m)] for m in modes}
+    if not text:
+        return rates
+    if "=" not in text:
+        return dict.fromkeys(modes, _positive_rate(text))
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        mode, _, value = item.partition("=")
+        if mode.strip() not in rates:
+            raise ValueError(f"--lr names mode {mode.strip()!r}, which is not in --modes {modes}")
+        rates[mode.strip()] = _positive_rate(value)
+    return rates
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ValueError(f"--lr: {text.strip()!r} is not a number") from None
+    if not rate > 0:
+        raise ValueError(f"--lr: a learning rate must be > 0, got {text.strip()}")
+    return rate
 
 
 def bench_config(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
@@ -68,7 +99,6 @@ def bench_config(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
         "train": {
             "epochs": args.epochs,
             "batch_size": args.batch_size,
-            "lr": args.lr,
             "weight_decay": 0.05,
             "warmup_steps": 10,
             "seed": 0,  # each run sets its own (--seeds)
@@ -142,6 +172,7 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
         "grad_checkpointing": bool(info.config.grad_checkpointing and model.frozen),
         "primary_modality": info.config.primary_modality,
         "parameters": result.parameters,
+        "lr": cfg.train.lr,
         "best_epoch": result.best_epoch,
         "val_map50": result.best_metric,
         "map50_seen": scores["seen"]["map50"],
@@ -248,12 +279,13 @@ def targets(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    head = (f"{'mode':<21}{'trainable':>11}{'peak RSS':>10}{'train +':>9}{'ms/step':>9}"
-            f"{'mAP50 seen':>12}{'unseen':>8}{'val':>7}")  # fmt: skip
+    head = (f"{'mode':<21}{'trainable':>11}{'lr':>8}{'peak RSS':>10}{'train +':>9}"
+            f"{'ms/step':>9}{'mAP50 seen':>12}{'unseen':>8}{'val':>7}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in report["modes"]:
         lines.append(
-            f"{r['mode']:<21}{r['parameters']['trainable']:>11,}{r['peak_rss_mib']:>8.0f}Mi"
+            f"{r['mode']:<21}{r['parameters']['trainable']:>11,}{r['lr']:>8g}"
+            f"{r['peak_rss_mib']:>8.0f}Mi"
             f"{r['peak_training_increase_mib']:>7.0f}Mi{r['step_ms_median']:>9.0f}"
             f"{r['map50_seen']:>12.3f}{r['map50_unseen']:>8.3f}{r['val_map50']:>7.3f}"
         )
@@ -281,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in modes if m not in (*MODES, *VARIANTS)]
     if bad:
         raise ValueError(f"unknown mode(s) {bad}; choose from {', '.join((*MODES, *VARIANTS))}")
+    lrs = learning_rates(args.lr, modes)
     cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     config = bench_config(args, cache)
     t_start = time.perf_counter()
@@ -297,6 +330,7 @@ def run(args: argparse.Namespace) -> int:
                 if mode in FUSION_MODES:  # a single-modality model has no second stream
                     spec["train"]["modality_dropout"] = args.modality_dropout
                 spec["train"]["seed"] = seed
+                spec["train"]["lr"] = lrs[mode]
                 name = f"{mode}_s{seed}"
                 spec["run_dir"] = str(Path(tmp) / name)
                 spec["bench_mode"] = mode
@@ -327,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
         "seen_conditions": list(SEEN),
         "unseen_conditions": list(UNSEEN),
         "seeds": seeds,
+        "learning_rates": lrs,
         "config": config,
         "modes": [rows[m] for m in modes],
         "targets": targets(rows),
@@ -359,9 +394,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument(
         "--lr",
-        type=float,
-        default=LR,
-        help="AdamW learning rate, the same for every mode (default: chosen on validation)",
+        default=None,
+        help="AdamW learning rate: one for every mode (0.004) or per mode "
+        "(ivtuning=0.008,full=0.004); default: each mode's, chosen on validation "
+        f"({', '.join(f'{m} {v:g}' for m, v in LEARNING_RATES.items())})",
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument(
