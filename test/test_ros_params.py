@@ -173,7 +173,6 @@ def test_rviz_layout_shows_inputs_overlay_and_mask():
 
 def test_thermal_norm_by_encoding_preset_or_checkpoint():
     from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
-    from ivtuning_ros.ros.params import node_config
 
     defaults = default_values()
     trained = ThermalNorm("fixed", 10.0, 200.0)

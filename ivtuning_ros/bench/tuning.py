@@ -65,10 +65,10 @@ def learning_rates(text: str | None, modes: list[str]) -> dict[str, float]:
     if "=" not in text:
         return dict.fromkeys(modes, _positive_rate(text))
     for item in filter(None, (part.strip() for part in text.split(","))):
-        mode, _, value = item.partition("=")
-        if mode.strip() not in rates:
-            raise ValueError(f"--lr names mode {mode.strip()!r}, which is not in --modes {modes}")
-        rates[mode.strip()] = _positive_rate(value)
+        mode, _, value = (part.strip() for part in item.partition("="))
+        if mode not in rates:
+            raise ValueError(f"--lr names mode {mode!r}, which is not in --modes {modes}")
+        rates[mode] = _positive_rate(value)
     return rates
 
 
