@@ -27,8 +27,8 @@ SHIPPED = models_dir() / "default.safetensors"
 def _map50_floor() -> float:
     """A third of the shipped model's own validation mAP50 (models/default.json). A 2 s
     bag is one scene: its mAP50 strays far from the set's (an earlier model scored 0.17
-    here with 0.40 on validation and 0.36 on the 20 s demo bag, the current one 0.157 with
-    0.435 and 0.342), but a broken road from bag to boxes (stamps, encodings, thermal
+    here with 0.40 on validation and 0.36 on the 20 s demo bag, the current one 0.207 with
+    0.502 and 0.382), but a broken road from bag to boxes (stamps, encodings, thermal
     units, letterbox) scores near 0 (an untrained head: 0.000)."""
     meta = SHIPPED.with_suffix(".json")
     return json.loads(meta.read_text())["validation"]["map50"] / 3 if meta.is_file() else 0.05
