@@ -41,6 +41,11 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument("log_level", default_value="info", description="Node log level."),
         DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="false",
+            description="Run on /clock (a bag played with --clock, a simulator).",
+        ),
+        DeclareLaunchArgument(
             "auto_activate",
             default_value="true",
             description="Configure and activate at start; false to leave the lifecycle to a "
@@ -54,7 +59,10 @@ def generate_launch_description() -> LaunchDescription:
         namespace=LaunchConfiguration("namespace"),
         parameters=[
             LaunchConfiguration("params_file"),
-            {"auto_activate": LaunchConfiguration("auto_activate")},
+            {
+                "auto_activate": LaunchConfiguration("auto_activate"),
+                "use_sim_time": LaunchConfiguration("use_sim_time"),
+            },
         ],
         remappings=[
             ("rgb/image_raw", LaunchConfiguration("rgb_image")),
@@ -71,6 +79,7 @@ def generate_launch_description() -> LaunchDescription:
         name="rviz2",
         namespace=LaunchConfiguration("namespace"),
         arguments=["-d", LaunchConfiguration("rviz_config")],
+        parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
         condition=IfCondition(LaunchConfiguration("use_rviz")),
         output="screen",
     )

@@ -136,14 +136,25 @@ def _running_node(checkpoint: Path, namespace: str):
 
 
 @pytest.mark.parametrize(
-    ("storage", "rate", "external"), [("mcap", 2.0, False), ("sqlite3", 1.0, True)]
+    ("storage", "rate", "external", "clock_hz"),
+    [("mcap", 2.0, False, 40.0), ("sqlite3", 1.0, True, 0.0)],
 )
 def test_dds_round_trip(
-    storage: str, rate: float, external: bool, bags, checkpoint: Path, namespace, tmp_path
+    storage: str,
+    rate: float,
+    external: bool,
+    clock_hz: float,
+    bags,
+    checkpoint: Path,
+    namespace,
+    tmp_path,
 ) -> None:
-    """In-process node at 2x from mcap; a separately running node at 1x from sqlite3,
-    whose thermal camera stops early (degraded results, counted apart)."""
-    opts = _options(bags[storage], tmp_path, checkpoint, namespace, rate=rate, external=external)
+    """In-process node at 2x from mcap on the bag's /clock; a separately running node at
+    1x from sqlite3, whose thermal camera stops early (degraded results, counted apart)."""
+    opts = _options(
+        bags[storage], tmp_path, checkpoint, namespace, rate=rate, external=external,
+        clock_hz=clock_hz,
+    )  # fmt: skip
     if external:
         with _running_node(checkpoint, namespace):
             report = run_replay(opts)
@@ -161,6 +172,14 @@ def test_dds_round_trip(
     lat = report["latency"]
     assert lat["n"] == report["counts"]["matched"] + report["counts"]["degraded"]
     assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
+    node_lat = report["node_latency"]
+    if clock_hz:
+        # The node's own now - stamp, on the bag's clock: the drivers' stamp-to-send delay
+        # plus the 2x-scaled processing time, not the months since the bag was recorded.
+        assert 0 < node_lat["p50_ms"] <= node_lat["p95_ms"] < 2000
+        assert "node's latency" in report["table"]
+    else:
+        assert "p50_ms" not in node_lat and "--clock" in node_lat["note"]
     # Paced by the bag's receive times: ~2 s of recording plays in ~2 s / rate.
     assert 1.9 / rate < report["player"]["wall_s"] < 1.9 / rate + 1.0
     # The output bag reads back; its results deserialise with our registered types.
@@ -230,6 +249,15 @@ def test_shipped_model_accuracy_floor(bags, tmp_path: Path) -> None:
     assert report["accuracy"]["map50"] >= _map50_floor(), report["table"]
 
 
+@pytest.mark.parametrize(("clock_hz", "offline"), [(-1.0, False), (40.0, True)])
+def test_clock_needs_a_positive_rate_and_dds(
+    clock_hz: float, offline: bool, bags, checkpoint: Path, tmp_path
+) -> None:
+    opts = _options(bags["short"], tmp_path, checkpoint, clock_hz=clock_hz, offline=offline)
+    with pytest.raises(ValueError, match=r"--clock .*only a DDS replay"):
+        run_replay(opts)
+
+
 def test_missing_topics_fail_before_the_node_starts(bags, checkpoint: Path, tmp_path) -> None:
     opts = _options(bags["mcap"], tmp_path, checkpoint, topics={"rgb": "/cam/left"})
     with pytest.raises(BagError, match=rf"no topic '/cam/left'.*holds: {BAG_NS}/cam/rgb"):
@@ -266,3 +294,20 @@ def test_cut_bag_reports_what_was_read(bags, checkpoint: Path, tmp_path: Path) -
     assert 0 < c["rgb_frames"] < 11
     assert c["matched"] + c["degraded"] + c["dropped"] == c["rgb_frames"]
     assert "BAG ERROR" in report["table"]
+
+
+def test_node_latency_is_reported_only_on_the_bags_clock(tmp_path: Path) -> None:
+    """The node's own now - stamp means something only when it runs on the bag's /clock;
+    an external node left on the system clock reports months, which are not passed on."""
+    from ivtuning_ros.replay.live import _node_latency
+
+    status = {"latency p50 (ms)": "41.75", "latency p95 (ms)": "70.74"}
+    opts = ReplayOptions(bag=tmp_path, out=tmp_path, clock_hz=40.0, rate=2.0)
+    assert _node_latency(status, opts) | {"definition": ""} == {
+        "p50_ms": 41.75, "p95_ms": 70.74, "definition": "",
+    }  # fmt: skip
+    assert "--rate (2)" in _node_latency(status, opts)["definition"]
+    months = {"latency p50 (ms)": "2.9e10", "latency p95 (ms)": "2.9e10"}
+    assert "use_sim_time:=true" in _node_latency(months, opts)["note"]
+    no_clock = ReplayOptions(bag=tmp_path, out=tmp_path)
+    assert "--clock" in _node_latency(status, no_clock)["note"]

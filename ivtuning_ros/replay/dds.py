@@ -6,6 +6,8 @@ the wall time of every publish. `Recorder` subscribes raw to a set of topics, wr
 each message into a rosbags Writer stamped with its receive time, and keeps the
 receive time (rmw's own, so executor queueing in this process does not count) for the
 latency figures. Both use the system clock, which every process on the host shares.
+`BagClock` publishes the bag's own time on /clock while it plays (`ros2 bag play
+--clock`), for nodes that run with use_sim_time.
 """
 
 from __future__ import annotations
@@ -59,8 +61,66 @@ class PublishLog:
     late_s_max: float = 0.0  # worst lag of a publish behind its schedule
 
 
+class BagClock:
+    """The recording's time on /clock, advancing at `rate` x real time from an anchor.
+
+    A node with use_sim_time then judges header stamps against the time they were
+    recorded in: its own latency figures (now - header.stamp) mean what they mean on the
+    robot, instead of the months between recording and replay. The clock runs from
+    `start` until `stop`, past the bag's end, so the node's timers keep firing while the
+    last frames drain.
+    """
+
+    def __init__(self, node: Node, hz: float) -> None:
+        from rosgraph_msgs.msg import Clock
+
+        if not hz > 0:
+            raise ValueError(f"--clock rate must be positive, got {hz}")
+        self.period_s = 1.0 / hz
+        self._msg_type = Clock
+        # rclpy's TimeSource subscribes best effort, depth 1: a reliable publisher matches it
+        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self._pub = node.create_publisher(Clock, "/clock", reliable)
+        self._anchor: tuple[int, float, float] | None = None  # bag ns, monotonic s, rate
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def now_ns(self) -> int:
+        if self._anchor is None:
+            raise RuntimeError("BagClock.now_ns() before start()")
+        bag_ns, wall_s, rate = self._anchor
+        return bag_ns + round((time.monotonic() - wall_s) * rate * 1e9)
+
+    def start(self, bag_ns: int, wall_s: float, rate: float) -> None:
+        """Bag time `bag_ns` at monotonic time `wall_s` (which may lie ahead: a pre-roll)."""
+        self._anchor = (bag_ns, wall_s, rate)
+        self._publish()  # before the first message, so no frame meets a zero clock
+        self._thread = threading.Thread(target=self._run, daemon=True, name="bag_clock")
+        self._thread.start()
+
+    def _publish(self) -> None:
+        ns = self.now_ns()
+        msg = self._msg_type()
+        msg.clock.sec, msg.clock.nanosec = divmod(ns, 10**9)
+        self._pub.publish(msg)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self._publish()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+
 class BagPlayer:
-    """Publishes a BagStream's messages on `topics` (role -> topic) at `rate` x real time."""
+    """Publishes a BagStream's messages on `topics` (role -> topic) at `rate` x real time,
+    and the bag's time on /clock when `clock` is given."""
+
+    # With a clock, the first message waits this long after the clock's first tick, so the
+    # subscribers' time sources have it before they see a frame.
+    CLOCK_PREROLL_S = 0.3
 
     def __init__(
         self,
@@ -69,10 +129,11 @@ class BagPlayer:
         topics: Mapping[str, str],
         rate: float,
         qos_depth: int = 10,
+        clock: BagClock | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"--rate must be positive, got {rate}")
-        self.stream, self.rate = stream, rate
+        self.stream, self.rate, self.clock = stream, rate, clock
         qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         self.publishers = {
             role: node.create_publisher(message_class(stream.connections[role].msgtype), topic, qos)
@@ -105,7 +166,11 @@ class BagPlayer:
             for role, t_ns, raw in self.stream.messages():
                 if stop is not None and stop.is_set():
                     break
-                t0_bag = t_ns if t0_bag is None else t0_bag
+                if t0_bag is None:
+                    t0_bag = t_ns
+                    if self.clock is not None:
+                        t0_wall += self.CLOCK_PREROLL_S
+                        self.clock.start(t0_bag, t0_wall, self.rate)
                 due = t0_wall + (t_ns - t0_bag) / 1e9 / self.rate
                 lag = time.monotonic() - due
                 if lag < 0:

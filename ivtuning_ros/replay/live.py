@@ -4,6 +4,8 @@ The node runs in this process on its own executor thread (`ivtuning_node`, start
 with the resolved parameters) or is already running (`external`). The bag is played by
 `BagPlayer`, every output topic of the node is recorded by `Recorder` into
 OUT/output_bag, and the recorded results become `OutputRecord`s for the accounting.
+With `--clock` the bag's time also goes out on /clock and the hosted node runs on it
+(use_sim_time), so the latency on its /diagnostics is measured in the recording's time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from rclpy.serialization import deserialize_message
 
 from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagStream
-from ivtuning_ros.replay.dds import BagPlayer, Recorder, ReplayError
+from ivtuning_ros.replay.dds import BagClock, BagPlayer, Recorder, ReplayError
 from ivtuning_ros.replay.matching import OutputRecord
 from ivtuning_ros.replay.options import NODE_NAME, ROLES, ReplayOptions, RunData
 from ivtuning_ros.types import Detections
@@ -110,7 +112,7 @@ class _Spinner:
         self.thread.join(timeout=5.0)
 
 
-def _start_node(context, values: dict[str, Any], namespace: str):
+def _start_node(context, values: dict[str, Any], namespace: str, use_sim_time: bool):
     """The real node, in this process, configured and activated (or a clear error)."""
     from rclpy.parameter import Parameter
 
@@ -120,7 +122,10 @@ def _start_node(context, values: dict[str, Any], namespace: str):
     node = IVTuningNode(
         context=context,
         namespace=namespace,
-        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+        parameter_overrides=[
+            *(Parameter(k, value=v) for k, v in values.items()),
+            Parameter("use_sim_time", value=use_sim_time),
+        ],
     )
     if node.state_label != "active":
         node.destroy_node()
@@ -138,11 +143,11 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
     context = Context()
     rclpy.init(context=context, args=["ivtuning_replay"])
     spinners: list[_Spinner] = []
-    node = host = recorder = None
+    node = host = recorder = clock = None
     try:
         t0 = time.monotonic()
         if not opts.external:
-            node = _start_node(context, values, opts.namespace)
+            node = _start_node(context, values, opts.namespace, use_sim_time=opts.clock_hz > 0)
             spinners.append(_Spinner(node, context))
         startup_s = time.monotonic() - t0
         host = rclpy.create_node("ivtuning_replay", context=context)
@@ -168,7 +173,10 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
             lambda t: _qos_like_publisher(host, t),
             keep=lambda t: record[t] in kept_types or t in mask_topics,
         )
-        player = BagPlayer(host, stream, {r: stream.connections[r].topic for r in ROLES}, opts.rate)
+        clock = BagClock(host, opts.clock_hz) if opts.clock_hz > 0 else None
+        player = BagPlayer(
+            host, stream, {r: stream.connections[r].topic for r in ROLES}, opts.rate, clock=clock
+        )
         player.wait_for_subscribers(opts.startup_timeout_s)
         time.sleep(0.5)  # let the recorder's subscriptions match before the first result
         log = player.play(progress=opts.progress)
@@ -178,6 +186,8 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
         kept = list(recorder.kept)
         counts = dict(recorder.counts)
     finally:
+        if clock is not None:
+            clock.stop()
         if recorder is not None:
             recorder.close()
         if node is not None:
@@ -189,7 +199,7 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
                 n.destroy_node()
         rclpy.try_shutdown(context=context)
 
-    outputs, masks, names, diag = [], {}, (), {}
+    outputs, masks, names, status = [], {}, (), {}
     for r in kept:
         ty = record[r.topic]
         if ty == DETECTIONS_TYPE:
@@ -201,7 +211,7 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
             masks[stamp] = mask
         else:
             fqn = f"{opts.namespace.rstrip('/')}/{opts.node_name}"
-            diag = _node_status(r.raw, fqn) or diag
+            status = _node_status(r.raw, fqn) or status
     for out in outputs:
         out.mask = masks.get(out.stamp_ns)
     ends = {t.rsplit("/", 1)[-1] for t in record}
@@ -218,9 +228,11 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
             "node": "external" if opts.external else "in-process",
             "startup_s": round(startup_s, 2),
         },
-        node_counters=diag,
+        node_counters=_counters(status),
         extra={
+            "node_latency": _node_latency(status, opts),
             "player": {
+                "clock_hz": opts.clock_hz,
                 "wall_s": round(log.wall_s, 3),
                 "max_lag_behind_schedule_ms": round(log.late_s_max * 1e3, 2),
                 "rgb_published": len(log.sent["rgb"]),
@@ -288,17 +300,40 @@ def _mask_from_raw(raw: bytes) -> tuple[int, np.ndarray]:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, rows[:, : msg.width].copy()
 
 
-def _node_status(raw: bytes, fully_qualified_name: str) -> dict[str, Any] | None:
-    """The node's cumulative counters (and their reasons) from one /diagnostics message."""
+def _node_status(raw: bytes, fully_qualified_name: str) -> dict[str, str] | None:
+    """The key-values of the node's status in one /diagnostics message."""
     from diagnostic_msgs.msg import DiagnosticArray
 
     msg = deserialize_message(raw, DiagnosticArray)
     for status in msg.status:
         if status.name.endswith(fully_qualified_name):
-            values = {kv.key: kv.value for kv in status.values}
-            return {
-                k.removeprefix("count "): int(v)
-                for k, v in values.items()
-                if k.startswith("count ")
-            } | {k: v for k, v in values.items() if k.startswith("reason ")}
+            return {kv.key: kv.value for kv in status.values}
     return None
+
+
+def _counters(status: dict[str, str]) -> dict[str, Any]:
+    """The node's cumulative counters (and their reasons)."""
+    return {
+        k.removeprefix("count "): int(v) for k, v in status.items() if k.startswith("count ")
+    } | {k: v for k, v in status.items() if k.startswith("reason ")}
+
+
+def _node_latency(status: dict[str, str], opts: ReplayOptions) -> dict[str, Any]:
+    """What the node itself reports as latency (ROS time - header.stamp, over its last
+    results). Without --clock its ROS time is today's and the stamps are the recording's,
+    so the figures are left out rather than reported as months."""
+    if not opts.clock_hz:
+        return {"note": "not measured: replay with --clock for the node's own figures"}
+    figures = {}
+    for q in ("p50", "p95"):
+        text = status.get(f"latency {q} (ms)", "")
+        figures[f"{q}_ms"] = float(text) if text else None
+    if abs(figures["p50_ms"] or 0.0) > 3.6e6:
+        return {
+            "note": f"not on the bag's clock (p50 {figures['p50_ms'] / 3.6e6:.0f} h): start an "
+            "--external node with use_sim_time:=true"
+        }
+    return figures | {
+        "definition": f"node's ROS time (the bag's, on /clock at {opts.clock_hz:g} Hz) - "
+        f"header.stamp; wall-clock delays appear scaled by --rate ({opts.rate:g})"
+    }

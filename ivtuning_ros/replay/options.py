@@ -27,6 +27,7 @@ class ReplayOptions:
     out: Path
     gt: Path | None = None  # default: BAG/ground_truth.json when present
     rate: float = 1.0
+    clock_hz: float = 0.0  # DDS: the bag's time on /clock at this rate, node on sim time
     topics: dict[str, str] | None = None  # role -> bag topic; default from the params
     params: Path | None = None  # ROS 2 params file for the node
     overrides: dict[str, Any] = field(default_factory=dict)  # node parameters on top
@@ -105,6 +106,11 @@ def node_parameters(opts: ReplayOptions) -> tuple[dict[str, Any], dict[str, str]
     """(all node parameter values, bag topics by role), checked like the node checks them."""
     if not opts.rate > 0:
         raise ValueError(f"--rate must be positive, got {opts.rate}")
+    if opts.clock_hz < 0 or (opts.clock_hz and opts.offline):
+        raise ValueError(
+            f"--clock {opts.clock_hz:g}: a /clock rate must be positive, and only a DDS replay "
+            "publishes one (the offline replay runs on the bag's time already)"
+        )
     from_file = load_params_file(opts.params)
     unknown = sorted(set(opts.overrides) - set(SPECS))
     if unknown:

@@ -28,6 +28,12 @@ def register(subparsers) -> None:
     p.add_argument("bag", type=Path, help="rosbag2 folder (mcap or sqlite3) or storage file")
     p.add_argument("--gt", type=Path, help="ground truth (default: BAG/ground_truth.json)")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    p.add_argument(
+        "--clock", type=float, nargs="?", const=40.0, default=0.0, metavar="HZ",
+        help="publish the bag's time on /clock (default 40 Hz, as ros2 bag play --clock); "
+        "the hosted node runs on it (use_sim_time), an --external one must be started "
+        "with use_sim_time:=true",
+    )  # fmt: skip
     p.add_argument("--topics", help="bag topics: rgb=TOPIC,thermal=TOPIC (default: params)")
     p.add_argument("--params", type=Path, help="node params file (e.g. config/ivtuning.yaml)")
     p.add_argument(
@@ -55,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             out=args.out,
             gt=args.gt,
             rate=args.rate,
+            clock_hz=args.clock,
             topics=parse_topics(args.topics),
             params=args.params,
             overrides=dict(args.overrides),
