@@ -8,6 +8,7 @@ from ivtuning_ros.bench.tuning import (
     combine_seeds,
     format_table,
     learning_rates,
+    merge_reports,
     targets,
 )
 
@@ -84,22 +85,51 @@ def test_seeds_are_averaged_and_the_targets_compare_the_means():
     assert "  full                 s0 0.700/0.600  s1 0.300/0.200" in table
 
 
+def report(seeds, modes=("full", "ivtuning"), lr=0.004, epochs=40):
+    rows = [combine_seeds([run(m, s, 0.5, 0.4, 500, 700) for s in seeds]) for m in modes]
+    return {
+        "benchmark": "tuning", "preset": "default", "seen_conditions": ["a"],
+        "unseen_conditions": ["b"], "seeds": list(seeds), "wall_s": 1.0, "machine": {},
+        "config": {"data": {"cache_dir": f"/tmp/{seeds}"}, "train": {"epochs": epochs}},
+        "modes": [{**r, "lr": lr} for r in rows],
+    }  # fmt: skip
+
+
+def test_merge_joins_seeds_and_refuses_runs_that_differ_otherwise():
+    merged = merge_reports([("a", report([0, 1])), ("b", report([2]))])
+    assert merged["seeds"] == [0, 1, 2] and merged["wall_s"] == 2.0
+    assert [m["mode"] for m in merged["modes"]] == ["ivtuning", "full"]  # the bench's order
+    assert merged["learning_rates"] == {"ivtuning": 0.004, "full": 0.004}
+    assert "unseen mAP50 ivtuning >= full" in merged["targets"]
+    assert [f["file"] for f in merged["merged_from"]] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"b and a differ in config.train.epochs"):
+        merge_reports([("a", report([0])), ("b", report([1], epochs=20))])
+    with pytest.raises(ValueError, match=r"b: full trained at lr 0.008, elsewhere at 0.004"):
+        merge_reports([("a", report([0])), ("b", report([1], lr=0.008))])
+    with pytest.raises(ValueError, match=r"full seed 1 is in both a and b"):
+        merge_reports([("a", report([0, 1])), ("b", report([1, 2]))])
+    with pytest.raises(ValueError, match=r"different seeds.*'full': \[0\]"):
+        merge_reports([("a", report([0])), ("b", report([1], modes=("ivtuning",)))])
+
+
 def test_bench_tuning_runs_end_to_end(tmp_path):
     """Two modes on a few pairs for one epoch: every stage of the real benchmark runs
     (rendering with the bench's lens, training subprocesses, both test sets, JSON, plot);
-    the figures themselves are for `docs/benchmarks.md`, not for a test."""
+    the figures themselves are for `docs/benchmarks.md`, not for a test. Seeds run
+    apart and joined with --merge give the figures of the run over both."""
     import json
 
     from ivtuning_ros.tools.cli import main
 
+    def bench(*args: str) -> None:
+        common = ["--train-count", "4", "--val-count", "2", "--test-count", "2", "--epochs",
+                  "1", "--batch-size", "2", "--lr", "thermal_only=0.002",
+                  "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+        assert main(["bench", "tuning", *common, *args]) == 0
+
     out, plot = tmp_path / "tuning.json", tmp_path / "tuning.png"
-    code = main(
-        ["bench", "tuning", "--modes", "ivtuning,thermal_only", "--train-count", "4",
-         "--val-count", "2", "--test-count", "2", "--epochs", "1", "--batch-size", "2",
-         "--seeds", "0,1", "--lr", "thermal_only=0.002",
-         "--cache-dir", str(tmp_path / "cache"), "--json", str(out), "--plot", str(plot)]
-    )  # fmt: skip
-    assert code == 0
+    bench("--modes", "ivtuning,thermal_only", "--seeds", "0,1", "--json", str(out),
+          "--plot", str(plot))  # fmt: skip
     report = json.loads(out.read_text())
     assert [m["mode"] for m in report["modes"]] == ["ivtuning", "thermal_only"]
     assert report["config"]["data"]["train"]["synthetic"]["zoom"] == 1.6
@@ -112,3 +142,11 @@ def test_bench_tuning_runs_end_to_end(tmp_path):
     assert report["seeds"] == [0, 1] and [r["seed"] for r in th["runs"]] == [0, 1]
     assert "seen mAP50 ivtuning > thermal_only" in report["targets"]
     assert plot.stat().st_size > 0
+    apart = [tmp_path / f"s{seed}.json" for seed in (0, 1)]
+    for seed, path in zip((0, 1), apart, strict=True):
+        bench("--modes", "thermal_only", "--seeds", str(seed), "--json", str(path))
+    merged = tmp_path / "merged.json"
+    assert main(["bench", "tuning", "--merge", *map(str, apart), "--json", str(merged)]) == 0
+    (joined,) = json.loads(merged.read_text())["modes"]
+    for key in ("val_map50", "map50_seen", "map50_unseen", "map_unseen"):
+        assert joined[key] == th[key], key

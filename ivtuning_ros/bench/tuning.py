@@ -9,6 +9,8 @@ it is compared). With several training seeds (`--seeds 0,1,2`) each mode's figur
 are means over the seeds, and the targets compare the means: on 200 pairs one seed's
 mAP50 moves by several points. Each run is a fresh subprocess, so its peak resident
 memory (the RSS high-water mark from getrusage) belongs to that training alone.
+Training is deterministic per seed, so seeds may be run in separate sessions and joined
+afterwards (`--merge A.json B.json`): the same table as one run over all the seeds.
 """
 
 from __future__ import annotations
@@ -304,9 +306,92 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """What must match for two reports' runs to be joined: everything but where the
+    synthetic sets were cached."""
+    config = json.loads(json.dumps(report["config"]))
+    config["data"].pop("cache_dir", None)
+    return {
+        "benchmark": report.get("benchmark"),
+        "preset": report.get("preset"),
+        "modality_dropout": report.get("modality_dropout", 0.0),
+        "config": config,
+    }
+
+
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Dotted keys at which two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d
+            for k in sorted(set(a) | set(b))
+            for d in _differences(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+        ]
+    return [] if a == b else [path]
+
+
+def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """(name, report) pairs from runs of different seeds, as one report: each mode's
+    runs joined and averaged, the targets re-checked on the joined means. Refuses runs
+    that differ in anything but their seeds (data, schedule, a mode's learning rate)."""
+    first_name, first = reports[0]
+    if first.get("benchmark") != "tuning":
+        raise ValueError(f"{first_name}: not a bench tuning report")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    where: dict[tuple[str, int], str] = {}
+    rates: dict[str, float] = {}
+    for name, report in reports:
+        diff = _differences(_comparable(first), _comparable(report))
+        if diff:
+            raise ValueError(f"{name} and {first_name} differ in {', '.join(diff)}: not joinable")
+        for row in report["modes"]:
+            mode = row["mode"]
+            if rates.setdefault(mode, row["lr"]) != row["lr"]:
+                raise ValueError(
+                    f"{name}: {mode} trained at lr {row['lr']:g}, elsewhere at {rates[mode]:g}"
+                )
+            for r in row["runs"]:
+                key = (mode, r["seed"])
+                if key in where:
+                    raise ValueError(f"{mode} seed {r['seed']} is in both {where[key]} and {name}")
+                where[key] = name
+                runs.setdefault(mode, []).append(r)
+    seeds = {m: sorted(r["seed"] for r in rs) for m, rs in runs.items()}
+    if len({tuple(v) for v in seeds.values()}) > 1:
+        raise ValueError(f"the modes have different seeds, so their means do not compare: {seeds}")
+    order = sorted(runs, key=lambda m: (*MODES, *VARIANTS).index(m))
+    rows = {m: combine_seeds(sorted(runs[m], key=lambda r: r["seed"])) for m in order}
+    return {
+        **{k: first[k] for k in ("benchmark", "preset", "seen_conditions", "unseen_conditions")},
+        "modality_dropout": first.get("modality_dropout", 0.0),
+        "seeds": seeds[order[0]],
+        "learning_rates": {m: rates[m] for m in order},
+        "config": first["config"],
+        "modes": list(rows.values()),
+        "targets": targets(rows),
+        "wall_s": sum(r["wall_s"] for _, r in reports),
+        "merged_from": [
+            {"file": n, "command": r.get("command"), "seeds": r["seeds"], "machine": r["machine"]}
+            for n, r in reports
+        ],
+        "command": "ivtuning bench tuning --merge " + " ".join(n for n, _ in reports),
+    }
+
+
+def _publish(report: dict[str, Any], args: argparse.Namespace) -> None:
+    print(format_table(report))
+    write_json(args.json, report)
+    if args.plot:
+        plot(report, Path(args.plot))
+
+
 def run(args: argparse.Namespace) -> int:
     from ivtuning_ros.train.data import default_cache_dir, ensure_synthetic
 
+    if args.merge:
+        reports = [(str(p), json.loads(Path(p).read_text())) for p in args.merge]
+        _publish(merge_reports(reports), args)
+        return 0
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if not seeds or len(set(seeds)) != len(seeds):
@@ -361,6 +446,7 @@ def run(args: argparse.Namespace) -> int:
         "preset": args.preset,
         "seen_conditions": list(SEEN),
         "unseen_conditions": list(UNSEEN),
+        "modality_dropout": args.modality_dropout,
         "seeds": seeds,
         "learning_rates": lrs,
         "config": config,
@@ -370,10 +456,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine_info(),
         "command": "ivtuning bench tuning " + " ".join(sys.argv[3:]),
     }
-    print(format_table(report))
-    write_json(args.json, report)
-    if args.plot:
-        plot(report, Path(args.plot))
+    _publish(report, args)
     return 0
 
 
@@ -416,6 +499,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--zoom", type=float, default=ZOOM, help="synthetic camera focal multiplier")
     p.add_argument("--cache-dir", default=None, help="where the synthetic sets are rendered")
+    p.add_argument(
+        "--merge", nargs="+", type=Path, metavar="JSON",
+        help="instead of training: join the --json reports of runs with different seeds "
+        "(same settings otherwise) into one table, JSON and plot",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
