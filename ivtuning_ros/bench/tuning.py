@@ -340,8 +340,9 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {}
     where: dict[tuple[str, int], str] = {}
     rates: dict[str, float] = {}
+    reference = _comparable(first)
     for name, report in reports:
-        diff = _differences(_comparable(first), _comparable(report))
+        diff = _differences(reference, _comparable(report))
         if diff:
             raise ValueError(f"{name} and {first_name} differ in {', '.join(diff)}: not joinable")
         for row in report["modes"]:
