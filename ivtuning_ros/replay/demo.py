@@ -2,6 +2,8 @@
 
 make a bag -> start the node with the shipped default model -> replay the bag through
 it over DDS -> accuracy + latency table, report, plots and overlay frames in OUT/.
+The bag's time goes out on /clock and the node runs on it (use_sim_time), as with
+`ros2 bag play --clock`, so the node's own /diagnostics latency is reported too.
 The node gets the shipped config/ivtuning.yaml plus the two settings a user would make
 for this camera pair: the thermal stream is radiometric mono16 (so thermal_norm
 y16_percentile), and the thermal driver stamps ~26 ms late (thermal_stamp_offset).
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ivtuning_ros.paths import config_dir
-from ivtuning_ros.replay.options import ReplayOptions
+from ivtuning_ros.replay.options import CLOCK_HZ, ReplayOptions
 from ivtuning_ros.replay.session import run_replay
 from ivtuning_ros.replay.synthetic_bag import RGB_TIMING, THERMAL_TIMING, make_bag
 
@@ -86,7 +88,8 @@ def run_demo(
         overrides["checkpoint"] = checkpoint
     print(
         "[demo 2/3] starting ivtuning_node (shipped model; first run exports the engine) and "
-        f"replaying over DDS; node settings: config/ivtuning.yaml + {overrides}"
+        "replaying over DDS with the bag's time on /clock; node settings: "
+        f"config/ivtuning.yaml + {overrides}"
     )
     report = run_replay(
         ReplayOptions(
@@ -94,6 +97,7 @@ def run_demo(
             out=out,
             params=config_dir() / "ivtuning.yaml",
             overrides=overrides,
+            clock_hz=CLOCK_HZ,
             progress=progress,
         )
     )

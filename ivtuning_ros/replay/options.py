@@ -19,6 +19,7 @@ from ivtuning_ros.ros.params import SPECS, default_values, validate
 
 ROLES = ("rgb", "thermal")
 NODE_NAME = "ivtuning_node"
+CLOCK_HZ = 40.0  # /clock rate of `--clock` without a value, as `ros2 bag play --clock`
 
 
 @dataclass

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from ivtuning_ros.replay.options import CLOCK_HZ
+
 
 def _override(text: str) -> tuple[str, object]:
     name, sep, value = text.partition("=")
@@ -29,8 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--gt", type=Path, help="ground truth (default: BAG/ground_truth.json)")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     p.add_argument(
-        "--clock", type=float, nargs="?", const=40.0, default=0.0, metavar="HZ",
-        help="publish the bag's time on /clock (default 40 Hz, as ros2 bag play --clock); "
+        "--clock", type=float, nargs="?", const=CLOCK_HZ, default=0.0, metavar="HZ",
+        help=f"publish the bag's time on /clock (default {CLOCK_HZ:g} Hz, as ros2 bag play "
+        "--clock); "
         "the hosted node runs on it (use_sim_time), an --external one must be started "
         "with use_sim_time:=true",
     )  # fmt: skip
