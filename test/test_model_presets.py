@@ -127,6 +127,21 @@ def test_default_backbone_seg_and_saliency_export(task):
             torch.testing.assert_close(a, b)
 
 
+def test_lite2_preset_tunes_the_bigger_backbone_with_real_weights():
+    """The default layout on Lite2: its wider stages (48..352) get the same five ranks,
+    the ImageNet weights load, and the share of trainable weights shrinks."""
+    cfg = load_model_config("efficientnet_lite2_det").replace(input_size=(64, 96))
+    model = build_model(cfg)
+    assert model.weights_source.startswith("package:efficientnet_lite2")
+    report = model.parameter_report()
+    default = _meta_report("default")
+    assert report["backbone_params"] > 1.3 * default["backbone_params"]
+    assert report["trainable_share_of_backbone"] < default["trainable_share_of_backbone"]
+    with torch.no_grad():
+        out = model.eval()(torch.rand(1, 3, 64, 96), torch.rand(1, 1, 64, 96))
+    assert torch.isfinite(out["cls_logits"]).all()
+
+
 def test_training_modes_freeze_the_right_parts():
     base = load_model_config("default").replace(input_size=(64, 96))
     rgb, thermal = torch.rand(1, 3, 64, 96), torch.rand(1, 1, 64, 96)
