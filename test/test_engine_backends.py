@@ -201,3 +201,31 @@ def test_closed_backend_refuses_to_run(module):
     backend.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         backend.run(np.zeros((1, 3, *HW), np.float32), np.zeros((1, 1, *HW), np.float32))
+
+
+def test_onnxruntime_denormals_flag_leaves_numpy_quiet(tmp_path):
+    """ORT's denormals-as-zero stays on in the thread that ran the session; numpy,
+    describing float32 for the first time there, would warn in the node's log. A fresh
+    process, so that no earlier test has described float32 already."""
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np, onnx, onnxruntime as ort
+from onnx import TensorProto, helper
+from ivtuning_ros.engine.backends.onnxruntime import session_options
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
+graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+path = {str(tmp_path / "relu.onnx")!r}
+onnx.save(model, path)
+session = ort.InferenceSession(path, session_options(1), providers=["CPUExecutionProvider"])
+session.run(None, {{"x": np.ones(4, np.float32)}})
+np.finfo(np.float32)  # -W error: a warning here fails
+"""
+    done = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", script],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

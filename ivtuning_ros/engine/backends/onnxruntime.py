@@ -57,6 +57,13 @@ def build(module: nn.Module, input_hw: tuple[int, int], out_path: Path) -> None:
     onnx_program.save(str(out_path), external_data=False)
 
 
+# ORT's denormals-as-zero (below) stays set on the thread that runs the session. numpy
+# describes a float type once, lazily; doing it there, it would find no subnormals and
+# warn ("smallest subnormal ... is zero") in the node's log. Describe them now, first.
+for _dtype in (np.float16, np.float32, np.float64):
+    np.finfo(_dtype)
+
+
 def session_options(num_threads: int) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
