@@ -33,9 +33,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--clock", type=float, nargs="?", const=CLOCK_HZ, default=0.0, metavar="HZ",
         help=f"publish the bag's time on /clock (default {CLOCK_HZ:g} Hz, as ros2 bag play "
-        "--clock); "
-        "the hosted node runs on it (use_sim_time), an --external one must be started "
-        "with use_sim_time:=true",
+        "--clock); the hosted node runs on it (use_sim_time), an --external one must be "
+        "started with use_sim_time:=true",
     )  # fmt: skip
     p.add_argument("--topics", help="bag topics: rgb=TOPIC,thermal=TOPIC (default: params)")
     p.add_argument("--params", type=Path, help="node params file (e.g. config/ivtuning.yaml)")
