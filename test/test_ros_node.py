@@ -171,6 +171,26 @@ def test_offsets_within_slop_pair_up_and_beyond_do_not(ros, pair):
         set_params(node, on_timeout="degraded", thermal_stamp_offset=0.0)
 
 
+def test_reference_sync_policy_reuses_the_closest_thermal_frame(ros, pair):
+    node, probe = ros
+    rgb, thermal = pair
+    set_params(node, sync_policy="reference", sync_slop=0.06)
+    try:
+        t = time.time()
+        assert probe.result_for(probe.publish_pair(rgb, thermal, stamp=stamp_at(t))) is not None
+        for dt in (0.1, 0.2):  # the thermal camera runs ahead; its 0.1 s frame serves nobody
+            probe.publish_pair(None, thermal, stamp=stamp_at(t + dt))
+        time.sleep(0.05)
+        for dt in (0.21, 0.24):  # two RGB frames, both closest to the 0.2 s thermal frame
+            msg = probe.result_for(probe.publish_pair(rgb, None, stamp=stamp_at(t + dt)))
+            assert msg is not None and msg.modalities == DetectionArray.MODALITY_BOTH
+            assert msg.thermal_stamp.sec * S + msg.thermal_stamp.nanosec == stamp_at(t + 0.2)
+        assert probe.wait_diagnostic("count thermal_unused", lambda v: int(v) >= 1)
+    finally:
+        set_params(node, sync_policy="approximate", sync_slop=0.05)
+        time.sleep(max(0.0, t + 0.3 - time.time()))  # later tests stamp with now: keep order
+
+
 def test_overload_keeps_latency_bounded_and_counts_drops(ros, pair):
     node, probe = ros
     # the sustainable rate, from this machine and moment

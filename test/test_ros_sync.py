@@ -146,6 +146,7 @@ def test_settings_change_at_run_time():
         ({"slop": -1.0}, "slop"),
         ({"on_timeout": "wait"}, "on_timeout"),
         ({"zero_stamp": "keep"}, "zero_stamp"),
+        ({"policy": "exact"}, "policy"),
     ],
 )
 def test_invalid_sync_config_names_the_setting(kwargs, needle):
@@ -175,26 +176,150 @@ def test_latest_slot_keeps_only_the_newest():
     slop_ms=st.integers(0, 200),
     queue_size=st.integers(1, 6),
     on_timeout=st.sampled_from(["drop", "degraded"]),
+    policy=st.sampled_from(["approximate", "reference"]),
 )
 def test_every_frame_is_emitted_at_most_once_and_pairs_respect_the_slop(
-    events, slop_ms, queue_size, on_timeout
+    events, slop_ms, queue_size, on_timeout, policy
 ):
+    """Under the reference policy a thermal frame may pair with several RGB frames, but
+    never also go out alone."""
     clock, got = Clock(), []
-    sync = PairSynchronizer(
-        SyncConfig(queue_size=queue_size, slop=slop_ms / 1e3, timeout=0.3, on_timeout=on_timeout),
-        got.append,
-        clock,
-    )
+    cfg = SyncConfig(queue_size=queue_size, slop=slop_ms / 1e3, timeout=0.3,
+                     on_timeout=on_timeout, policy=policy)  # fmt: skip
+    sync = PairSynchronizer(cfg, got.append, clock)
     for i, (stream, stamp_ms, dt_ms) in enumerate(events):
         clock.t += dt_ms / 1e3
         sync.add(stream, (1 + stamp_ms) * 1_000_000, (stream, i))
     clock.t += 10.0
     sync.poll()
-    seen = [f.msg for p in got for f in (p.rgb, p.thermal) if f is not None]
-    assert len(seen) == len(set(seen))
+    rgb = [p.rgb.msg for p in got if p.rgb is not None]
+    paired_thermal = {p.thermal.msg for p in got if p.rgb is not None and p.thermal is not None}
+    lone_thermal = [p.thermal.msg for p in got if p.rgb is None]
+    assert len(rgb) == len(set(rgb)) and len(lone_thermal) == len(set(lone_thermal))
+    assert not paired_thermal & set(lone_thermal)
+    if policy == "approximate":
+        thermal = [p.thermal.msg for p in got if p.thermal is not None]
+        assert len(thermal) == len(set(thermal))
     for p in got:
         if p.rgb is not None and p.thermal is not None:
             assert abs(p.rgb.key_ns - p.thermal.key_ns) <= slop_ms * 1_000_000
         else:
             assert on_timeout == "degraded"
     assert sync.queued() == {"rgb": 0, "thermal": 0}  # all left by the final timeout
+
+
+def camera_events(rgb_hz: float, thermal_hz: float, seconds: float, delay: float = 0.02):
+    """(arrival s, stream, stamp ns) of two free-running cameras, in arrival order; every
+    frame arrives `delay` after its stamp (the thermal one 5 ms later still)."""
+    events = [(k / rgb_hz + delay, "rgb", round(k / rgb_hz * S) + 10 * S)
+              for k in range(int(seconds * rgb_hz))]  # fmt: skip
+    events += [(k / thermal_hz + delay + 0.005, "thermal", round(k / thermal_hz * S) + 10 * S)
+               for k in range(int(seconds * thermal_hz))]  # fmt: skip
+    return sorted(events)
+
+
+def run_cameras(policy: str, events, slop: float = 0.06):
+    clock, got, emitted_at = Clock(), [], []
+
+    def keep(pair):
+        got.append(pair)
+        emitted_at.append(clock.t)
+
+    sync = PairSynchronizer(SyncConfig(slop=slop, policy=policy), keep, clock)
+    start = clock.t
+    for arrival, stream, stamp in events:
+        clock.t = start + arrival
+        sync.poll()
+        sync.add(stream, stamp, (stream, stamp))
+    clock.t += 5.0
+    sync.poll()
+    return sync, got, [t - start for t in emitted_at]
+
+
+def test_reference_policy_gives_every_rgb_frame_its_closest_thermal_frame():
+    events = camera_events(10.0, 8.7, 10.0)  # an RGB camera beside an 8.7 Hz thermal core
+    thermal = [stamp for _, stream, stamp in events if stream == "thermal"]
+    rgb = [stamp for _, stream, stamp in events if stream == "rgb"]
+    _, approx_pairs, _ = run_cameras("approximate", events)
+    assert len(approx_pairs) == len(thermal) < 0.9 * len(rgb)  # each thermal frame once
+    ref, pairs, emitted_at = run_cameras("reference", events)
+    assert [p.rgb.stamp_ns for p in pairs] == rgb  # every RGB frame, in order
+    arrival = {stamp: t for t, _, stamp in events}
+    for p, t in zip(pairs, emitted_at, strict=True):
+        closest = min(thermal, key=lambda k: abs(k - p.rgb.stamp_ns))
+        assert p.thermal.stamp_ns == closest
+        # it waited at most for the thermal frame it took
+        assert t <= max(arrival[p.rgb.stamp_ns], arrival[closest]) + 1e-9
+    assert len({p.thermal.stamp_ns for p in pairs}) < len(pairs)  # thermal frames reused
+    assert ref.counts["pairs"] == len(rgb) and not ref.last_problem
+    assert ref.queued() == {"rgb": 0, "thermal": 0}
+
+
+def test_reference_policy_waits_only_while_a_closer_thermal_frame_is_due():
+    sync, _, got = make(slop=0.06, policy="reference")
+    for k in range(3):  # thermal every 100 ms: the next is due at 10.3 s
+        sync.add("thermal", 10 * S + k * 100_000_000, f"t{k}")
+    sync.add("rgb", 10 * S + 210_000_000, "r-near")  # 10 ms after t2, 90 ms before t3
+    assert [(p.rgb.msg, p.thermal.msg) for p in got] == [("r-near", "t2")]
+    sync.add("rgb", 10 * S + 260_000_000, "r-mid")  # t2 within slop, but t3 due closer
+    assert len(got) == 1 and sync.queued()["rgb"] == 1
+    sync.add("thermal", 10 * S + 300_000_000, "t3")
+    assert (got[-1].rgb.msg, got[-1].thermal.msg) == ("r-mid", "t3")
+    sync.add("rgb", 10 * S + 340_000_000, "r-reuse")  # t3 again: closer than t4 will be
+    assert (got[-1].rgb.msg, got[-1].thermal.msg) == ("r-reuse", "t3")
+    sync.add("rgb", 10 * S + 500_000_000, "r-far")  # beyond slop of t3: waits for t5
+    sync.add("thermal", 10 * S + 600_000_000, "t5")  # t4 lost: r-far has no partner
+    assert len(got) == 3 and sync.counts["rgb_unmatched"] == 1
+    assert sync.queued()["rgb"] == 0
+
+
+def test_reference_policy_exact_stamps_pair_at_once():
+    sync, _, got = make(policy="reference")  # hardware-triggered cameras share stamps
+    sync.add("thermal", 10 * S, "t")
+    sync.add("rgb", 10 * S, "r")
+    assert [(p.rgb.msg, p.thermal.msg) for p in got] == [("r", "t")]
+
+
+def test_reference_policy_timeout_takes_the_closest_frame_it_has():
+    sync, clock, got = make(slop=0.06, timeout=0.5, policy="reference")
+    for k in range(3):
+        sync.add("thermal", 10 * S + k * 100_000_000, f"t{k}")
+    sync.add("rgb", 10 * S + 260_000_000, "r")  # waits for t3, which never comes
+    clock.t += 0.4
+    sync.poll()
+    assert got == []
+    clock.t += 0.2
+    sync.poll()
+    assert [(p.rgb.msg, p.thermal.msg) for p in got] == [("r", "t2")]
+
+
+def test_reference_policy_degrades_when_a_camera_stops_and_counts_unused_thermal():
+    sync, clock, got = make(slop=0.06, timeout=0.5, policy="reference")
+    sync.add("rgb", 10 * S, "r")  # thermal camera silent
+    clock.t += 0.6
+    sync.poll()
+    assert [(p.rgb.msg, p.thermal) for p in got] == [("r", None)]
+    sync.add("thermal", 11 * S, "t-lone")  # now the RGB camera is silent
+    clock.t += 0.6
+    sync.poll()
+    assert (got[-1].rgb, got[-1].thermal.msg) == (None, "t-lone")
+    assert sync.counts["degraded_rgb_only"] == sync.counts["degraded_thermal_only"] == 1
+    # both alive, RGB at half the thermal rate: every other thermal frame serves nobody
+    for k in range(8):
+        sync.add("thermal", 20 * S + k * 100_000_000, f"t{k}")
+        if k % 2 == 0:
+            sync.add("rgb", 20 * S + k * 100_000_000, f"r{k}")
+        clock.t += 0.1
+    clock.t += 1.0
+    sync.poll()
+    assert [p.thermal.msg for p in got[2:]] == ["t0", "t2", "t4", "t6"]
+    assert sync.counts["thermal_unused"] == 4 and "thermal_unused" not in sync.last_problem
+
+
+def test_policy_change_at_run_time_never_pairs_a_thermal_frame_twice():
+    sync, _, got = make(slop=0.05, policy="reference")
+    sync.add("thermal", 10 * S, "t")
+    sync.add("rgb", 10 * S, "r1")
+    sync.set_config(SyncConfig(slop=0.05, policy="approximate"))
+    sync.add("rgb", 10 * S + 10_000_000, "r2")  # would take "t" again under reference
+    assert [p.rgb.msg for p in got] == ["r1"] and sync.queued() == {"rgb": 1, "thermal": 0}

@@ -17,7 +17,7 @@ from typing import Any
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
 
 from .geometry import ThermalGeometry
-from .sync import SyncConfig
+from .sync import SYNC_POLICIES, SyncConfig
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,16 @@ SPECS: dict[str, Spec] = {
     ),
     "qos_depth": Spec(1, "Input QoS history depth (keep last N).", range=(1, 100)),
     # Synchronisation (live)
+    "sync_policy": Spec(
+        "approximate",
+        "How frames pair: approximate = each frame pairs at most once (message_filters' "
+        "ApproximateTime), so a faster camera's surplus frames go unpaired; reference = "
+        "every RGB frame takes the thermal frame closest in stamp within sync_slop, "
+        "reusing thermal frames, so results come at the RGB rate (give it a sync_slop of at "
+        "least half the thermal frame interval).",
+        True,
+        choices=SYNC_POLICIES,
+    ),
     "sync_queue_size": Spec(
         5, "Frames kept per stream while waiting for a partner.", True, (1, 100)
     ),
@@ -258,6 +268,7 @@ def node_config(values: dict[str, Any]) -> NodeConfig:
         rgb_offset=float(v["rgb_stamp_offset"]),
         thermal_offset=float(v["thermal_stamp_offset"]),
         zero_stamp=v["zero_stamp"],
+        policy=v["sync_policy"],
     )
     crop, affine = list(v["thermal_crop"]), list(v["thermal_affine"])
     geometry = ThermalGeometry.from_params(crop if any(crop) else [], affine if any(affine) else [])

@@ -20,23 +20,41 @@ Additions (what Autoware's fusion node learned):
   stream that stays behind for CLOCK_RESET_FRAMES frames is taken to have reset its
   clock (a looping bag) and is followed from there, counted as a clock reset.
 
+Policies (`SyncConfig.policy`):
+- approximate (the default, message_filters' rule above): each frame pairs at most once.
+  Cameras at different rates leave the faster one's surplus frames without a partner
+  (an RGB camera at 10 Hz beside a thermal core at 8.7 Hz: about 14% of RGB frames).
+- reference: every RGB frame (the one whose header the outputs carry) is paired with the
+  thermal frame closest in stamp within `slop`, and a thermal frame may serve several RGB
+  frames, so results come at the RGB rate (Autoware's fusion collects on a reference
+  stamp the same way). An RGB frame waits only until no later thermal frame can be
+  closer: one stamped at or after it has arrived, or the newest is closer than the next
+  is due (the thermal stream's median stamp interval); after `timeout` it takes the
+  closest one within slop that it has.
+
 Pure Python with an injectable monotonic clock, so it is unit-tested without DDS.
 Thread-safe: the node calls `add` from subscription callbacks and `poll` from a timer.
 """
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Literal
 
 STREAMS = ("rgb", "thermal")
 # Consecutive backwards stamps after which a stream's clock is taken to have been reset.
 CLOCK_RESET_FRAMES = 3
+# Thermal stamps from which the reference policy estimates the thermal frame interval.
+INTERVAL_HISTORY = 9
+SYNC_POLICIES = ("approximate", "reference")
 Stream = Literal["rgb", "thermal"]
+_WAIT = object()  # a waiting RGB frame's closest thermal frame is not settled yet
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,7 @@ class SyncConfig:
     rgb_offset: float = 0.0  # seconds added to RGB stamps before matching
     thermal_offset: float = 0.0
     zero_stamp: Literal["drop", "arrival_time"] = "drop"
+    policy: Literal["approximate", "reference"] = "approximate"
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -61,6 +80,10 @@ class SyncConfig:
         if self.zero_stamp not in ("drop", "arrival_time"):
             raise ValueError(
                 f"zero_stamp must be 'drop' or 'arrival_time', got {self.zero_stamp!r}"
+            )
+        if self.policy not in SYNC_POLICIES:
+            raise ValueError(
+                f"sync policy must be one of {', '.join(SYNC_POLICIES)}, got {self.policy!r}"
             )
 
 
@@ -102,6 +125,8 @@ class PairSynchronizer:
         self._last_stamp: dict[str, int | None] = {s: None for s in STREAMS}  # newest
         self._backwards: Counter[str] = Counter()  # consecutive backwards frames
         self._last_arrival: dict[str, float | None] = {s: None for s in STREAMS}
+        self._recent_thermal: deque[int] = deque(maxlen=INTERVAL_HISTORY)  # keys
+        self._used_thermal: set[int] = set()  # reference policy: keys already paired
         # Counters read by diagnostics: pairs, degraded_<stream>, dropped_<reason>, ...
         self.counts: Counter[str] = Counter()
         self.last_problem: dict[str, str] = {}  # reason -> last explanation
@@ -111,8 +136,13 @@ class PairSynchronizer:
         return self._cfg
 
     def set_config(self, config: SyncConfig) -> None:
-        """Change settings at run time; queued frames are kept."""
+        """Change settings at run time; queued frames are kept, except thermal frames
+        already paired when the policy changes (they must not pair again)."""
         with self._lock:
+            if config.policy != self._cfg.policy:
+                for key in self._used_thermal:
+                    self._queues["thermal"].pop(key, None)
+                self._used_thermal.clear()
             self._cfg = config
 
     def queued(self) -> dict[str, int]:
@@ -125,6 +155,8 @@ class PairSynchronizer:
         with self._lock:
             for q in self._queues.values():
                 q.clear()
+            self._recent_thermal.clear()
+            self._used_thermal.clear()
             self._last_stamp = {s: None for s in STREAMS}
             self._last_arrival = {s: None for s in STREAMS}
 
@@ -135,7 +167,10 @@ class PairSynchronizer:
             out = self._expire(now)
             frame = self._admit(stream, stamp_ns, msg, now)
             if frame is not None:
-                out.extend(self._match(stream, frame))
+                if self._cfg.policy == "reference":
+                    out.extend(self._match_reference())
+                else:
+                    out.extend(self._match(stream, frame))
         for pair in out:
             self._callback(pair)
 
@@ -181,6 +216,9 @@ class PairSynchronizer:
                 f"{CLOCK_RESET_FRAMES} frames: accepted as a clock reset",
             )
             self._queues[stream].clear()
+            if stream == "thermal":
+                self._recent_thermal.clear()
+                self._used_thermal.clear()
         self._backwards[stream] = 0
         self._last_stamp[stream] = stamp_ns
         # Only usable frames count as signs of life for the other stream's timeout.
@@ -189,8 +227,12 @@ class PairSynchronizer:
         frame = Frame(stamp_ns, stamp_ns + round(offset * 1e9), now, msg)
         queue = self._queues[stream]
         queue[frame.key_ns] = frame
+        if stream == "thermal":
+            self._recent_thermal.append(frame.key_ns)
         while len(queue) > cfg.queue_size:
-            del queue[min(queue)]
+            oldest = queue.pop(min(queue))
+            if cfg.policy == "reference" and stream == "thermal" and self._served(oldest):
+                continue
             self._count(
                 f"{stream}_queue_overflow",
                 f"{stream} frame left the sync queue (size {cfg.queue_size}) unmatched",
@@ -210,30 +252,96 @@ class PairSynchronizer:
         pair = {stream: frame, other: partner}
         return [SyncedPair(pair["rgb"], pair["thermal"])]
 
+    def _match_reference(self) -> list[SyncedPair]:
+        """Reference policy: emit every waiting RGB frame whose partner is settled."""
+        out: list[SyncedPair] = []
+        for key in sorted(self._queues["rgb"]):
+            partner = self._reference_partner(key, waited_out=False)
+            if partner is not _WAIT:
+                out.extend(self._settle(self._queues["rgb"].pop(key), partner))
+        return out
+
+    def _reference_partner(self, rgb_key: int, waited_out: bool) -> Any:
+        """The key of the thermal frame closest to `rgb_key` within slop, None when no
+        thermal frame can be, or _WAIT while a later one could still come closer."""
+        slop_ns = round(self._cfg.slop * 1e9)
+        history = self._queues["thermal"]
+        below = max((k for k in history if k <= rgb_key), default=None)
+        above = min((k for k in history if k > rgb_key), default=None)
+        near = [k for k in (below, above) if k is not None and abs(k - rgb_key) <= slop_ns]
+        best = min(near, key=lambda k: abs(k - rgb_key)) if near else None
+        if above is not None or waited_out or best == rgb_key:
+            return best  # thermal stamps only grow: nothing later can be closer
+        recent = self._recent_thermal
+        if best is None or len(recent) < 3:
+            return _WAIT
+        interval = statistics.median(b - a for a, b in pairwise(recent))
+        next_due = best + interval
+        return best if next_due - rgb_key >= rgb_key - best else _WAIT
+
+    def _settle(self, frame: Frame, partner: Any) -> list[SyncedPair]:
+        """A waiting RGB frame under the reference policy, its partner decided."""
+        if partner is None:
+            self._count(
+                "rgb_unmatched", f"no thermal frame within slop {self._cfg.slop} s of a rgb frame"
+            )
+            return []
+        self._used_thermal.add(partner)
+        self.counts["pairs"] += 1
+        return [SyncedPair(frame, self._queues["thermal"][partner])]
+
     def _expire(self, now: float) -> list[SyncedPair]:
         cfg = self._cfg
         out: list[SyncedPair] = []
-        for stream in STREAMS:
-            other = "thermal" if stream == "rgb" else "rgb"
+        for stream in STREAMS:  # RGB first: a waiting RGB frame may still take a thermal one
             queue = self._queues[stream]
             for key in sorted(k for k, f in queue.items() if now - f.arrival > cfg.timeout):
                 frame = queue.pop(key)
-                # The partner camera counts as alive if it delivered a usable frame
-                # within `timeout` before this frame arrived, or since.
-                seen = self._last_arrival[other]
-                other_silent = seen is None or seen < frame.arrival - cfg.timeout
-                if cfg.on_timeout == "degraded" and other_silent:
-                    self.counts[f"degraded_{stream}_only"] += 1
-                    pair = {stream: frame, other: None}
-                    out.append(SyncedPair(pair["rgb"], pair["thermal"]))
-                elif other_silent:
-                    self._count(
-                        f"{stream}_timeout",
-                        f"{other} silent for over {cfg.timeout} s: lone {stream} frame dropped",
-                    )
-                else:
-                    self._count(
-                        f"{stream}_unmatched",
-                        f"no {other} frame within slop {cfg.slop} s of a {stream} frame",
-                    )
+                if cfg.policy == "reference" and stream == "rgb":
+                    partner = self._reference_partner(key, waited_out=True)
+                    if partner is not None or self._alive("thermal", frame):
+                        out.extend(self._settle(frame, partner))
+                        continue
+                elif cfg.policy == "reference" and self._served(frame):
+                    continue
+                out.extend(self._lone(stream, frame))
         return out
+
+    def _served(self, thermal: Frame) -> bool:
+        """Reference policy, a thermal frame leaving the history: True when it was paired,
+        or went unused while RGB frames came (each had a closer one; counted), False when
+        the RGB camera is silent (the frame is a lone frame)."""
+        if thermal.key_ns in self._used_thermal:
+            self._used_thermal.discard(thermal.key_ns)
+            return True
+        if self._alive("rgb", thermal):
+            self.counts["thermal_unused"] += 1
+            return True
+        return False
+
+    def _alive(self, stream: str, frame: Frame) -> bool:
+        """Whether `stream` delivered a usable frame within `timeout` before `frame`
+        arrived, or since: a partner camera that is alive."""
+        seen = self._last_arrival[stream]
+        return seen is not None and seen >= frame.arrival - self._cfg.timeout
+
+    def _lone(self, stream: str, frame: Frame) -> list[SyncedPair]:
+        """A frame whose wait for a partner timed out."""
+        cfg = self._cfg
+        other = "thermal" if stream == "rgb" else "rgb"
+        other_silent = not self._alive(other, frame)
+        if cfg.on_timeout == "degraded" and other_silent:
+            self.counts[f"degraded_{stream}_only"] += 1
+            pair = {stream: frame, other: None}
+            return [SyncedPair(pair["rgb"], pair["thermal"])]
+        if other_silent:
+            self._count(
+                f"{stream}_timeout",
+                f"{other} silent for over {cfg.timeout} s: lone {stream} frame dropped",
+            )
+        else:
+            self._count(
+                f"{stream}_unmatched",
+                f"no {other} frame within slop {cfg.slop} s of a {stream} frame",
+            )
+        return []
