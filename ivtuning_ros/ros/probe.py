@@ -40,11 +40,14 @@ class NodeProbe:
         rgb_topic: str = "rgb/image_raw",
         thermal_topic: str = "thermal/image_raw",
         extra_topics: tuple[str, ...] = (),
+        node_name: str = "ivtuning_node",
     ) -> None:
-        """extra_topics: image outputs to subscribe to ("overlay", "mask", "mask_color")."""
+        """extra_topics: image outputs to subscribe to ("overlay", "mask", "mask_color");
+        node_name: the node (in `namespace`) whose /diagnostics status `diagnostics` reads."""
         # a bare node: fewer entities to wait on = earlier arrival times
         name = f"ivtuning_probe_{os.getpid()}_{id(self) % 10000}"
         self.node = bare_node(name, namespace, context)
+        self._status_name = f"{node_name}: {self.node.get_namespace().rstrip('/')}/{node_name}"
         self._lock = threading.Lock()
         self.received: dict[str, list[tuple[int, Any]]] = {}
         sensor = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -146,11 +149,12 @@ class NodeProbe:
         return find()
 
     def diagnostics(self) -> dict[str, str]:
-        """Key/values of the node's latest /diagnostics status (plus level and message)."""
+        """Key/values of the node's latest /diagnostics status (plus level and message);
+        other ivtuning nodes on the same DDS domain publish theirs on /diagnostics too."""
         msgs = self.messages("diagnostics")
         for _, arr in reversed(msgs):
             for status in arr.status:
-                if status.hardware_id == "ivtuning_ros":
+                if status.name == self._status_name:
                     out = {kv.key: kv.value for kv in status.values}
                     out["level"] = int.from_bytes(status.level, "little")
                     out["message"] = status.message
