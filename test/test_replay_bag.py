@@ -11,8 +11,16 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
-from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagError, hash_bag, open_stream, typestore
+from ivtuning_ros.replay.bagio import (
+    COMPRESSED_TYPE,
+    IMAGE_TYPE,
+    BagError,
+    hash_bag,
+    open_stream,
+    typestore,
+)
 from ivtuning_ros.replay.ground_truth import GT_FILENAME, GroundTruth
+from ivtuning_ros.replay.options import apply_transports
 from ivtuning_ros.replay.synthetic_bag import RGB_TIMING, THERMAL_TIMING, make_bag
 from ivtuning_ros.ros.codec import image_to_rgb, image_to_thermal
 
@@ -63,7 +71,7 @@ def test_messages_decode_with_rclpy_and_stamps_model_the_drivers(bag: Path) -> N
                 assert image_to_rgb(msg).shape == (128, 160, 3)
             else:
                 assert msg.encoding == "mono16"
-                t = image_to_thermal(msg)
+                t, _ = image_to_thermal(msg)
                 assert 25000 < np.median(t) < 32000  # centikelvin around 0..40 degC
             s = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
             stamps[role].append(s)
@@ -111,6 +119,22 @@ def test_bag_hash_ignores_sidecars_but_not_data(bag: Path, tmp_path: Path) -> No
 def test_missing_topic_lists_what_the_bag_has(bag: Path) -> None:
     with pytest.raises(BagError, match=r"no topic '/camera/x'.*/rgb/image_raw \[sensor_msgs"):
         open_stream(bag, {"rgb": "/camera/x"}, TYPES)
+
+
+def test_the_first_candidate_topic_the_bag_holds_is_taken(bag: Path) -> None:
+    wanted = {"rgb": ("/rgb/image_raw/compressed", "/rgb/image_raw")}
+    with open_stream(bag, wanted, TYPES) as stream:
+        assert stream.connections["rgb"].topic == "/rgb/image_raw"
+    with pytest.raises(BagError, match=r"no topic '/a' or '/b' for rgb; it holds: /rgb/"):
+        open_stream(bag, {"rgb": ("/a", "/b")}, TYPES)
+
+
+def test_compressed_topics_must_follow_image_transport_naming() -> None:
+    values = {"rgb_topic": "", "rgb_transport": "raw"}
+    apply_transports(values, {"rgb": ("/cam/rgb/compressed", COMPRESSED_TYPE)})
+    assert values == {"rgb_topic": "/cam/rgb", "rgb_transport": "compressed"}
+    with pytest.raises(BagError, match=r"'/cam/jpeg' carries CompressedImage but is not named"):
+        apply_transports(values, {"rgb": ("/cam/jpeg", COMPRESSED_TYPE)})
 
 
 def test_wrong_message_type_is_named(tmp_path: Path) -> None:

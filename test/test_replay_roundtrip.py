@@ -249,6 +249,31 @@ def test_shipped_model_accuracy_floor(bags, tmp_path: Path) -> None:
     assert report["accuracy"]["map50"] >= _map50_floor(), report["table"]
 
 
+def test_compressed_bag_replays_like_its_raw_twin(
+    bags, checkpoint: Path, namespace, tmp_path_factory
+) -> None:
+    """A bag of image_transport's compressed topics (JPEG RGB, 16-bit PNG thermal), found
+    from the node's own topic names: the node is set to subscribe to them, and offline the
+    results equal those of the same scene recorded raw, but for JPEG's small loss."""
+    root = tmp_path_factory.mktemp("compressed")
+    common = {"seconds": 1.0, "seed": 6, "progress": False, **TOPICS}  # the "short" scene
+    bag = make_bag(root / "bag", compressed=True, **common).path
+    every_box = {"score_threshold": 0.001}
+    raw = run_replay(_options(bags["short"], root / "raw", checkpoint, params=every_box,
+                              offline=True))  # fmt: skip
+    offline = run_replay(_options(bag, root / "off", checkpoint, params=every_box, offline=True))
+    live = run_replay(_options(bag, root / "dds", checkpoint, namespace, rate=2.0))
+    for report in (offline, live):
+        _assert_counts_add_up(report, rgb_frames=11)
+        assert report["input"]["topics"]["rgb"] == f"{TOPICS['rgb_topic']}/compressed"
+        params = report["config"]["node_parameters"]
+        assert params["rgb_transport"] == params["thermal_transport"] == "compressed"
+        assert params["thermal_topic"] == TOPICS["thermal_topic"]
+    assert offline["counts"] == raw["counts"]
+    assert abs(offline["accuracy"]["map50"] - raw["accuracy"]["map50"]) < 0.05
+    assert (root / "dds" / "overlay_montage.png").stat().st_size > 1000
+
+
 @pytest.mark.parametrize(("clock_hz", "offline"), [(-1.0, False), (40.0, True)])
 def test_clock_needs_a_positive_rate_and_dds(
     clock_hz: float, offline: bool, bags, checkpoint: Path, tmp_path

@@ -1,17 +1,27 @@
-"""Image codec: every encoding, both byte orders, padded rows, and each malformed header.
+"""Image codec: every encoding, both byte orders, padded rows, and each malformed header;
+compressed images (JPEG, PNG) as image_transport publishes them, and each broken stream.
 
-Messages are built here byte by byte with numpy (independently of the codec's encoder),
-so a decoder bug cannot hide behind a matching encoder bug.
+Messages are built here byte by byte with numpy, and compressed ones with OpenCV directly
+(independently of the codec's encoders), so a decoder bug cannot hide behind a matching
+encoder bug.
 """
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ivtuning_ros.ros import codec
-from ivtuning_ros.ros.codec import ImageDecodeError, array_to_image, image_to_rgb, image_to_thermal
+from ivtuning_ros.ros.codec import (
+    ImageDecodeError,
+    array_to_compressed,
+    array_to_image,
+    check_message,
+    image_to_rgb,
+    image_to_thermal,
+)
 
 # A loaded 2-core machine makes data generation slow; that is not a failure.
 SLOW_OK = [HealthCheck.too_slow]
@@ -65,11 +75,17 @@ def expected_thermal(px: np.ndarray, encoding: str) -> np.ndarray:
     return px[:, :, 0].astype(np.float32)
 
 
+def thermal_pixels(msg) -> np.ndarray:
+    pixels, encoding = image_to_thermal(msg)
+    assert encoding == msg.encoding  # the units' encoding, for the thermal norm
+    return pixels
+
+
 @pytest.mark.parametrize(
     ("decode", "encodings", "dtype", "channels", "expected"),
     [
         (image_to_rgb, codec.RGB_ENCODINGS, np.uint8, (3,), expected_rgb),
-        (image_to_thermal, codec.THERMAL_ENCODINGS, np.float32, (), expected_thermal),
+        (thermal_pixels, codec.THERMAL_ENCODINGS, np.float32, (), expected_thermal),
     ],
     ids=["rgb_in_rgb_order", "thermal_in_source_units"],
 )
@@ -95,7 +111,7 @@ def test_big_endian_y16_is_not_byte_swapped_garbage():
     px = np.array([[[0x0102], [0x7FFF]]], np.uint16)
     big = raw_message(px, "mono16", True, 0)
     assert bytes(big.data[:2]) == b"\x01\x02"
-    np.testing.assert_array_equal(image_to_thermal(big), [[0x0102, 0x7FFF]])
+    np.testing.assert_array_equal(image_to_thermal(big)[0], [[0x0102, 0x7FFF]])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=SLOW_OK)
@@ -155,3 +171,98 @@ def test_non_finite_temperatures_are_rejected(bad):
 def test_encoder_refuses_wrong_channel_count():
     with pytest.raises(ImageDecodeError, match="rgb8 needs 3 channels"):
         array_to_image(np.zeros((2, 2), np.uint8), "rgb8")
+
+
+def compressed(pixels: np.ndarray, fmt: str, ext: str = ".png") -> CompressedImage:
+    """A CompressedImage as compressed_image_transport writes it: the picture handed to
+    OpenCV as is (BGR order for colour), the format string given."""
+    ok, data = cv2.imencode(ext, pixels)
+    assert ok
+    return CompressedImage(format=fmt, data=data.tobytes())
+
+
+def smooth_picture(h=48, w=64, channels=3) -> np.ndarray:
+    """JPEG keeps smooth pictures nearly exactly; noise would not survive it."""
+    y, x = np.mgrid[0:h, 0:w]
+    planes = [(x * 4) % 256, (y * 5) % 256, ((x + y) * 2) % 256, np.full_like(x, 200)]
+    return np.stack(planes[:channels], axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "fmt", "to_rgb"),
+    [
+        ("bgr8", "bgr8; png compressed bgr8", lambda p: p[:, :, ::-1]),
+        ("rgb8", "rgb8; png compressed bgr8", lambda p: p[:, :, ::-1]),  # sent as BGR
+        ("rgb8", "rgb8; png compressed rgb8", lambda p: p),  # kept in RGB order
+        ("bgra8", "bgra8; png compressed bgra8", lambda p: p[:, :, 2::-1]),
+        ("mono8", "mono8; png compressed mono8", lambda p: np.repeat(p, 3, axis=2)),
+        ("bgr8", "png", lambda p: p[:, :, ::-1]),  # older publishers: BGR, no encoding
+    ],
+)
+def test_compressed_rgb_decodes_in_rgb_order(encoding, fmt, to_rgb):
+    channels = {"bgra8": 4, "mono8": 1}.get(encoding, 3)
+    px = smooth_picture(channels=channels)
+    msg = compressed(px if channels > 1 else px[:, :, 0], fmt)
+    np.testing.assert_array_equal(image_to_rgb(msg), to_rgb(px))
+
+
+def test_compressed_jpeg_is_close_and_thermal_keeps_its_bit_depth():
+    px = smooth_picture()
+    rgb = image_to_rgb(compressed(px, "bgr8; jpeg compressed bgr8", ".jpg"))
+    assert np.abs(rgb.astype(int) - px[:, :, ::-1]).mean() < 3
+    y16 = (np.arange(48 * 64).reshape(48, 64) * 7 + 20000).astype(np.uint16)
+    t, enc = image_to_thermal(compressed(y16, "mono16; png compressed mono16"))
+    assert enc == "mono16" and t.dtype == np.float32
+    np.testing.assert_array_equal(t, y16)  # PNG is lossless, 16 bits kept
+    t8, enc8 = image_to_thermal(compressed(y16.astype(np.uint8), "mono8; jpeg compressed mono8",
+                                           ".jpg"))  # fmt: skip
+    assert enc8 == "mono8" and t8.shape == (48, 64)
+
+
+def test_encoder_round_trips_through_the_compressed_decoder():
+    px = smooth_picture()
+    for encoding, picture in (("rgb8", px), ("bgr8", px[:, :, ::-1])):
+        msg = array_to_compressed(picture, encoding, "png")
+        assert msg.format == f"{encoding}; png compressed bgr8"
+        np.testing.assert_array_equal(image_to_rgb(msg), px)
+    y16 = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000
+    t, enc = image_to_thermal(array_to_compressed(y16, "mono16", "png"))
+    assert enc == "mono16"
+    np.testing.assert_array_equal(t, y16)
+    with pytest.raises(ValueError, match="JPEG holds 8-bit"):
+        array_to_compressed(y16, "mono16", "jpeg")
+
+
+def cut(msg: CompressedImage, keep: float) -> CompressedImage:
+    data = bytes(msg.data)
+    return CompressedImage(format=msg.format, data=data[: int(len(data) * keep)])
+
+
+JPEG = compressed(smooth_picture(), "bgr8; jpeg compressed bgr8", ".jpg")
+PNG = compressed(smooth_picture(), "bgr8; png compressed bgr8")
+
+
+@pytest.mark.parametrize(
+    ("msg", "decode", "needle"),
+    [
+        (CompressedImage(format="jpeg", data=b""), image_to_rgb, "no data"),
+        (CompressedImage(format="jpeg", data=b"GIF89a" + bytes(64)), image_to_rgb,
+         "neither JPEG nor PNG (starts 47494638)"),
+        (cut(JPEG, 0.6), image_to_rgb, "cut short"),
+        (cut(PNG, 0.6), image_to_rgb, "cut short"),
+        (CompressedImage(format="bgr8; png compressed bgr8", data=JPEG.data), image_to_rgb,
+         "but the data is jpeg"),
+        (compressed(np.zeros((4, 4), np.uint16), "mono16; png compressed mono16"),
+         image_to_rgb, "decodes to mono16"),
+        (JPEG, image_to_thermal, "decodes to bgr8"),
+    ],
+    ids=["empty", "not_an_image", "jpeg_cut", "png_cut", "format_lies", "rgb_gets_y16",
+         "thermal_gets_colour"],
+)  # fmt: skip
+def test_broken_compressed_streams_raise_with_the_reason(msg, decode, needle):
+    with pytest.raises(ImageDecodeError) as info:
+        decode(msg)
+    assert needle in str(info.value)
+    if needle in ("no data", "cut short") or "neither" in needle or "but the" in needle:
+        with pytest.raises(ImageDecodeError, match=needle.split(" (")[0]):
+            check_message(msg, codec.RGB_ENCODINGS, "rgb")  # caught before it is queued

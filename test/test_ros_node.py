@@ -392,6 +392,55 @@ def test_lifecycle_transitions_over_the_services(ros, pair):
         probe.node.destroy_publisher(pub)
 
 
+def test_compressed_transport_takes_jpeg_rgb_and_16_bit_png_thermal(ros, pair):
+    """image_transport's compressed topics, as most robot bags hold them; a JPEG cut short
+    is counted with its reason and the next frame works."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage
+
+    from ivtuning_ros.ros.codec import array_to_compressed
+
+    node, probe = ros
+    lifecycle = (node.trigger_deactivate, node.trigger_cleanup)
+    for step in lifecycle if node.state_label == "active" else lifecycle[1:]:
+        step()
+    set_params(node, rgb_transport="compressed", thermal_transport="compressed",
+               qos_reliability="best_effort")  # fmt: skip
+    node.trigger_configure()
+    node.trigger_activate()
+    qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = {s: probe.node.create_publisher(CompressedImage, f"{s}/image_raw/compressed", qos)
+            for s in ("rgb", "thermal")}  # fmt: skip
+    rgb = array_to_compressed(pair[0], "rgb8", "jpeg")
+    thermal = array_to_compressed(pair[1], "mono16", "png")
+
+    def publish(rgb_msg, stamp):
+        for stream, msg in (("rgb", rgb_msg), ("thermal", thermal)):
+            msg.header.stamp = ns_to_stamp(stamp)
+            pubs[stream].publish(msg)
+        return stamp
+
+    try:
+        assert probe.wait(lambda: all(p.get_subscription_count() for p in pubs.values()), 10.0)
+        deadline, msg = time.monotonic() + 20.0, None
+        while msg is None and time.monotonic() < deadline:  # discovery settles both ways
+            msg = probe.result_for(publish(rgb, time.time_ns()), timeout=1.0)
+        assert msg is not None and msg.modalities == DetectionArray.MODALITY_BOTH
+        broken = CompressedImage(format=rgb.format, data=bytes(rgb.data)[: len(rgb.data) // 2])
+        assert probe.result_for(publish(broken, time.time_ns()), timeout=1.0) is None
+        reason = probe.wait_diagnostic("reason rgb_bad_input", lambda v: "cut short" in v)
+        assert reason is not None and "jpeg data" in reason
+        assert probe.result_for(publish(rgb, time.time_ns())) is not None
+    finally:
+        for p in pubs.values():
+            probe.node.destroy_publisher(p)
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        set_params(node, rgb_transport="raw", thermal_transport="raw")
+        node.trigger_configure()
+        node.trigger_activate()
+
+
 def test_installed_executable_with_the_params_file_end_to_end(checkpoint, pair):
     """`ivtuning_node --ros-args --params-file config/ivtuning.yaml` as its own process,
     in a namespace so it does not meet the in-process node, with its camera topics

@@ -25,6 +25,8 @@ from rosbags.typesys.store import Typestore
 from ivtuning_ros.paths import share_dir
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"  # image_transport's <topic>/compressed
+CAMERA_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 STORAGES: dict[str, StoragePlugin] = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _BAG_SUFFIXES = {".yaml", ".mcap", ".db3", ".zstd"}
@@ -165,9 +167,12 @@ def _open_source(path: Path) -> tuple[Reader | McapReader, str | None]:
 
 
 def open_stream(
-    path: str | Path, topics: Mapping[str, str], types: Mapping[str, Sequence[str]]
+    path: str | Path,
+    topics: Mapping[str, str | Sequence[str]],
+    types: Mapping[str, Sequence[str]],
 ) -> BagStream:
-    """Open `path` and select one topic per role (e.g. {"rgb": "/camera/rgb/image_raw"}).
+    """Open `path` and select one topic per role (e.g. {"rgb": "/camera/rgb/image_raw"});
+    a role given several candidate topics takes the first the bag holds.
 
     Raises FileNotFoundError for a missing bag, BagError for an unreadable one, a missing
     topic (listing what the bag holds) or a topic whose type is not in `types[role]`.
@@ -185,13 +190,15 @@ def open_stream(
     }
     try:
         connections = {}
-        for role, topic in topics.items():
+        for role, wanted in topics.items():
+            candidates = [wanted] if isinstance(wanted, str) else list(wanted)
+            topic = next((t for t in candidates if t in by_topic), candidates[0])
             conns = by_topic.get(topic)
             if not conns:
                 listing = ", ".join(f"{n} [{t}, {c} msgs]" for n, (t, c) in sorted(held.items()))
                 raise BagError(
-                    f"bag {path} has no topic {topic!r} for {role}; it holds: "
-                    f"{listing or 'no topics'}"
+                    f"bag {path} has no topic {' or '.join(map(repr, candidates))} for {role}; "
+                    f"it holds: {listing or 'no topics'}"
                 )
             if len(conns) != 1:
                 raise BagError(f"topic {topic!r} in bag {path} has {len(conns)} connections")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ivtuning_ros.engine.config import EngineConfig
 from ivtuning_ros.engine.engine import Engine, load_engine
 from ivtuning_ros.replay.bagio import BagStream
+from ivtuning_ros.replay.dds import message_class
 from ivtuning_ros.replay.matching import OutputRecord
 from ivtuning_ros.replay.options import ReplayOptions, RunData
 from ivtuning_ros.replay.report import file_hash
@@ -30,7 +31,7 @@ from ivtuning_ros.ros.codec import (
     RGB_ENCODINGS,
     THERMAL_ENCODINGS,
     ImageDecodeError,
-    check_image,
+    check_message,
 )
 from ivtuning_ros.ros.node import resolve_checkpoint
 from ivtuning_ros.ros.params import NodeConfig, node_config
@@ -57,8 +58,7 @@ def run_offline(
     on_result: Callable[[OutputRecord, np.ndarray | None], None] | None = None,
 ) -> OfflineResult:
     """Feed every message of `stream` through sync + predictor; collect OutputRecords."""
-    from sensor_msgs.msg import Image
-
+    msg_types = {r: message_class(c.msgtype) for r, c in stream.connections.items()}
     res = OfflineResult()
     predictor = node_predictor(engine, cfg)
     clock = {"now": 0.0}
@@ -107,7 +107,7 @@ def run_offline(
         stream.messages(), total=total, desc="replay offline", unit="msg", disable=not progress
     ):
         clock["now"] = t_ns / 1e9
-        msg = deserialize_message(raw, Image)
+        msg = deserialize_message(raw, msg_types[role])
         accepted = RGB_ENCODINGS if role == "rgb" else THERMAL_ENCODINGS
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         if role == "rgb":
@@ -116,7 +116,7 @@ def run_offline(
         else:
             res.thermal_stamps.append(stamp)
         try:
-            check_image(msg, accepted, role)
+            check_message(msg, accepted, role)
         except ImageDecodeError as err:
             fail(f"{role}_bad_input", str(err))
             continue

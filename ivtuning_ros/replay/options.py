@@ -103,6 +103,33 @@ def parse_topics(spec: str | None) -> dict[str, str] | None:
     return out
 
 
+def topic_candidates(opts: ReplayOptions, topics: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Bag topics to look for per role: one given with --topics, else the node's topic or
+    its image_transport compressed twin `<topic>/compressed`, as a robot's bag holds it."""
+    given = opts.topics or {}
+    return {r: (t,) if r in given else (t, f"{t}/compressed") for r, t in topics.items()}
+
+
+def apply_transports(values: dict[str, Any], found: dict[str, tuple[str, str]]) -> None:
+    """Point the node at each camera as the bag carries it ({role: (topic, type)}): a
+    CompressedImage topic `<base>/compressed` is `<base>` with `<role>_transport:
+    compressed`."""
+    from ivtuning_ros.replay.bagio import COMPRESSED_TYPE, BagError
+
+    for role, (topic, msgtype) in found.items():
+        values[f"{role}_topic"] = topic
+        compressed = msgtype == COMPRESSED_TYPE
+        if compressed and not topic.endswith("/compressed"):
+            raise BagError(
+                f"{role} topic {topic!r} carries CompressedImage but is not named "
+                "<camera topic>/compressed (image_transport's convention), which the node "
+                "subscribes to"
+            )
+        values[f"{role}_transport"] = "compressed" if compressed else "raw"
+        if compressed:
+            values[f"{role}_topic"] = topic.removesuffix("/compressed")
+
+
 def node_parameters(opts: ReplayOptions) -> tuple[dict[str, Any], dict[str, str]]:
     """(all node parameter values, bag topics by role), checked like the node checks them."""
     if not opts.rate > 0:

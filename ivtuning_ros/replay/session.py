@@ -16,10 +16,16 @@ from typing import Any
 from rclpy.serialization import deserialize_message
 
 from ivtuning_ros.replay import plots
-from ivtuning_ros.replay.bagio import IMAGE_TYPE, hash_bag, open_stream
+from ivtuning_ros.replay.bagio import CAMERA_TYPES, hash_bag, open_stream
 from ivtuning_ros.replay.ground_truth import GT_FILENAME, GroundTruth
 from ivtuning_ros.replay.matching import account
-from ivtuning_ros.replay.options import ROLES, ReplayOptions, node_parameters
+from ivtuning_ros.replay.options import (
+    ROLES,
+    ReplayOptions,
+    apply_transports,
+    node_parameters,
+    topic_candidates,
+)
 from ivtuning_ros.replay.report import file_hash, library_versions, render_table
 
 
@@ -53,8 +59,10 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     from ivtuning_ros.replay.live import replay_dds
     from ivtuning_ros.replay.offline import replay_offline
 
-    types = {r: (IMAGE_TYPE,) for r in ROLES}
-    with open_stream(opts.bag, topics, types) as stream:
+    types = {r: CAMERA_TYPES for r in ROLES}
+    with open_stream(opts.bag, topic_candidates(opts, topics), types) as stream:
+        topics = {r: c.topic for r, c in stream.connections.items()}
+        apply_transports(values, {r: (c.topic, c.msgtype) for r, c in stream.connections.items()})
         run = (
             replay_offline(stream, opts, values)
             if opts.offline
@@ -133,8 +141,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
 
 def _overlays(opts, topics, acc, gt, names) -> list[Path]:
     """Overlay PNGs of a few frames (results in colour, ground truth in white) + a montage."""
-    from sensor_msgs.msg import Image
-
+    from ivtuning_ros.replay.dds import message_class
     from ivtuning_ros.ros.codec import ImageDecodeError, image_to_rgb
 
     wanted = set(plots.pick_overlay_frames(acc.frames, opts.overlays))
@@ -143,9 +150,10 @@ def _overlays(opts, topics, acc, gt, names) -> list[Path]:
     folder = opts.out / "overlays"
     folder.mkdir(exist_ok=True)
     paths, tiles = [], []
-    with open_stream(opts.bag, {"rgb": topics["rgb"]}, {"rgb": (IMAGE_TYPE,)}) as stream:
+    with open_stream(opts.bag, {"rgb": topics["rgb"]}, {"rgb": CAMERA_TYPES}) as stream:
+        msg_type = message_class(stream.connections["rgb"].msgtype)
         for _, _, raw in stream.messages():
-            msg = deserialize_message(raw, Image)
+            msg = deserialize_message(raw, msg_type)
             stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
             if stamp not in wanted:
                 continue

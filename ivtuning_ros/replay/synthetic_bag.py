@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from ivtuning_ros.data.scene import SEG_CLASSES
 from ivtuning_ros.data.synthetic import DEFAULT_SIZE, SceneSequence
-from ivtuning_ros.replay.bagio import IMAGE_TYPE, open_writer, typestore
+from ivtuning_ros.replay.bagio import COMPRESSED_TYPE, IMAGE_TYPE, open_writer, typestore
 from ivtuning_ros.replay.ground_truth import GT_FILENAME, GroundTruthWriter
-from ivtuning_ros.ros.codec import array_to_image
+from ivtuning_ros.ros.codec import array_to_compressed, array_to_image
 from ivtuning_ros.ros.params import SPECS
 
 # The node's default input topics (resolved in the root namespace): the bag plays into
@@ -101,12 +101,15 @@ def make_bag(
     thermal_topic: str = DEFAULT_TOPICS["thermal"],
     rgb_encoding: str = "bgr8",
     thermal_gap: tuple[float, float] | None = None,
+    compressed: bool = False,
     progress: bool = True,
 ) -> BagSummary:
     """Render `seconds` of the synthetic scene into a rosbag2 at `out` (+ ground truth).
 
     size is (width, height). thermal_gap (start, end) in seconds silences the thermal
     camera for that span (a cable or driver dropout), so the node must run degraded.
+    compressed: record what image_transport's compressed transport publishes instead,
+    on `<topic>/compressed`: RGB as JPEG (quality 95), thermal as 16-bit PNG.
     Thermal is mono16 TLinear counts (kelvin x 100), as
     radiometric cores deliver it; the node's thermal_norm must suit that (y16_percentile
     or auto), which the ground truth's info records.
@@ -130,6 +133,8 @@ def make_bag(
         key=lambda e: e[0],
     )
     out = Path(out)
+    if compressed:
+        rgb_topic, thermal_topic = f"{rgb_topic}/compressed", f"{thermal_topic}/compressed"
     store = typestore()
     writer = open_writer(out, storage)
     gt = GroundTruthWriter(
@@ -143,18 +148,19 @@ def make_bag(
             "stamp": "stamp_ns is header.stamp of the RGB message",
             "category_ids": "model class ids (Detection.class_id)",
             "mask_classes": list(SEG_CLASSES),
-            "rgb_encoding": rgb_encoding,
-            "thermal_encoding": "mono16, TLinear counts (kelvin x 100): thermal_norm "
-            "y16_percentile or auto",
+            "rgb_encoding": rgb_encoding + (" as JPEG" if compressed else ""),
+            "thermal_encoding": "mono16" + (" as PNG" if compressed else "") + ", TLinear "
+            "counts (kelvin x 100): thermal_norm y16_percentile or auto",
             "rgb_timing": asdict(RGB_TIMING),
             "thermal_timing": asdict(THERMAL_TIMING),
             "thermal_gap_s": list(thermal_gap) if thermal_gap else None,
         },
     )
     try:
+        msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
         conns = {
-            "rgb": writer.add_connection(rgb_topic, IMAGE_TYPE, typestore=store),
-            "thermal": writer.add_connection(thermal_topic, IMAGE_TYPE, typestore=store),
+            "rgb": writer.add_connection(rgb_topic, msgtype, typestore=store),
+            "thermal": writer.add_connection(thermal_topic, msgtype, typestore=store),
         }
         for receive_ns, role, cap in tqdm(
             events, desc=f"make-bag {out.name}", unit="msg", disable=not progress
@@ -162,13 +168,23 @@ def make_bag(
             sample = scene.frame(cap.capture_s)
             if role == "rgb":
                 pixels = sample.rgb[:, :, ::-1] if rgb_encoding == "bgr8" else sample.rgb
-                msg = array_to_image(pixels, rgb_encoding, _header(cap.stamp_ns, "rgb_camera"))
+                header = _header(cap.stamp_ns, "rgb_camera")
+                msg = (
+                    array_to_compressed(pixels, rgb_encoding, "jpeg", header)
+                    if compressed
+                    else array_to_image(pixels, rgb_encoding, header)
+                )
                 h, w = sample.rgb.shape[:2]
                 name = f"{out.name}_{len(gt.images):06d}"
                 gt.add(name, cap.stamp_ns, w, h, sample.boxes, sample.labels, sample.mask)
             else:
                 counts = np.clip(np.rint(sample.thermal), 0, 65535).astype(np.uint16)
-                msg = array_to_image(counts, "mono16", _header(cap.stamp_ns, "thermal_camera"))
+                header = _header(cap.stamp_ns, "thermal_camera")
+                msg = (
+                    array_to_compressed(counts, "mono16", "png", header)
+                    if compressed
+                    else array_to_image(counts, "mono16", header)
+                )
             writer.write(conns[role], receive_ns, serialize_message(msg))
     except BaseException:
         writer.close()

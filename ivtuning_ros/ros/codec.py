@@ -1,4 +1,4 @@
-"""sensor_msgs/Image <-> numpy for the encodings RGB and thermal cameras publish.
+"""sensor_msgs/Image and CompressedImage <-> numpy for what RGB and thermal cameras publish.
 
 Decoding honours `step` (row padding) and `is_bigendian`, and checks the header against
 the data before touching pixels, so a malformed message becomes an `ImageDecodeError`
@@ -6,12 +6,21 @@ naming the reason (counted and reported by the node) instead of a crash or a sil
 wrong picture. cv_bridge does the pixel copy where it is importable (a ROS install);
 otherwise the numpy path below, which the tests cover for every encoding, both byte
 orders and padded rows.
+
+CompressedImage is what image_transport's "compressed" transport publishes and what most
+robot bags hold (`<camera topic>/compressed`): JPEG or PNG, with a `format` such as
+"bgr8; jpeg compressed bgr8" or "mono16; png compressed mono16" (older publishers: "jpeg").
+The stream's own signature (JPEG or PNG) and end marker are checked before decoding, so
+a stream cut short is reported as such (libjpeg builds differ: some decode it to a partly
+grey picture); the encoding of the decoded picture follows from its channels and bit
+depth, and its colour order from `format`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 try:  # a ROS 2 install ships cv_bridge; the PyPI wheels do not
@@ -57,6 +66,70 @@ ENCODINGS: dict[str, Encoding] = {
 }
 RGB_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 THERMAL_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
+# Compressed streams: (leading signature, end marker) per codec.
+COMPRESSED_CODECS = {
+    "jpeg": (b"\xff\xd8\xff", b"\xff\xd9"),
+    "png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"),
+}
+
+
+def is_compressed(msg) -> bool:
+    """A sensor_msgs/CompressedImage (it has `format`, an Image has `encoding`)."""
+    return hasattr(msg, "format")
+
+
+def check_compressed(msg, what: str) -> str:
+    """Validate a CompressedImage's stream without decoding it (cheap); returns the codec.
+
+    Raises ImageDecodeError naming `what` for an empty, unknown, truncated stream or one
+    whose `format` names the other codec.
+    """
+    data = bytes(msg.data[:8]) if len(msg.data) else b""
+    if not data:
+        raise ImageDecodeError(what, "compressed image with no data")
+    codec = next((c for c, (head, _) in COMPRESSED_CODECS.items() if data.startswith(head)), None)
+    if codec is None:
+        raise ImageDecodeError(
+            what, f"compressed data is neither JPEG nor PNG (starts {data[:4].hex()})"
+        )
+    named = [c for c in COMPRESSED_CODECS if c in msg.format.lower()]
+    if named and named != [codec]:
+        raise ImageDecodeError(what, f"format {msg.format!r} but the data is {codec}")
+    end = COMPRESSED_CODECS[codec][1]
+    tail = bytes(msg.data[-len(end) - 16 :])  # encoders may pad a few bytes after the end
+    if end not in tail:
+        raise ImageDecodeError(what, f"{codec} data of {len(msg.data)} bytes is cut short")
+    return codec
+
+
+def decode_compressed(msg, accepted: tuple[str, ...], what: str) -> tuple[np.ndarray, str]:
+    """CompressedImage -> ((H, W, C) array, the encoding its pixels are in)."""
+    check_compressed(msg, what)
+    px = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if px is None or px.size == 0:
+        raise ImageDecodeError(what, f"compressed data could not be decoded ({msg.format!r})")
+    px = px.reshape(px.shape[0], px.shape[1], -1)
+    # compressed_image_transport writes "... compressed rgb8" when it kept RGB order
+    order = "rgb" if "compressed rgb" in msg.format else "bgr"
+    depth = {np.dtype(np.uint8): "8", np.dtype(np.uint16): "16"}.get(px.dtype, "?")
+    encoding = {1: f"mono{depth}", 3: f"{order}{depth}", 4: f"{order}a{depth}"}.get(
+        px.shape[2], f"{px.shape[2]} channels"
+    )
+    if encoding not in accepted:
+        raise ImageDecodeError(
+            what,
+            f"compressed image decodes to {encoding} ({msg.format!r}); accepted: "
+            f"{', '.join(accepted)}",
+        )
+    return px, encoding
+
+
+def check_message(msg, accepted: tuple[str, ...], what: str) -> None:
+    """The cheap check of an Image or CompressedImage before it is queued."""
+    if is_compressed(msg):
+        check_compressed(msg, what)
+    else:
+        check_image(msg, accepted, what)
 
 
 def check_image(msg, accepted: tuple[str, ...], what: str) -> Encoding:
@@ -101,36 +174,70 @@ def _pixels(msg, enc: Encoding) -> np.ndarray:
     return arr.astype(enc.dtype, copy=False)
 
 
+def _decode(msg, accepted: tuple[str, ...], what: str) -> tuple[np.ndarray, str]:
+    """Image or CompressedImage -> ((H, W, C) array in native byte order, its encoding)."""
+    if is_compressed(msg):
+        return decode_compressed(msg, accepted, what)
+    return _pixels(msg, check_image(msg, accepted, what)), msg.encoding
+
+
 def image_to_rgb(msg) -> np.ndarray:
-    """RGB-camera Image -> (H, W, 3) uint8 in RGB order (mono8 is repeated to 3)."""
-    enc = check_image(msg, RGB_ENCODINGS, "rgb")
-    px = _pixels(msg, enc)
-    if msg.encoding == "rgb8":
+    """RGB-camera Image or CompressedImage -> (H, W, 3) uint8 in RGB order (mono8 is
+    repeated to 3)."""
+    px, encoding = _decode(msg, RGB_ENCODINGS, "rgb")
+    if encoding == "rgb8":
         return np.ascontiguousarray(px)
-    if msg.encoding == "bgr8":
+    if encoding == "bgr8":
         return np.ascontiguousarray(px[:, :, ::-1])
-    if msg.encoding == "rgba8":
+    if encoding == "rgba8":
         return np.ascontiguousarray(px[:, :, :3])
-    if msg.encoding == "bgra8":
+    if encoding == "bgra8":
         return np.ascontiguousarray(px[:, :, 2::-1])
     return np.repeat(px, 3, axis=2)  # mono8
 
 
-def image_to_thermal(msg) -> np.ndarray:
-    """Thermal Image -> (H, W) float32 in source units (AGC counts, Y16 counts or deg C).
+def image_to_thermal(msg) -> tuple[np.ndarray, str]:
+    """Thermal Image or CompressedImage -> ((H, W) float32 in source units: AGC counts,
+    Y16 counts or deg C, the encoding those units belong to).
 
     Non-finite temperatures (32FC1 NaN/inf) are rejected: normalising them would give a
     silently wrong picture.
     """
-    enc = check_image(msg, THERMAL_ENCODINGS, "thermal")
-    t = _pixels(msg, enc)[:, :, 0].astype(np.float32)
-    if enc.dtype.kind == "f":
+    px, encoding = _decode(msg, THERMAL_ENCODINGS, "thermal")
+    t = px[:, :, 0].astype(np.float32)
+    if px.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(t)))
         if bad:
             raise ImageDecodeError(
-                "thermal", f"{msg.encoding} image has {bad} non-finite (NaN/inf) pixels"
+                "thermal", f"{encoding} image has {bad} non-finite (NaN/inf) pixels"
             )
-    return t
+    return t, encoding
+
+
+def array_to_compressed(array: np.ndarray, encoding: str, codec: str = "jpeg", header=None):
+    """numpy (H, W[, C]) in `encoding` -> sensor_msgs/CompressedImage as image_transport's
+    compressed transport writes it (colour compressed in BGR order). For tests, the
+    benchmark and synthetic bags; JPEG only holds 8-bit pictures."""
+    from sensor_msgs.msg import CompressedImage
+
+    if codec not in COMPRESSED_CODECS:
+        raise ValueError(f"codec must be one of {', '.join(COMPRESSED_CODECS)}, got {codec!r}")
+    arr = np.asarray(array)
+    if encoding in ("rgb8", "rgba8"):
+        arr = arr[:, :, 2::-1] if encoding == "rgb8" else arr[:, :, [2, 1, 0, 3]]
+    target = {"rgb8": "bgr8", "rgba8": "bgra8"}.get(encoding, encoding)
+    if codec == "jpeg" and arr.dtype != np.uint8:
+        raise ValueError(f"JPEG holds 8-bit pictures, not {encoding}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if codec == "jpeg" else []
+    ok, data = cv2.imencode(".jpg" if codec == "jpeg" else ".png", arr, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {arr.shape} {arr.dtype} picture as {codec}")
+    msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = f"{encoding}; {codec} compressed {target}"
+    msg.data = data.tobytes()
+    return msg
 
 
 def array_to_image(

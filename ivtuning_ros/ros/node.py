@@ -36,7 +36,7 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
@@ -48,7 +48,7 @@ from .codec import (
     THERMAL_ENCODINGS,
     ImageDecodeError,
     array_to_image,
-    check_image,
+    check_message,
 )
 from .diagnostics import ERROR, NodeStats, build_status
 from .inputs import Input, InputNode
@@ -272,12 +272,20 @@ class IVTuningNode(LifecycleNode):
         )
 
     def _create_inputs(self) -> None:
-        inputs = [
-            Input(
-                Image, topic, lambda m, s=stream: self._on_image(s, m), self._input_events(stream)
+        inputs = []
+        for stream in ("rgb", "thermal"):
+            topic = str(self.cfg.values[f"{stream}_topic"])
+            msg_type = Image
+            if self.cfg.values[f"{stream}_transport"] == "compressed":
+                topic, msg_type = f"{topic.rstrip('/')}/compressed", CompressedImage
+            inputs.append(
+                Input(
+                    msg_type,
+                    topic,
+                    lambda m, s=stream: self._on_image(s, m),
+                    self._input_events(stream),
+                )
             )
-            for stream, topic in (("rgb", self.cfg.rgb_topic), ("thermal", self.cfg.thermal_topic))
-        ]
         if self.cfg.use_camera_info:
             inputs.append(Input(CameraInfo, self.cfg.rgb_info_topic, self._on_camera_info))
         self._inputs = InputNode(
@@ -334,13 +342,13 @@ class IVTuningNode(LifecycleNode):
             n = self.stats.counts[key]
             self.get_logger().warning(f"{key} (x{n}): {why} (counts on /diagnostics)")
 
-    def _on_image(self, stream: str, msg: Image) -> None:
+    def _on_image(self, stream: str, msg: Image | CompressedImage) -> None:
         self.stats.tick(stream)
         if not self._active.is_set() or self._sync is None:
             return
         accepted = RGB_ENCODINGS if stream == "rgb" else THERMAL_ENCODINGS
         try:
-            check_image(msg, accepted, stream)
+            check_message(msg, accepted, stream)
         except ImageDecodeError as err:
             self._count_bad(f"{stream}_bad_input", str(err))
             return

@@ -31,6 +31,7 @@ class Spec:
 
 FALLBACK_SCORE_THRESHOLD = 0.3  # for checkpoints that record no validated threshold
 THERMAL_NORMS = ("checkpoint", "auto", *THERMAL_PRESETS, "fixed", "percentile")
+TRANSPORTS = ("raw", "compressed")
 
 SPECS: dict[str, Spec] = {
     # Lifecycle and model
@@ -58,6 +59,17 @@ SPECS: dict[str, Spec] = {
     # Topics and QoS (read at configure)
     "rgb_topic": Spec("rgb/image_raw", "RGB image topic (sensor_msgs/Image)."),
     "thermal_topic": Spec("thermal/image_raw", "Thermal image topic (sensor_msgs/Image)."),
+    "rgb_transport": Spec(
+        "raw",
+        "raw = sensor_msgs/Image on rgb_topic; compressed = image_transport's JPEG/PNG "
+        "sensor_msgs/CompressedImage on rgb_topic/compressed.",
+        choices=TRANSPORTS,
+    ),
+    "thermal_transport": Spec(
+        "raw",
+        "raw or compressed (PNG keeps 16-bit thermal; JPEG is 8-bit), as rgb_transport.",
+        choices=TRANSPORTS,
+    ),
     "use_camera_info": Spec(
         False, "Subscribe to rgb_info_topic and report whether it matches the RGB size."
     ),

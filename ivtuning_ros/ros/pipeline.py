@@ -42,9 +42,9 @@ def pair_inputs(
     rgb = image_to_rgb(pair.rgb.msg) if pair.rgb is not None else None
     if pair.thermal is None:
         return rgb, None
-    raw = image_to_thermal(pair.thermal.msg)
+    raw, encoding = image_to_thermal(pair.thermal.msg)
     try:
-        t01 = cfg.norm_for(pair.thermal.msg.encoding, checkpoint_norm).normalize(raw)
+        t01 = cfg.norm_for(encoding, checkpoint_norm).normalize(raw)
     except ValueError as err:
         raise ImageDecodeError("thermal", str(err)) from None
     target = rgb.shape[:2] if rgb is not None else last_rgb_hw

@@ -42,6 +42,11 @@ def register(subparsers) -> None:
     p.add_argument("--rgb-topic", default=None, help="default: the node's rgb_topic")
     p.add_argument("--thermal-topic", default=None, help="default: the node's thermal_topic")
     p.add_argument(
+        "--compressed", action="store_true",
+        help="record image_transport's compressed topics (TOPIC/compressed): JPEG RGB, "
+        "16-bit PNG thermal",
+    )  # fmt: skip
+    p.add_argument(
         "--thermal-gap", type=_gap, default=None, metavar="START:END",
         help="silence the thermal camera over this span (seconds): the node runs degraded",
     )  # fmt: skip
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         thermal_topic=args.thermal_topic or DEFAULT_TOPICS["thermal"],
         rgb_encoding=args.rgb_encoding,
         thermal_gap=args.thermal_gap,
+        compressed=args.compressed,
         **kwargs,
     )
     print(
