@@ -441,6 +441,34 @@ def test_compressed_transport_takes_jpeg_rgb_and_16_bit_png_thermal(ros, pair):
         node.trigger_activate()
 
 
+def test_compressed_transport_follows_a_remapped_camera_topic(checkpoint):
+    """`-r rgb/image_raw:=/cam/color` with the compressed transport subscribes to
+    /cam/color/compressed, as image_transport does, not to a topic no camera publishes."""
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    overrides = {"checkpoint": str(checkpoint), "backend": "onnxruntime", "warmup_runs": 0,
+                 "cache_dir": str(checkpoint.parent / "engines"), "auto_activate": False,
+                 "rgb_transport": "compressed", "thermal_transport": "compressed"}  # fmt: skip
+    node = IVTuningNode(
+        context=ctx,
+        namespace="remapped",
+        cli_args=["--ros-args", "-r", "rgb/image_raw:=/cam/color"],
+        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+    )
+    try:
+        node.trigger_configure()
+        subscribed = dict(node._inputs.node.get_subscriber_names_and_types_by_node(
+            node._inputs.node.get_name(), node.get_namespace()))  # fmt: skip
+        assert subscribed == {
+            "/cam/color/compressed": ["sensor_msgs/msg/CompressedImage"],
+            "/remapped/thermal/image_raw/compressed": ["sensor_msgs/msg/CompressedImage"],
+        }
+    finally:
+        node._teardown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
 def test_installed_executable_with_the_params_file_end_to_end(checkpoint, pair):
     """`ivtuning_node --ros-args --params-file config/ivtuning.yaml` as its own process,
     in a namespace so it does not meet the in-process node, with its camera topics

@@ -277,7 +277,9 @@ class IVTuningNode(LifecycleNode):
             topic = str(self.cfg.values[f"{stream}_topic"])
             msg_type = Image
             if self.cfg.values[f"{stream}_transport"] == "compressed":
-                topic, msg_type = f"{topic.rstrip('/')}/compressed", CompressedImage
+                # as image_transport: remaps apply to the camera topic, then /compressed
+                topic = f"{self.resolve_topic_name(topic)}/compressed"
+                msg_type = CompressedImage
             inputs.append(
                 Input(
                     msg_type,
