@@ -78,8 +78,8 @@ def is_compressed(msg) -> bool:
     return hasattr(msg, "format")
 
 
-def check_compressed(msg, what: str) -> str:
-    """Validate a CompressedImage's stream without decoding it (cheap); returns the codec.
+def check_compressed(msg, what: str) -> None:
+    """Validate a CompressedImage's stream without decoding it (cheap).
 
     Raises ImageDecodeError naming `what` for an empty, unknown, truncated stream or one
     whose `format` names the other codec.
@@ -99,7 +99,6 @@ def check_compressed(msg, what: str) -> str:
     tail = bytes(msg.data[-len(end) - 16 :])  # encoders may pad a few bytes after the end
     if end not in tail:
         raise ImageDecodeError(what, f"{codec} data of {len(msg.data)} bytes is cut short")
-    return codec
 
 
 def decode_compressed(msg, accepted: tuple[str, ...], what: str) -> tuple[np.ndarray, str]:
