@@ -5,6 +5,8 @@ ivtuning_node (a lifecycle node; parameters in config/ivtuning.yaml) talks on:
 Subscribes (QoS from qos_reliability / qos_depth, default best effort, keep last 1)
   rgb/image_raw        sensor_msgs/Image  rgb8, bgr8, rgba8, bgra8, mono8
   thermal/image_raw    sensor_msgs/Image  mono8 (AGC), mono16 / 16UC1 (raw Y16), 32FC1 (deg C)
+  .../compressed       sensor_msgs/CompressedImage (JPEG, PNG) instead, with rgb_transport /
+                       thermal_transport: compressed (image_transport's naming)
   rgb/camera_info      sensor_msgs/CameraInfo  (use_camera_info: size check only)
 Publishes (every message carries the RGB image's header; thermal-only results carry the
 thermal stamp and the last RGB frame_id, boxes in RGB pixels)
@@ -20,7 +22,7 @@ thermal stamp and the last RGB frame_id, boxes in RGB pixels)
 Services: the standard lifecycle ones (~/change_state, ~/get_state, ...).
 
 Modules: inputs (the camera subscriptions on a hidden helper node with its own executor
-thread), codec (Image <-> numpy), sync (pairing), geometry (thermal -> RGB grid),
+thread), codec (Image and CompressedImage <-> numpy), sync (pairing), geometry (thermal -> RGB grid),
 pipeline (per-pair steps shared with offline replay), slot (latest-only hand-over),
 params, outputs, diagnostics, node, probe (a DDS client for tests and benchmarks).
 """
