@@ -5,6 +5,7 @@ import pytest
 from ivtuning_ros.bench.tuning import (
     AVERAGED,
     LEARNING_RATES,
+    PRESET_LEARNING_RATES,
     combine_seeds,
     format_table,
     learning_rates,
@@ -53,6 +54,12 @@ def test_each_mode_trains_at_its_own_learning_rate_unless_told_otherwise():
     assert rates == {**learning_rates(None, modes), "full": 0.01, "ivtuning_recompute": 0.003}
     with pytest.raises(ValueError, match="'rgb_only', which is not in --modes"):
         learning_rates("rgb_only=0.01", modes)
+    # a preset swept apart keeps its own rates; its unswept modes fall back to the default's
+    swept = PRESET_LEARNING_RATES["efficientnet_lite2_det"]
+    lite2 = learning_rates(None, [*modes, "thermal_only"], "efficientnet_lite2_det")
+    assert lite2["ivtuning"] == lite2["ivtuning_recompute"] == swept["ivtuning"]
+    assert lite2["full"] == lite2["full_frozen_bn"] == swept["full"]
+    assert lite2["thermal_only"] == LEARNING_RATES["thermal_only"] != swept["ivtuning"]
     with pytest.raises(ValueError, match="must be > 0, got -1"):
         learning_rates("full=-1", modes)
     with pytest.raises(ValueError, match="'fast' is not a number"):
