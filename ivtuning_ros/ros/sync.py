@@ -257,8 +257,10 @@ class PairSynchronizer:
         out: list[SyncedPair] = []
         for key in sorted(self._queues["rgb"]):
             partner = self._reference_partner(key, waited_out=False)
-            if partner is not _WAIT:
-                out.extend(self._settle(self._queues["rgb"].pop(key), partner))
+            if partner is None:  # a later thermal frame came, none within slop
+                out.extend(self._lone("rgb", self._queues["rgb"].pop(key)))
+            elif partner is not _WAIT:
+                out.append(self._pair_with(self._queues["rgb"].pop(key), partner))
         return out
 
     def _reference_partner(self, rgb_key: int, waited_out: bool) -> Any:
@@ -279,16 +281,11 @@ class PairSynchronizer:
         next_due = best + interval
         return best if next_due - rgb_key >= rgb_key - best else _WAIT
 
-    def _settle(self, frame: Frame, partner: Any) -> list[SyncedPair]:
-        """A waiting RGB frame under the reference policy, its partner decided."""
-        if partner is None:
-            self._count(
-                "rgb_unmatched", f"no thermal frame within slop {self._cfg.slop} s of a rgb frame"
-            )
-            return []
+    def _pair_with(self, frame: Frame, partner: int) -> SyncedPair:
+        """Reference policy: a waiting RGB frame with the thermal frame it settled on."""
         self._used_thermal.add(partner)
         self.counts["pairs"] += 1
-        return [SyncedPair(frame, self._queues["thermal"][partner])]
+        return SyncedPair(frame, self._queues["thermal"][partner])
 
     def _expire(self, now: float) -> list[SyncedPair]:
         cfg = self._cfg
@@ -299,8 +296,8 @@ class PairSynchronizer:
                 frame = queue.pop(key)
                 if cfg.policy == "reference" and stream == "rgb":
                     partner = self._reference_partner(key, waited_out=True)
-                    if partner is not None or self._alive("thermal", frame):
-                        out.extend(self._settle(frame, partner))
+                    if partner is not None:
+                        out.append(self._pair_with(frame, partner))
                         continue
                 elif cfg.policy == "reference" and self._served(frame):
                     continue
