@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Build msg/ into a venv that holds ROS 2 from the PyPI wheels (no apt ROS, no colcon).
-# Usage: scripts/build_msgs.sh VENV
+# Usage: scripts/build_msgs.sh VENV [PACKAGE_DIR]
+#   PACKAGE_DIR (default: this repository) is another interface package to build the same
+#   way, e.g. compat/vision_msgs.
 #   PREFIX=DIR (default VENV) installs elsewhere; WITH_PYTHON=ON also installs the Python
 #   package, launch/ and config/ as colcon does (used by the tests to check that layout).
 # On a real ROS 2 install use `colcon build` instead: it reads the same CMakeLists.txt.
 set -euo pipefail
-VENV=$(cd "${1:?usage: $0 VENV}" && pwd)
+VENV=$(cd "${1:?usage: $0 VENV [PACKAGE_DIR]}" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SOURCE=$(cd "${2:-$ROOT}" && pwd)
+NAME=$(basename "$SOURCE")
+[ "$SOURCE" = "$ROOT" ] && NAME=msgs
 PREFIX=${PREFIX:-$VENV}
 WITH_PYTHON=${WITH_PYTHON:-OFF}
-BUILD=${BUILD_DIR:-$ROOT/build/msgs}
+BUILD=${BUILD_DIR:-$ROOT/build/$NAME}
 mkdir -p "$BUILD"
 PY="$VENV/bin/python"
 export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 AMENT_PREFIX_PATH="$VENV" LD_LIBRARY_PATH="$VENV/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -27,7 +32,7 @@ if grep -rq --include='*_rosidl_generator_pyExport.cmake' -e '/opt/python/cp311'
   exit 1
 fi
 
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+cmake -S "$SOURCE" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
   -DIVTUNING_INSTALL_PYTHON="$WITH_PYTHON" \
   -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$PREFIX" \
   -DPython3_EXECUTABLE="$PY" -DPYTHON_EXECUTABLE="$PY" > "$BUILD.configure.log" 2>&1 ||
@@ -36,6 +41,7 @@ cmake --build "$BUILD" -j"$(nproc)" > "$BUILD.build.log" 2>&1 ||
   { tail -40 "$BUILD.build.log" >&2; echo "build_msgs: build failed (full log: $BUILD.build.log)" >&2; exit 1; }
 cmake --install "$BUILD" > "$BUILD.install.log" 2>&1 ||
   { tail -40 "$BUILD.install.log" >&2; echo "build_msgs: install failed" >&2; exit 1; }
+[ "$SOURCE" != "$ROOT" ] && { echo "build_msgs: $NAME installed into $PREFIX"; exit 0; }
 [ "$WITH_PYTHON" = ON ] && { echo "build_msgs: ivtuning_ros installed into $PREFIX"; exit 0; }
 # rosidl installs an empty ivtuning_ros/__init__.py beside msg/. It would shadow the real
 # package (installed by pip afterwards, editable or not); without it the folder is merged

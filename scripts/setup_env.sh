@@ -24,10 +24,16 @@ echo "setup: installing pinned dependencies (first run: a few minutes, torch is 
   fail "pip could not install requirements.txt (see the error above)"
 echo "setup: building msg/ into $VENV"
 scripts/build_msgs.sh "$VENV" || fail "building the ROS 2 messages failed"
+# vision_msgs has no PyPI wheel: build compat/vision_msgs into the venv (again, when an
+# input changed) unless a sourced ROS 2 install provides the real one.
+if ! "$VENV/bin/python" -c 'import sys, vision_msgs.msg as m; sys.exit(m.__file__.startswith(sys.prefix))' 2>/dev/null; then
+  echo "setup: building compat/vision_msgs into $VENV"
+  scripts/build_msgs.sh "$VENV" compat/vision_msgs || fail "building compat/vision_msgs failed"
+fi
 echo "setup: installing ivtuning_ros (editable)"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
   -e . --config-settings editable_mode=compat 2> >(grep -v "is ignored: it is neither" >&2) ||
   fail "pip could not install this package"
-"$VENV/bin/python" -c 'from ivtuning_ros.msg import DetectionArray; import rclpy, torch, timm' ||
+"$VENV/bin/python" -c 'from ivtuning_ros.msg import DetectionArray; from vision_msgs.msg import Detection2DArray; import rclpy, torch, timm' ||
   fail "the environment does not import (see the traceback above)"
 echo "setup: done ($VENV)"

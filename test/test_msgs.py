@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
@@ -13,6 +14,15 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import ColorRGBA, Header
 
 from ivtuning_ros.msg import Detection, DetectionArray, LabelMap
+from ivtuning_ros.ros.outputs import vision_detections_msg
+from ivtuning_ros.types import Detections
+
+# rosidl's type hash of vision_msgs 4.x Detection2DArray (Humble and newer), as upstream
+# builds generate it: the same hash is what lets our pip-only compat/vision_msgs talk to
+# nodes built against the real package.
+VISION_DETECTION2D_ARRAY_HASH = (
+    "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968"
+)
 
 
 def test_messages_import_in_fresh_process_without_extra_environment():
@@ -59,13 +69,28 @@ def _sample_messages():
         class_names=["background", "person", "car", "unlabeled"],
         colors=[ColorRGBA(r=0.0, g=0.5, b=1.0, a=1.0) for _ in range(4)],
     )
-    return [(Detection, _detection(7)), (DetectionArray, array), (LabelMap, label_map)]
+    detections = Detections(
+        np.array([[1.5, 2.5, 100.25, 200.75], [3.0, 4.0, 5.0, 6.0]], np.float32),
+        np.array([0.75, 0.5], np.float32),
+        np.array([1, 7], np.int64),
+    )
+    vision = vision_detections_msg(detections, ["background", "person"], _header())
+    vision.detections[0].results[0].pose.pose.position.z = 2.5  # every nested field crosses
+    vision.detections[1].id = "track-7"
+    return [
+        (Detection, _detection(7)),
+        (DetectionArray, array),
+        (LabelMap, label_map),
+        (type(vision), vision),
+    ]
 
 
 def _fields(msg):
     """Every field as plain Python values, recursing into nested messages."""
     if hasattr(msg, "get_fields_and_field_types"):
         return {name: _fields(getattr(msg, name)) for name in msg.get_fields_and_field_types()}
+    if isinstance(msg, np.ndarray):  # fixed-size numeric arrays (a pose covariance)
+        return msg.tolist()
     if isinstance(msg, list | tuple) or type(msg).__name__ == "array":
         return [_fields(m) for m in msg]
     return msg
@@ -107,3 +132,18 @@ def test_every_field_round_trips_between_two_nodes(ros_context, msg_type, messag
         executor.shutdown()
         talker.destroy_node()
         listener.destroy_node()
+
+
+def test_vision_detections_carry_upstream_vision_msgs_type_hash(ros_context):
+    """The hash DDS discovery announces for ~/vision_detections: a subscriber built
+    against the real vision_msgs matches only if it equals upstream's."""
+    from vision_msgs.msg import Detection2DArray
+
+    node = rclpy.create_node("vision_msgs_hash", context=ros_context)
+    try:
+        node.create_publisher(Detection2DArray, "/ivtuning_test/vision_hash", 1)
+        (info,) = node.get_publishers_info_by_topic("/ivtuning_test/vision_hash")
+        assert info.topic_type == "vision_msgs/msg/Detection2DArray"
+        assert str(info.topic_type_hash) == VISION_DETECTION2D_ARRAY_HASH
+    finally:
+        node.destroy_node()

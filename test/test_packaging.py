@@ -23,6 +23,19 @@ def test_package_xml_is_format_3_and_lists_every_message():
         assert f'"msg/{msg.name}"' in cmake, f"{msg.name} is not in rosidl_generate_interfaces"
 
 
+def test_compat_vision_msgs_stays_out_of_colcon_workspaces():
+    """compat/vision_msgs is for pip-only venvs; in a colcon workspace it would shadow the
+    real vision_msgs, which package.xml names for rosdep to install instead."""
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert "vision_msgs" in [e.text for e in root.findall("exec_depend")]
+    assert (ROOT / "compat" / "COLCON_IGNORE").is_file()
+    compat = ROOT / "compat" / "vision_msgs"
+    assert ET.parse(compat / "package.xml").getroot().findtext("name") == "vision_msgs"
+    cmake = (compat / "CMakeLists.txt").read_text()
+    for msg in sorted((compat / "msg").glob("*.msg")):
+        assert f'"msg/{msg.name}"' in cmake, f"{msg.name} is not in rosidl_generate_interfaces"
+
+
 def test_console_scripts_are_registered():
     setup = ast.parse((ROOT / "setup.py").read_text())
     text = ast.unparse(setup)

@@ -194,6 +194,17 @@ def test_dds_round_trip(
         for _, _, raw in reader.messages([conn]):
             msg = store.deserialize_cdr(raw, "ivtuning_ros/msg/DetectionArray")
             stamps.add(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+        # the vision_msgs twin is recorded too, one per result, at the same stamps
+        vision = topics[f"{namespace}/vision_detections"]
+        assert vision.msgcount == report["counts"]["outputs"]
+        vision_stamps = {
+            m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+            for m in (
+                store.deserialize_cdr(raw, "vision_msgs/msg/Detection2DArray")
+                for _, _, raw in reader.messages(vision.connections)
+            )
+        }
+        assert vision_stamps == stamps
     gt = json.loads((bags[storage] / GT_FILENAME).read_text())
     assert stamps <= {im["stamp_ns"] for im in gt["images"]}
     saved = json.loads((tmp_path / "report.json").read_text())

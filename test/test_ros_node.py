@@ -14,6 +14,7 @@ import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
 from ivtuning_ros.msg import DetectionArray
@@ -74,7 +75,7 @@ def ros(checkpoint, pair, tmp_path_factory):
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
-    probe = NodeProbe(context=ctx, extra_topics=("overlay",))
+    probe = NodeProbe(context=ctx, extra_topics=("overlay", "vision_detections"))
     assert probe.wait_for_node(20.0), "node subscriptions never matched the probe"
     # Matched on our side does not yet mean the node's readers have matched our writers,
     # and a best-effort sample sent before that is lost: hand over pairs until one comes
@@ -125,6 +126,15 @@ def test_pair_in_detections_out_with_the_input_header(ros, pair):
     for d in msg.detections:
         assert 0 <= d.x_min < d.x_max <= W and 0 <= d.y_min < d.y_max <= H
         assert d.class_name in ("person", "car", "bicycle", "dog")
+    # the same boxes in vision_msgs, with the same header
+    vision = probe.result_for(stamp, topic="vision_detections", timeout=5.0)
+    assert vision is not None and vision.header.frame_id == "cam_rgb"
+    assert len(vision.detections) == len(msg.detections)
+    for v, d in zip(vision.detections, msg.detections, strict=True):
+        assert v.results[0].hypothesis.class_id == d.class_name
+        assert v.results[0].hypothesis.score == pytest.approx(d.score)
+        assert v.bbox.center.position.x == pytest.approx((d.x_min + d.x_max) / 2)
+        assert v.bbox.size_y == pytest.approx(d.y_max - d.y_min)
     # the label map is latched: a late subscriber still gets it
     assert probe.wait(lambda: probe.messages("label_map"), 5.0)
     assert list(probe.messages("label_map")[-1][1].class_names)[:2] == ["person", "car"]
@@ -463,6 +473,38 @@ def test_compressed_transport_follows_a_remapped_camera_topic(checkpoint):
             "/cam/color/compressed": ["sensor_msgs/msg/CompressedImage"],
             "/remapped/thermal/image_raw/compressed": ["sensor_msgs/msg/CompressedImage"],
         }
+    finally:
+        node._teardown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def test_without_vision_msgs_the_node_keeps_its_own_detections(checkpoint, monkeypatch):
+    """A pip install without compat/vision_msgs: configure still succeeds; only the
+    vision_msgs twin of ~/detections is missing."""
+    from ivtuning_ros.ros import outputs
+
+    monkeypatch.setattr(outputs, "Detection2DArray", None)  # as if the import had failed
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    overrides = {
+        "checkpoint": str(checkpoint),
+        "backend": "onnxruntime",
+        "warmup_runs": 0,
+        "cache_dir": str(checkpoint.parent / "engines"),
+        "auto_activate": False,
+    }
+    node = IVTuningNode(
+        context=ctx,
+        namespace="no_vision_msgs",
+        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+    )
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        published = {name for name, _ in node.get_publisher_names_and_types_by_node(
+            node.get_name(), node.get_namespace())}  # fmt: skip
+        assert "/no_vision_msgs/detections" in published
+        assert not any(name.endswith("vision_detections") for name in published)
     finally:
         node._teardown()
         node.destroy_node()

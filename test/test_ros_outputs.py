@@ -34,6 +34,26 @@ def test_detection_array_carries_the_input_header_and_fields():
     assert d.score == pytest.approx(0.4)
 
 
+def test_vision_detections_are_the_same_boxes_as_centre_and_size():
+    boxes = dets()
+    boxes.class_ids[1] = 9  # not in the label list: named by its number
+    msg = outputs.vision_detections_msg(boxes, NAMES, HEADER)
+    assert type(msg).__name__ == "Detection2DArray"
+    assert (msg.header.stamp.sec, msg.header.frame_id) == (12, "rgb_optical")
+    assert len(msg.detections) == 2
+    first, second = msg.detections
+    assert first.header.frame_id == "rgb_optical" and first.header.stamp.nanosec == 345
+    assert (first.bbox.center.position.x, first.bbox.center.position.y) == (30, 50)
+    assert (first.bbox.size_x, first.bbox.size_y, first.bbox.center.theta) == (40, 60, 0)
+    (hyp,) = first.results
+    assert hyp.hypothesis.class_id == "person"
+    assert hyp.hypothesis.score == pytest.approx(0.9)
+    assert second.results[0].hypothesis.class_id == "9"
+    assert (second.bbox.center.position.x, second.bbox.size_y) == (75, 30)
+    assert first.id == ""  # a detector does not track
+    assert outputs.vision_detections_msg(Detections.empty(), NAMES, HEADER).detections == []
+
+
 def test_mask_messages_and_label_map_agree():
     mask = np.array([[0, 1], [255, 3]], np.uint8)
     mono = outputs.mask_msg(mask, HEADER)

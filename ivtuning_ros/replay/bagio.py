@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,16 +41,36 @@ class BagError(ValueError):
 
 @functools.cache
 def typestore() -> Typestore:
-    """Kilted standard types + ivtuning_ros/msg/* (parsed from the shipped .msg files)."""
+    """Kilted standard types + ivtuning_ros/msg/* (parsed from the shipped .msg files) +
+    the installed vision_msgs (not a Kilted standard type; the node publishes it)."""
     store = get_typestore(Stores.ROS2_KILTED)
     msg_dir = share_dir() / "msg"
     if not msg_dir.is_dir():
         raise FileNotFoundError(f"message definitions not found: {msg_dir}")
-    types = {}
-    for path in sorted(msg_dir.glob("*.msg")):
-        types.update(get_types_from_msg(path.read_text(), f"ivtuning_ros/msg/{path.stem}"))
+    types = _msg_types("ivtuning_ros", msg_dir)
+    vision_dir = _installed_msg_dir("vision_msgs")
+    if vision_dir is not None:
+        types.update(_msg_types("vision_msgs", vision_dir))
     store.register(types)
     return store
+
+
+def _msg_types(package: str, msg_dir: Path) -> dict:
+    types = {}
+    for path in sorted(msg_dir.glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(), f"{package}/msg/{path.stem}"))
+    return types
+
+
+def _installed_msg_dir(package: str) -> Path | None:
+    """share/<package>/msg of a sourced ROS 2 install (AMENT_PREFIX_PATH) or this venv
+    (where setup builds compat/ packages)."""
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    for prefix in [*prefixes, sys.prefix]:
+        msg_dir = Path(prefix) / "share" / package / "msg"
+        if msg_dir.is_dir():
+            return msg_dir
+    return None
 
 
 def storage_plugin(name: str) -> StoragePlugin:

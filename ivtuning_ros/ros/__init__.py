@@ -12,6 +12,9 @@ Publishes (every message carries the RGB image's header; thermal-only results ca
 thermal stamp and the last RGB frame_id, boxes in RGB pixels)
   detections           ivtuning_ros/DetectionArray  (every task: modality flag, thermal
                        stamp, inference time; detections for detection models)
+  vision_detections    vision_msgs/Detection2DArray, the same boxes in the standard type
+                       (class_id = class name; detection models, where vision_msgs is
+                       installed: a ROS 2 install, or compat/ in the pip-only venv)
   mask                 sensor_msgs/Image mono8 class ids       (segmentation models)
   mask_color           sensor_msgs/Image rgb8, drawn only while subscribed
   saliency             sensor_msgs/Image mono8 0..255          (saliency models)

@@ -329,6 +329,13 @@ class IVTuningNode(LifecycleNode):
             pubs["saliency"] = (Image, "saliency", 2)
         elif task == "detection":
             pubs["label_map"] = (LabelMap, "label_map", latched)
+            if outputs.Detection2DArray is not None:
+                pubs["vision_detections"] = (outputs.Detection2DArray, "vision_detections", 10)
+            else:
+                self.get_logger().warning(
+                    "vision_msgs is not installed: vision_detections is not published "
+                    "(detections has the same boxes)"
+                )
         self._pubs = {
             key: self.create_lifecycle_publisher(t, topic, qos)
             for key, (t, topic, qos) in pubs.items()
@@ -437,6 +444,10 @@ class IVTuningNode(LifecycleNode):
                 names, header, modality, thermal_stamp, infer_s * 1e3,
             )
         )  # fmt: skip
+        if pred.detections is not None and "vision_detections" in pubs:
+            pubs["vision_detections"].publish(
+                outputs.vision_detections_msg(pred.detections, names, header)
+            )
         if pred.mask is not None and "mask" in pubs:
             pubs["mask"].publish(outputs.mask_msg(pred.mask, header))
             if pubs["mask_color"].get_subscription_count() > 0:  # lazy, like the overlay

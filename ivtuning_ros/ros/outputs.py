@@ -17,6 +17,16 @@ from ivtuning_ros.types import Detections
 
 from .codec import array_to_image
 
+try:  # a ROS 2 install, or compat/vision_msgs built into the pip-only venv
+    from vision_msgs.msg import (
+        BoundingBox2D,
+        Detection2D,
+        Detection2DArray,
+        ObjectHypothesisWithPose,
+    )
+except ImportError:  # the node then publishes only its own DetectionArray
+    Detection2DArray = None
+
 IGNORE_ID = 255  # mask value for "no class" (drawn black, never blended)
 
 
@@ -43,11 +53,7 @@ def detections_msg(
     msg = DetectionArray(header=header, modalities=modalities, inference_time_ms=inference_ms)
     if thermal_stamp is not None:
         msg.thermal_stamp = thermal_stamp
-    for box, score, cid in zip(
-        detections.boxes, detections.scores, detections.class_ids, strict=True
-    ):
-        cid = int(cid)
-        name = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+    for box, score, cid, name in _named(detections, class_names):
         msg.detections.append(
             Detection(
                 class_id=cid,
@@ -60,6 +66,33 @@ def detections_msg(
             )
         )
     return msg
+
+
+def vision_detections_msg(detections: Detections, class_names: Sequence[str], header):
+    """The same detections as vision_msgs/Detection2DArray, the type trackers and
+    visualisers take: box centre and full size in RGB pixels, one hypothesis per box
+    whose class_id is the class name (the pose is left at zero; this is a 2D detector)."""
+    msg = Detection2DArray(header=header)
+    for box, score, _, name in _named(detections, class_names):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        bbox = BoundingBox2D(size_x=x1 - x0, size_y=y1 - y0)
+        bbox.center.position.x = (x0 + x1) / 2
+        bbox.center.position.y = (y0 + y1) / 2
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = name
+        hypothesis.hypothesis.score = float(score)
+        msg.detections.append(Detection2D(header=header, results=[hypothesis], bbox=bbox))
+    return msg
+
+
+def _named(detections: Detections, class_names: Sequence[str]):
+    """(box, score, class id, class name) per detection; an id the label list lacks is
+    named by its number."""
+    for box, score, cid in zip(
+        detections.boxes, detections.scores, detections.class_ids, strict=True
+    ):
+        cid = int(cid)
+        yield box, score, cid, class_names[cid] if 0 <= cid < len(class_names) else str(cid)
 
 
 def label_map_msg(class_names: Sequence[str], header):

@@ -27,6 +27,7 @@ from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
 
+from . import outputs
 from .codec import array_to_image
 from .inputs import bare_node
 from .node import ns_to_stamp, stamp_ns
@@ -42,7 +43,8 @@ class NodeProbe:
         extra_topics: tuple[str, ...] = (),
         node_name: str = "ivtuning_node",
     ) -> None:
-        """extra_topics: image outputs to subscribe to ("overlay", "mask", "mask_color");
+        """extra_topics: further outputs to subscribe to ("overlay", "mask", "mask_color",
+        "vision_detections");
         node_name: the node (in `namespace`) whose /diagnostics status `diagnostics` reads."""
         # a bare node: fewer entities to wait on = earlier arrival times
         name = f"ivtuning_probe_{os.getpid()}_{id(self) % 10000}"
@@ -65,7 +67,8 @@ class NodeProbe:
         self._subscribe(DiagnosticArray, "/diagnostics", results)
         self._subscribe(LabelMap, "label_map", latched)
         for topic in extra_topics:
-            self._subscribe(Image, topic, results)
+            msg_type = outputs.Detection2DArray if topic == "vision_detections" else Image
+            self._subscribe(msg_type, topic, results)
         self._executor = SingleThreadedExecutor(context=context)
         self._executor.add_node(self.node)
         # spin() waits in C; a spin_once() loop would add its own Python overhead to
