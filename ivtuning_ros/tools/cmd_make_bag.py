@@ -6,13 +6,7 @@ import argparse
 from pathlib import Path
 
 from ivtuning_ros.data.conditions import CONDITIONS
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, sep, h = text.lower().partition("x")
-    if not sep or not w.isdigit() or not h.isdigit():
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}")
-    return int(w), int(h)
+from ivtuning_ros.tools.argtypes import image_size
 
 
 def _gap(text: str) -> tuple[float, float]:
@@ -37,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--condition", choices=sorted(CONDITIONS), default="light_fog")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT (default 320x256)")
+    p.add_argument("--size", type=image_size, default=None, help="WIDTHxHEIGHT (default 320x256)")
     p.add_argument("--rgb-encoding", choices=("bgr8", "rgb8"), default="bgr8")
     p.add_argument("--rgb-topic", default=None, help="default: the node's rgb_topic")
     p.add_argument("--thermal-topic", default=None, help="default: the node's thermal_topic")

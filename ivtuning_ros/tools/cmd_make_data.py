@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ivtuning_ros.tools.argtypes import image_size
+
 TASK_NAMES = ("detection", "segmentation", "saliency")
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 320x256, got {text!r}") from None
-    return w, h
 
 
 def _splits(text: str) -> dict[str, int]:
@@ -50,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", type=_splits, default=None, help="e.g. train:200,val:50,test:100")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=_size, default=(320, 256), help="WxH, default 320x256")
+    p.add_argument("--size", type=image_size, default=(320, 256), help="WxH, default 320x256")
     p.add_argument(
         "--tasks",
         default=",".join(TASK_NAMES),
