@@ -5,7 +5,13 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, letterbox_for, prepare_pair
+from ivtuning_ros.preprocess import (
+    THERMAL_PRESETS,
+    ThermalNorm,
+    letterbox_for,
+    percentiles,
+    prepare_pair,
+)
 from ivtuning_ros.types import Detections, RGBTSample
 
 
@@ -77,6 +83,30 @@ def test_thermal_norms():
     np.testing.assert_allclose(celsius, [[0.0, 0.5, 1.0]])
     flat = ThermalNorm("percentile", 1, 99).normalize(np.full((4, 4), 7.0))
     assert (flat == 0.5).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    dtype=st.sampled_from([np.uint8, np.uint16]),
+    shape=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    span=st.integers(0, 65535),
+    qs=st.tuples(st.floats(0, 100), st.floats(0, 100)),
+    seed=st.integers(0, 2**31),
+)
+def test_integer_percentiles_match_numpys(dtype, shape, span, qs, seed):
+    """Y16 frames take the histogram route; it must give np.percentile's figures."""
+    top = min(span, np.iinfo(dtype).max)
+    values = np.random.default_rng(seed).integers(0, top + 1, shape).astype(dtype)
+    np.testing.assert_allclose(percentiles(values, qs), np.percentile(values, qs), rtol=1e-12)
+
+
+def test_y16_frame_normalises_as_its_float_copy():
+    """Counts kept as uint16 (the codec no longer widens them) give the same picture."""
+    y16 = np.random.default_rng(3).integers(2000, 9000, (48, 64)).astype(np.uint16)
+    norm = THERMAL_PRESETS["y16_percentile"]
+    np.testing.assert_allclose(norm.normalize(y16), norm.normalize(y16.astype(np.float32)),
+                               atol=1e-6)  # fmt: skip
+    assert norm.normalize(y16).dtype == np.float32
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -72,12 +72,13 @@ shapes = st.tuples(st.integers(1, 9), st.integers(1, 11))
 
 
 def expected_thermal(px: np.ndarray, encoding: str) -> np.ndarray:
-    return px[:, :, 0].astype(np.float32)
+    return px[:, :, 0]
 
 
 def thermal_pixels(msg) -> np.ndarray:
     pixels, encoding = image_to_thermal(msg)
     assert encoding == msg.encoding  # the units' encoding, for the thermal norm
+    assert pixels.dtype == np.dtype(LAYOUT[encoding][0])  # its own, in native byte order
     return pixels
 
 
@@ -85,7 +86,7 @@ def thermal_pixels(msg) -> np.ndarray:
     ("decode", "encodings", "dtype", "channels", "expected"),
     [
         (image_to_rgb, codec.RGB_ENCODINGS, np.uint8, (3,), expected_rgb),
-        (thermal_pixels, codec.THERMAL_ENCODINGS, np.float32, (), expected_thermal),
+        (thermal_pixels, codec.THERMAL_ENCODINGS, None, (), expected_thermal),  # own dtype
     ],
     ids=["rgb_in_rgb_order", "thermal_in_source_units"],
 )
@@ -103,7 +104,7 @@ def test_every_encoding_decodes(
     encoding = data.draw(st.sampled_from(encodings), label="encoding")
     px = random_pixels(np.random.default_rng(seed), encoding, *hw)
     out = decode(raw_message(px, encoding, bigendian, pad))
-    assert out.dtype == dtype and out.shape == (*hw, *channels)
+    assert (dtype is None or out.dtype == dtype) and out.shape == (*hw, *channels)
     np.testing.assert_array_equal(out, expected(px, encoding))
 
 
@@ -212,7 +213,7 @@ def test_compressed_jpeg_is_close_and_thermal_keeps_its_bit_depth():
     assert np.abs(rgb.astype(int) - px[:, :, ::-1]).mean() < 3
     y16 = (np.arange(48 * 64).reshape(48, 64) * 7 + 20000).astype(np.uint16)
     t, enc = image_to_thermal(compressed(y16, "mono16; png compressed mono16"))
-    assert enc == "mono16" and t.dtype == np.float32
+    assert enc == "mono16" and t.dtype == np.uint16
     np.testing.assert_array_equal(t, y16)  # PNG is lossless, 16 bits kept
     t8, enc8 = image_to_thermal(compressed(y16.astype(np.uint8), "mono8; jpeg compressed mono8",
                                            ".jpg"))  # fmt: skip
@@ -266,3 +267,23 @@ def test_broken_compressed_streams_raise_with_the_reason(msg, decode, needle):
     if needle in ("no data", "cut short") or "neither" in needle or "but the" in needle:
         with pytest.raises(ImageDecodeError, match=needle.split(" (")[0]):
             check_message(msg, codec.RGB_ENCODINGS, "rgb")  # caught before it is queued
+
+
+def test_bench_inputs_times_every_camera_format(tmp_path):
+    """`ivtuning bench inputs` runs the node's input stage on every format it lists."""
+    import json
+
+    from ivtuning_ros.bench.inputs import RGB_FORMATS, THERMAL_FORMATS
+    from ivtuning_ros.tools.cli import main
+
+    out = tmp_path / "inputs.json"
+    args = ["bench", "inputs", "--rgb-size", "64x48", "--thermal-size", "40x32"]
+    assert main([*args, "--runs", "3", "--warmup", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [(r["stream"], r["format"]) for r in report["rows"]] == [
+        *(("rgb", f) for f in RGB_FORMATS),
+        *(("thermal", f) for f in THERMAL_FORMATS),
+    ]
+    assert all(r["n"] == 3 and r["bytes"] > 0 and r["p99_ms"] >= 0 for r in report["rows"])
+    with pytest.raises(SystemExit):
+        main(["bench", "inputs", "--rgb-size", "64by48"])

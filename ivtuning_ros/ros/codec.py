@@ -180,30 +180,35 @@ def _decode(msg, accepted: tuple[str, ...], what: str) -> tuple[np.ndarray, str]
     return _pixels(msg, check_image(msg, accepted, what)), msg.encoding
 
 
+_TO_RGB = {
+    "bgr8": cv2.COLOR_BGR2RGB,
+    "rgba8": cv2.COLOR_RGBA2RGB,
+    "bgra8": cv2.COLOR_BGRA2RGB,
+    "mono8": cv2.COLOR_GRAY2RGB,
+}
+
+
 def image_to_rgb(msg) -> np.ndarray:
     """RGB-camera Image or CompressedImage -> (H, W, 3) uint8 in RGB order (mono8 is
     repeated to 3)."""
     px, encoding = _decode(msg, RGB_ENCODINGS, "rgb")
     if encoding == "rgb8":
         return np.ascontiguousarray(px)
-    if encoding == "bgr8":
-        return np.ascontiguousarray(px[:, :, ::-1])
-    if encoding == "rgba8":
-        return np.ascontiguousarray(px[:, :, :3])
-    if encoding == "bgra8":
-        return np.ascontiguousarray(px[:, :, 2::-1])
-    return np.repeat(px, 3, axis=2)  # mono8
+    # cv2's channel shuffles are several times faster than numpy's strided copies
+    return cv2.cvtColor(px, _TO_RGB[encoding])
 
 
 def image_to_thermal(msg) -> tuple[np.ndarray, str]:
-    """Thermal Image or CompressedImage -> ((H, W) float32 in source units: AGC counts,
-    Y16 counts or deg C, the encoding those units belong to).
+    """Thermal Image or CompressedImage -> ((H, W) array in source units and their own
+    dtype: uint8 AGC counts, uint16 Y16 counts or float32 deg C; the encoding those units
+    belong to). Integer counts stay integers: ThermalNorm's percentiles are much faster
+    on them.
 
     Non-finite temperatures (32FC1 NaN/inf) are rejected: normalising them would give a
     silently wrong picture.
     """
     px, encoding = _decode(msg, THERMAL_ENCODINGS, "thermal")
-    t = px[:, :, 0].astype(np.float32)
+    t = px[:, :, 0]
     if px.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(t)))
         if bad:
