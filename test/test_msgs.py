@@ -29,7 +29,9 @@ def test_messages_import_in_fresh_process_without_extra_environment():
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")}
     code = (
         "from ivtuning_ros.msg import Detection, DetectionArray, LabelMap; "
+        "from vision_msgs.msg import Detection2DArray; "
         "import ivtuning_ros.tools.cli; "
+        "type(Detection2DArray).__import_type_support__(); "  # its C libraries load too
         "print(DetectionArray.MODALITY_THERMAL_ONLY, Detection.__module__)"
     )
     out = subprocess.run(
