@@ -90,7 +90,8 @@ def test_thermal_norms():
     dtype=st.sampled_from([np.uint8, np.uint16]),
     shape=st.tuples(st.integers(1, 40), st.integers(1, 40)),
     span=st.integers(0, 65535),
-    qs=st.tuples(st.floats(0, 100), st.floats(0, 100)),
+    # no subnormals: ONNX Runtime, run earlier in the session, leaves flush-to-zero on
+    qs=st.tuples(*[st.floats(0, 100, allow_subnormal=False)] * 2),
     seed=st.integers(0, 2**31),
 )
 def test_integer_percentiles_match_numpys(dtype, shape, span, qs, seed):
