@@ -14,6 +14,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import ColorRGBA, Header
 
 from ivtuning_ros.msg import Detection, DetectionArray, LabelMap
+from ivtuning_ros.replay.bagio import typestore
 from ivtuning_ros.ros.outputs import vision_detections_msg
 from ivtuning_ros.types import Detections
 
@@ -149,3 +150,5 @@ def test_vision_detections_carry_upstream_vision_msgs_type_hash(ros_context):
         assert str(info.topic_type_hash) == VISION_DETECTION2D_ARRAY_HASH
     finally:
         node.destroy_node()
+    # and the replay's bag writer records it under the same hash
+    assert typestore().hash_rihs01(info.topic_type) == VISION_DETECTION2D_ARRAY_HASH
