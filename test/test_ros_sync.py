@@ -293,6 +293,23 @@ def test_reference_policy_timeout_takes_the_closest_frame_it_has():
     assert [(p.rgb.msg, p.thermal.msg) for p in got] == [("r", "t2")]
 
 
+def test_reference_policy_timeout_keeps_a_thermal_frame_that_arrived_first():
+    """The thermal frame an RGB frame falls back on arrived before it, so it times out
+    first: the waiting RGB frame must take it then, not be left with nothing."""
+    sync, clock, got = make(slop=0.06, timeout=0.5, policy="reference")
+    for k in range(3):  # arriving as stamped, 100 ms apart
+        sync.add("thermal", 10 * S + k * 100_000_000, f"t{k}")
+        clock.t += 0.1
+    sync.add("rgb", 10 * S + 260_000_000, "r")  # waits for t3 (due closer), which never comes
+    clock.t += 0.25  # t0 leaves; r keeps waiting
+    sync.poll()
+    assert got == []
+    clock.t += 0.2  # t2 has waited 0.55 s, r 0.45 s
+    sync.poll()
+    assert [(p.rgb.msg, p.thermal.msg) for p in got] == [("r", "t2")]
+    assert sync.counts["rgb_unmatched"] == 0 and sync.queued() == {"rgb": 0, "thermal": 0}
+
+
 def test_reference_policy_degrades_when_a_camera_stops_and_counts_unused_thermal():
     sync, clock, got = make(slop=0.06, timeout=0.5, policy="reference")
     sync.add("rgb", 10 * S, "r")  # thermal camera silent

@@ -29,8 +29,9 @@ Policies (`SyncConfig.policy`):
   frames, so results come at the RGB rate (Autoware's fusion collects on a reference
   stamp the same way). An RGB frame waits only until no later thermal frame can be
   closer: one stamped at or after it has arrived, or the newest is closer than the next
-  is due (the thermal stream's median stamp interval); after `timeout` it takes the
-  closest one within slop that it has.
+  is due (the thermal stream's median stamp interval); after `timeout`, or when its
+  closest thermal frame is about to time out first, it takes the closest one within slop
+  that it has.
 
 Pure Python with an injectable monotonic clock, so it is unit-tested without DDS.
 Thread-safe: the node calls `add` from subscription callbacks and `poll` from a timer.
@@ -292,7 +293,10 @@ class PairSynchronizer:
         out: list[SyncedPair] = []
         for stream in STREAMS:  # RGB first: a waiting RGB frame may still take a thermal one
             queue = self._queues[stream]
-            for key in sorted(k for k, f in queue.items() if now - f.arrival > cfg.timeout):
+            leaving = sorted(k for k, f in queue.items() if now - f.arrival > cfg.timeout)
+            if cfg.policy == "reference" and stream == "thermal" and leaving:
+                out.extend(self._settle_before_leaving(set(leaving)))
+            for key in leaving:
                 frame = queue.pop(key)
                 if cfg.policy == "reference" and stream == "rgb":
                     partner = self._reference_partner(key, waited_out=True)
@@ -302,6 +306,18 @@ class PairSynchronizer:
                 elif cfg.policy == "reference" and self._served(frame):
                     continue
                 out.extend(self._lone(stream, frame))
+        return out
+
+    def _settle_before_leaving(self, leaving: set[int]) -> list[SyncedPair]:
+        """Reference policy: an RGB frame still waiting for a closer thermal frame takes
+        its closest one now if that one is about to leave the history (it arrived before
+        the RGB frame, so its timeout comes first); otherwise the RGB frame's own timeout
+        would find nothing to fall back on."""
+        out = []
+        for key in sorted(self._queues["rgb"]):
+            partner = self._reference_partner(key, waited_out=True)
+            if partner in leaving:
+                out.append(self._pair_with(self._queues["rgb"].pop(key), partner))
         return out
 
     def _served(self, thermal: Frame) -> bool:
