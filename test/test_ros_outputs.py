@@ -136,3 +136,40 @@ def test_diagnostic_levels_name_the_silent_camera_and_list_reasons():
     status = build_status("n", "hw", "active", stats.snapshot(), {}, {}, 1.0)
     assert status.level == ERROR
     assert build_status("n", "hw", "inactive", stats.snapshot(), {}, {}, 1.0).level == OK
+
+
+def test_a_thermal_frame_shared_by_rgb_frames_is_decoded_once():
+    """sync_policy reference pairs one thermal frame with several RGB frames: with a memo
+    the second pair reuses the first one's thermal input; a new config, RGB size or frame
+    does not."""
+    from ivtuning_ros.preprocess import THERMAL_PRESETS
+    from ivtuning_ros.ros.codec import array_to_image
+    from ivtuning_ros.ros.params import SPECS, node_config
+    from ivtuning_ros.ros.pipeline import ThermalMemo, pair_inputs
+    from ivtuning_ros.ros.sync import Frame, SyncedPair
+
+    rng = np.random.default_rng(0)
+    thermal = Frame(1, 1, 0.0, array_to_image(rng.integers(0, 9000, (24, 32), np.uint16), "mono16"))
+    rgb = [
+        Frame(i, i, 0.0, array_to_image(np.zeros((48, 64, 3), np.uint8), "rgb8")) for i in (2, 3)
+    ]
+    small_rgb = Frame(4, 4, 0.0, array_to_image(np.zeros((24, 32, 3), np.uint8), "rgb8"))
+    cfg = node_config({name: spec.default for name, spec in SPECS.items()})
+    norm, memo, counted = THERMAL_PRESETS["agc8"], ThermalMemo(), []
+
+    def inputs(rgb_frame, thermal_frame=thermal, config=cfg):
+        return pair_inputs(SyncedPair(rgb_frame, thermal_frame), config, norm, None,
+                           lambda key, why: counted.append(key), memo)[1]  # fmt: skip
+
+    first = inputs(rgb[0])
+    assert inputs(rgb[1]) is first and not first.flags.writeable  # shared, so read-only
+    fresh = pair_inputs(SyncedPair(rgb[1], thermal), cfg, norm, None, lambda k, w: None)[1]
+    np.testing.assert_array_equal(first, fresh)  # what a memo-less call gives
+    assert inputs(small_rgb) is not first and inputs(small_rgb).shape == (24, 32)
+    assert inputs(rgb[0], config=node_config(dict(cfg.values))) is not first
+    other = Frame(5, 5, 0.0, array_to_image(np.full((24, 32), 7, np.uint16), "mono16"))
+    assert inputs(rgb[0], thermal_frame=other) is not first
+    assert counted == []  # 32x24 and 64x48 share their aspect ratio
+    wide = Frame(6, 6, 0.0, array_to_image(np.zeros((48, 96, 3), np.uint8), "rgb8"))
+    assert inputs(wide) is inputs(wide)
+    assert counted == ["thermal_aspect_mismatch"] * 2  # counted per pair, hit or not

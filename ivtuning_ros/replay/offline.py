@@ -35,7 +35,7 @@ from ivtuning_ros.ros.codec import (
 )
 from ivtuning_ros.ros.node import resolve_checkpoint
 from ivtuning_ros.ros.params import NodeConfig, node_config
-from ivtuning_ros.ros.pipeline import node_predictor, pair_inputs
+from ivtuning_ros.ros.pipeline import ThermalMemo, node_predictor, pair_inputs
 from ivtuning_ros.ros.sync import PairSynchronizer, SyncedPair
 
 
@@ -64,6 +64,7 @@ def run_offline(
     clock = {"now": 0.0}
     started: dict[int, int] = {}  # RGB stamp -> wall time its message was read
     last_rgb_hw: list[tuple[int, int] | None] = [None]
+    thermal_memo = ThermalMemo()
 
     def fail(key: str, why: str) -> None:
         res.errors[key] = res.errors.get(key, 0) + 1
@@ -72,7 +73,9 @@ def run_offline(
     def on_pair(pair: SyncedPair) -> None:
         t_begin = time.time_ns()
         try:
-            rgb, thermal01 = pair_inputs(pair, cfg, engine.thermal_norm, last_rgb_hw[0], fail)
+            rgb, thermal01 = pair_inputs(
+                pair, cfg, engine.thermal_norm, last_rgb_hw[0], fail, thermal_memo
+            )
         except ImageDecodeError as err:
             fail(f"{err.what}_bad_input", str(err))
             return

@@ -53,7 +53,7 @@ from .codec import (
 from .diagnostics import ERROR, NodeStats, build_status
 from .inputs import Input, InputNode
 from .params import SPECS, NodeConfig, descriptor, node_config, validate
-from .pipeline import IDENTITY_NORM, node_predictor, pair_inputs
+from .pipeline import IDENTITY_NORM, ThermalMemo, node_predictor, pair_inputs
 from .slot import LatestSlot
 from .sync import PairSynchronizer, SyncedPair
 
@@ -127,6 +127,7 @@ class IVTuningNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self._label_map_sent = False
         self._last_rgb: tuple[tuple[int, int], str] | None = None  # (h, w), frame_id
+        self._thermal_memo = ThermalMemo()  # a thermal frame shared by several RGB frames
         self._camera_info: CameraInfo | None = None
         self._logged: dict[str, float] = {}  # problem kind -> last log time
 
@@ -260,6 +261,7 @@ class IVTuningNode(LifecycleNode):
             self._engine.close()  # frees the model
         self._predictor = self._engine = None
         self._label_map_sent = False
+        self._thermal_memo = ThermalMemo()
 
     # ---------------------------------------------------------------- wiring
     def _input_qos(self) -> QoSProfile:
@@ -401,6 +403,7 @@ class IVTuningNode(LifecycleNode):
             self._engine.thermal_norm,
             self._last_rgb[0] if self._last_rgb else None,
             self._count_bad,
+            self._thermal_memo,
         )
         if rgb is not None:
             self._last_rgb = (rgb.shape[:2], pair.rgb.msg.header.frame_id)

@@ -9,7 +9,7 @@ so a bag replayed offline goes through the very code that runs on the robot.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,12 +24,36 @@ from .sync import SyncedPair
 IDENTITY_NORM = ThermalNorm("fixed", 0.0, 1.0)
 
 
+@dataclass
+class ThermalMemo:
+    """The last thermal frame's model input. Under sync_policy reference one thermal
+    frame serves several RGB frames (30 Hz RGB beside a 9 Hz core: three), and decoding a
+    PNG and normalising it is milliseconds each time. The sources (thermal message, node
+    config, checkpoint norm) are matched by identity and held, so the identities stay
+    valid; a config change is a new NodeConfig object."""
+
+    sources: tuple = ()
+    target: tuple[int, int] | None = None
+    thermal_hw: tuple[int, int] = (0, 0)
+    value: np.ndarray | None = None
+
+    def get(self, sources: tuple, target: tuple[int, int] | None) -> np.ndarray | None:
+        hit = target == self.target and len(sources) == len(self.sources)
+        hit = hit and all(a is b for a, b in zip(sources, self.sources, strict=True))
+        return self.value if hit else None
+
+    def put(self, sources: tuple, target, thermal_hw: tuple[int, int], value: np.ndarray) -> None:
+        value.flags.writeable = False  # shared with the next RGB frames: never altered
+        self.sources, self.target, self.thermal_hw, self.value = sources, target, thermal_hw, value
+
+
 def pair_inputs(
     pair: SyncedPair,
     cfg: NodeConfig,
     checkpoint_norm: ThermalNorm,
     last_rgb_hw: tuple[int, int] | None,
     count: Callable[[str, str], None],
+    memo: ThermalMemo | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(rgb uint8 RGB | None, thermal in [0, 1] on the RGB grid | None).
 
@@ -38,27 +62,34 @@ def pair_inputs(
     so boxes stay in RGB pixels) with the configured crop/affine or a resize.
     `count(key, why)` records problems that do not drop the frame (a stretched aspect
     ratio). Raises ImageDecodeError (naming the stream) for frames that must be dropped.
+    With a `memo`, a thermal frame met again with the same settings and RGB size is
+    reused (read-only) instead of decoded again.
     """
     rgb = image_to_rgb(pair.rgb.msg) if pair.rgb is not None else None
     if pair.thermal is None:
         return rgb, None
-    raw, encoding = image_to_thermal(pair.thermal.msg)
-    try:
-        t01 = cfg.norm_for(encoding, checkpoint_norm).normalize(raw)
-    except ValueError as err:
-        raise ImageDecodeError("thermal", str(err)) from None
     target = rgb.shape[:2] if rgb is not None else last_rgb_hw
-    if target:
-        if cfg.geometry.aspect_mismatch(raw.shape, target):
-            count(
-                "thermal_aspect_mismatch",
-                f"thermal {raw.shape[1]}x{raw.shape[0]} and RGB {target[1]}x{target[0]} differ "
-                "in aspect ratio and are stretched: set thermal_crop or thermal_affine",
-            )
+    sources = (pair.thermal.msg, cfg, checkpoint_norm)
+    t01 = memo.get(sources, target) if memo is not None else None
+    if t01 is None:
+        raw, encoding = image_to_thermal(pair.thermal.msg)
         try:
-            t01 = cfg.geometry.apply(t01, target)
+            t01 = cfg.norm_for(encoding, checkpoint_norm).normalize(raw)
+            if target:
+                t01 = cfg.geometry.apply(t01, target)
         except ValueError as err:
             raise ImageDecodeError("thermal", str(err)) from None
+        thermal_hw = raw.shape[:2]
+        if memo is not None:
+            memo.put(sources, target, thermal_hw, t01)
+    else:
+        thermal_hw = memo.thermal_hw
+    if target and cfg.geometry.aspect_mismatch(thermal_hw, target):
+        count(
+            "thermal_aspect_mismatch",
+            f"thermal {thermal_hw[1]}x{thermal_hw[0]} and RGB {target[1]}x{target[0]} differ "
+            "in aspect ratio and are stretched: set thermal_crop or thermal_affine",
+        )
     return rgb, t01
 
 
