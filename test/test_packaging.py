@@ -28,7 +28,11 @@ def test_compat_vision_msgs_stays_out_of_colcon_workspaces():
     real vision_msgs, which package.xml names for rosdep to install instead."""
     root = ET.parse(ROOT / "package.xml").getroot()
     assert "vision_msgs" in [e.text for e in root.findall("exec_depend")]
-    assert (ROOT / "compat" / "COLCON_IGNORE").is_file()
+    from catkin_pkg.packages import find_packages  # the crawler rosdep and colcon use
+
+    found = find_packages(str(ROOT), exclude_paths=[str(ROOT / ".venv"), str(ROOT / "build")])
+    assert [p.name for p in found.values()] == ["ivtuning_ros"]  # nothing nested is crawled
+    assert (ROOT / "compat" / "COLCON_IGNORE").is_file()  # nor compat/ as a base path
     compat = ROOT / "compat" / "vision_msgs"
     assert ET.parse(compat / "package.xml").getroot().findtext("name") == "vision_msgs"
     cmake = (compat / "CMakeLists.txt").read_text()
