@@ -38,11 +38,17 @@ class ThermalMemo:
     value: np.ndarray | None = None
 
     def get(self, sources: tuple, target: tuple[int, int] | None) -> np.ndarray | None:
-        hit = target == self.target and len(sources) == len(self.sources)
+        hit = self.value is not None and target == self.target
         hit = hit and all(a is b for a, b in zip(sources, self.sources, strict=True))
         return self.value if hit else None
 
-    def put(self, sources: tuple, target, thermal_hw: tuple[int, int], value: np.ndarray) -> None:
+    def put(
+        self,
+        sources: tuple,
+        target: tuple[int, int] | None,
+        thermal_hw: tuple[int, int],
+        value: np.ndarray,
+    ) -> None:
         value.flags.writeable = False  # shared with the next RGB frames: never altered
         self.sources, self.target, self.thermal_hw, self.value = sources, target, thermal_hw, value
 
