@@ -386,10 +386,15 @@ def _thermal_image(sc, cond, temp, dist, st, rng, bits) -> np.ndarray:
     # LWIR sees through fog banks almost alike: the mean extinction, not the patches.
     tau = np.exp(-np.float32(cond.fog_beta * cond.thermal_beta_ratio) * dist)
     t = t * tau + amb * (1.0 - tau)
-    # Optics and a lower-resolution detector: everything comes out soft.
-    small = cv2.resize(t, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), 0.8)
-    t = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    # The lens and a detector of (usually) lower resolution than the image soften it.
+    optics = sc.thermal_optics
+    if optics.detector_scale < 1.0:
+        dw, dh = max(1, int(w * optics.detector_scale)), max(1, int(h * optics.detector_scale))
+        t = cv2.resize(t, (dw, dh), interpolation=cv2.INTER_AREA)
+    if optics.blur_sigma > 0.0:
+        t = cv2.GaussianBlur(t, (0, 0), optics.blur_sigma)
+    if t.shape != (h, w):
+        t = cv2.resize(t, (w, h), interpolation=cv2.INTER_LINEAR)
     t = t + 1.2 * st.vignette + st.fpn[None, :]
     t = t + rng.standard_normal((h, w), dtype=np.float32) * np.float32(cond.thermal_noise)
     if bits == 16:  # radiometric TLinear: counts are centikelvin

@@ -48,6 +48,55 @@ class Camera:
 
 
 @dataclass(frozen=True)
+class ThermalOptics:
+    """The thermal camera's detector and lens, relative to the rendered image.
+
+    The default, a detector of half the image's resolution behind a soft lens, is a small
+    core (a 160x128 Lepton beside a 320x256 image). Real cores are often much sharper at
+    the network's input: a 640x512 core is downscaled to it. A model trained on soft
+    thermal images alone loses detections on sharp ones, so training sets can vary it
+    (`thermal_optics: varied`).
+    """
+
+    detector_scale: float = 0.5  # detector pixels per image pixel, in (0, 1]
+    blur_sigma: float = 0.8  # lens blur, in detector pixels
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.detector_scale <= 1.0:
+            raise ValueError(f"detector_scale must be in (0, 1], got {self.detector_scale}")
+        if self.blur_sigma < 0.0:
+            raise ValueError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
+
+
+# How a generated set chooses each scene's thermal optics: "fixed" is ThermalOptics()
+# for every scene (every set rendered before the choice existed); "varied" draws the
+# detector from a Lepton-like half resolution to one as sharp as the image, and the
+# lens blur, per scene.
+THERMAL_OPTICS = ("fixed", "varied")
+VARIED_DETECTOR_SCALE = (0.5, 1.0)
+VARIED_BLUR_SIGMA = (0.3, 0.9)
+
+
+def check_thermal_optics(choice: str) -> None:
+    if choice not in THERMAL_OPTICS:
+        raise ValueError(
+            f"thermal_optics must be one of {', '.join(THERMAL_OPTICS)}, got {choice!r}"
+        )
+
+
+def sample_thermal_optics(choice: str, rng: np.random.Generator) -> ThermalOptics:
+    """The optics of one scene; `rng` is used only for "varied", so "fixed" sets keep
+    every other draw, and their pixels, unchanged."""
+    check_thermal_optics(choice)
+    if choice == "fixed":
+        return ThermalOptics()
+    return ThermalOptics(
+        detector_scale=float(rng.uniform(*VARIED_DETECTOR_SCALE)),
+        blur_sigma=float(rng.uniform(*VARIED_BLUR_SIGMA)),
+    )
+
+
+@dataclass(frozen=True)
 class Lamp:
     x: float  # lamp head position, m
     z: float
@@ -112,6 +161,7 @@ class Scene:
     layout: str  # city | suburb | rural
     ego_headlights: bool
     fpn_seed: int  # fixed-pattern noise of the thermal sensor
+    thermal_optics: ThermalOptics = ThermalOptics()
 
     @property
     def lane(self) -> float:

@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ivtuning_ros.data.conditions import CONDITIONS, Condition, get_condition
 from ivtuning_ros.data.render import FrameRenderer
-from ivtuning_ros.data.scene import SEG_CLASSES, SYNTH_CLASSES, check_zoom, sample_scene
+from ivtuning_ros.data.scene import (
+    SEG_CLASSES,
+    SYNTH_CLASSES,
+    THERMAL_OPTICS,
+    check_thermal_optics,
+    check_zoom,
+    sample_scene,
+    sample_thermal_optics,
+)
 from ivtuning_ros.data.writers import write_coco_split
 from ivtuning_ros.types import RGBTSample
 
@@ -27,6 +36,7 @@ __all__ = [
     "CONDITIONS",
     "SEG_CLASSES",
     "SYNTH_CLASSES",
+    "THERMAL_OPTICS",
     "SceneSequence",
     "generate",
     "render_sample",
@@ -41,7 +51,8 @@ class SceneSequence:
     """One scene whose actors move smoothly over time.
 
     size is (width, height) in pixels, as in cv2 and `--size WxH`. thermal_bits 8 gives
-    AGC images in 0..255; 16 gives TLinear counts (kelvin x 100).
+    AGC images in 0..255; 16 gives TLinear counts (kelvin x 100). thermal_optics
+    "varied" draws the thermal camera's sharpness per scene (scene.ThermalOptics).
     """
 
     class_names = SYNTH_CLASSES
@@ -53,6 +64,7 @@ class SceneSequence:
         size: tuple[int, int] = DEFAULT_SIZE,
         thermal_bits: int = 8,
         zoom: float = 1.0,
+        thermal_optics: str = "fixed",
     ) -> None:
         self.condition = get_condition(condition) if isinstance(condition, str) else condition
         w, h = (int(v) for v in size)
@@ -66,6 +78,10 @@ class SceneSequence:
         self.thermal_bits = thermal_bits
         scene_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5CE4E]))
         self.scene = sample_scene(scene_rng, self.size, self.condition, zoom)
+        optics_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x0971C5]))
+        self.scene = replace(
+            self.scene, thermal_optics=sample_thermal_optics(thermal_optics, optics_rng)
+        )
         self._renderer = FrameRenderer(self.scene, self.condition)
 
     def frame(self, t_seconds: float, name: str | None = None) -> RGBTSample:
@@ -84,9 +100,10 @@ def render_sample(
     thermal_bits: int = 8,
     name: str | None = None,
     zoom: float = 1.0,
+    thermal_optics: str = "fixed",
 ) -> RGBTSample:
     """One still frame of a fresh scene."""
-    return SceneSequence(condition, seed, size, thermal_bits, zoom).frame(0.0, name)
+    return SceneSequence(condition, seed, size, thermal_bits, zoom, thermal_optics).frame(0.0, name)
 
 
 def sample_spec(conditions: Sequence[str], seed: int, index: int) -> tuple[Condition, int, str]:
@@ -106,14 +123,16 @@ def generate(
     size: tuple[int, int] = DEFAULT_SIZE,
     thermal_bits: int = 8,
     zoom: float = 1.0,
+    thermal_optics: str = "fixed",
 ) -> Iterator[RGBTSample]:
     """`count` stills cycling through `conditions` (see `sample_spec`)."""
     for cond in conditions:
         get_condition(cond)  # fail before rendering anything
     check_zoom(zoom)
+    check_thermal_optics(thermal_optics)
     for i in range(count):
         cond, scene_seed, name = sample_spec(conditions, seed, i)
-        yield render_sample(cond, scene_seed, size, thermal_bits, name, zoom)
+        yield render_sample(cond, scene_seed, size, thermal_bits, name, zoom, thermal_optics)
 
 
 def split_seed(seed: int, split: str) -> int:
@@ -132,11 +151,13 @@ def write_synthetic(
     overwrite: bool = False,
     progress: bool = True,
     zoom: float = 1.0,
+    thermal_optics: str = "fixed",
 ) -> dict[str, Path]:
     """Render and write each split (name -> count) as COCO + png under `out`."""
     for cond in conditions:
         get_condition(cond)
     check_zoom(zoom)
+    check_thermal_optics(thermal_optics)
     written = {}
     for split, count in splits.items():
         if count <= 0:
@@ -145,7 +166,10 @@ def write_synthetic(
         specs = [sample_spec(conditions, s_seed, i) for i in range(count)]
         cond_of = {name: cond.name for cond, _, name in specs}
         written[split] = write_coco_split(
-            (render_sample(cond, sd, size, thermal_bits, name, zoom) for cond, sd, name in specs),
+            (
+                render_sample(cond, sd, size, thermal_bits, name, zoom, thermal_optics)
+                for cond, sd, name in specs
+            ),
             out,
             split,
             SYNTH_CLASSES,
@@ -158,6 +182,7 @@ def write_synthetic(
                 "split_seed": s_seed,
                 "size": list(size),
                 "zoom": float(zoom),
+                "thermal_optics": thermal_optics,
                 "thermal": "agc8" if thermal_bits == 8 else "y16 TLinear centikelvin",
             },
             fields_of=lambda s, cond_of=cond_of: {"condition": cond_of[s.name]},

@@ -22,6 +22,7 @@ def _splits(text: str) -> dict[str, int]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ivtuning_ros.data.conditions import CONDITIONS
+    from ivtuning_ros.data.scene import THERMAL_OPTICS
 
     p = subparsers.add_parser(
         "make-data",
@@ -64,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="focal length multiplier: 1 = ~54 deg horizontal field of view, 1.6 = ~35 deg "
         "(objects 1.6x larger)",
     )
+    p.add_argument(
+        "--thermal-optics",
+        choices=THERMAL_OPTICS,
+        default="fixed",
+        help="fixed: every scene's thermal camera is a soft, half-resolution core; varied: "
+        "its resolution and lens blur drawn per scene, from that up to as sharp as the "
+        "image (train on varied for cameras sharper than the fixed core)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing split")
     p.set_defaults(func=run)  # fmt: skip
 
@@ -86,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         splits = args.splits
     written = write_synthetic(
         args.out, conditions, splits, args.seed, args.size, tasks, args.thermal_bits,
-        args.overwrite, zoom=args.zoom,
+        args.overwrite, zoom=args.zoom, thermal_optics=args.thermal_optics,
     )  # fmt: skip
     for split, path in written.items():
         print(f"{split}: {splits[split]} pairs -> {path}")

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from ivtuning_ros.data.conditions import get_condition
-from ivtuning_ros.data.scene import check_zoom
+from ivtuning_ros.data.scene import check_thermal_optics, check_zoom
 from ivtuning_ros.model.config import ModelConfig, load_model_config
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -52,6 +52,7 @@ class SyntheticSpec:
     seed: int = 0
     size: tuple[int, ...] = (320, 256)  # width, height of the rendered images
     zoom: float = 1.0  # focal length multiplier: > 1 is a longer lens, bigger objects
+    thermal_optics: str = "fixed"  # or "varied": the thermal camera's sharpness per scene
 
     def __post_init__(self) -> None:
         if not self.conditions:
@@ -63,6 +64,7 @@ class SyntheticSpec:
         if len(self.size) != 2 or min(self.size) < 32:
             raise ValueError(f"size must be [width, height], each >= 32, got {list(self.size)}")
         check_zoom(self.zoom)
+        check_thermal_optics(self.thermal_optics)
 
 
 @dataclass(frozen=True)

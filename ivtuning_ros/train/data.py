@@ -34,8 +34,11 @@ def default_cache_dir() -> Path:
 def synthetic_folder(spec: SyntheticSpec, cache_dir: Path) -> Path:
     fields = {"conditions": spec.conditions, "count": spec.count, "seed": spec.seed,
               "size": spec.size}  # fmt: skip
-    if spec.zoom != 1.0:  # (sets rendered before zoom existed keep their folders)
+    # (sets rendered before zoom and thermal_optics existed keep their folders)
+    if spec.zoom != 1.0:
         fields["zoom"] = spec.zoom
+    if spec.thermal_optics != "fixed":
+        fields["thermal_optics"] = spec.thermal_optics
     key = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir / f"{'+'.join(spec.conditions)}_{spec.count}_s{spec.seed}_{digest}"
@@ -59,6 +62,7 @@ def ensure_synthetic(spec: SyntheticSpec, cache_dir: Path, progress: bool = True
         size=(int(spec.size[0]), int(spec.size[1])),
         progress=progress,
         zoom=float(spec.zoom),
+        thermal_optics=spec.thermal_optics,
     )
     try:
         os.replace(tmp, folder)
