@@ -276,3 +276,98 @@ def test_no_invalid_pixel_values_where_the_texture_noise_dips_deepest():
         warnings.simplefilter("error")
         s = render_sample(cond, seed, (256, 192), 8, name, zoom=1.6)
     assert np.isfinite(s.thermal).all()
+
+
+def _high_frequency(thermal: np.ndarray) -> float:
+    """Mean absolute difference between horizontal neighbours: edges and fine detail."""
+    return float(np.abs(np.diff(thermal.astype(np.float32), axis=1)).mean())
+
+
+def test_thermal_optics_sharpen_only_the_thermal_image():
+    """A detector as fine as the image behind a light lens gives a sharper thermal image
+    of the same scene; the RGB image and the labels do not change."""
+    from ivtuning_ros.data.render import FrameRenderer
+    from ivtuning_ros.data.scene import ThermalOptics, sample_scene
+
+    cond = _quiet("clear_night")
+    scene = sample_scene(np.random.default_rng(5), (320, 256), cond)
+    assert scene.thermal_optics == ThermalOptics(0.5, 0.8)
+    frames = {
+        optics: FrameRenderer(dataclasses.replace(scene, thermal_optics=optics), cond).render(
+            0.0, np.random.default_rng(0)
+        )
+        for optics in (ThermalOptics(), ThermalOptics(0.75, 0.6), ThermalOptics(1.0, 0.0))
+    }
+    soft, mid, sharp = frames.values()
+    assert _high_frequency(soft.thermal) < _high_frequency(mid.thermal)
+    assert _high_frequency(mid.thermal) < _high_frequency(sharp.thermal)
+    for other in (mid, sharp):
+        assert np.array_equal(other.rgb, soft.rgb)
+        assert np.array_equal(other.boxes, soft.boxes) and np.array_equal(other.mask, soft.mask)
+    with pytest.raises(ValueError, match="detector_scale"):
+        ThermalOptics(detector_scale=0.0)
+    with pytest.raises(ValueError, match="blur_sigma"):
+        ThermalOptics(blur_sigma=-1.0)
+
+
+def test_varied_thermal_optics_are_drawn_per_scene_and_repeatable(tmp_path, capsys):
+    import hashlib
+    import json
+
+    from ivtuning_ros.data.scene import (
+        VARIED_BLUR_SIGMA,
+        VARIED_DETECTOR_SCALE,
+        ThermalOptics,
+        parse_thermal_optics,
+    )
+    from ivtuning_ros.train.config import SyntheticSpec
+    from ivtuning_ros.train.data import synthetic_folder
+
+    drawn = [SceneSequence("light_fog", seed, SIZE, thermal_optics="varied").scene.thermal_optics
+             for seed in range(12)]  # fmt: skip
+    assert len({o.detector_scale for o in drawn}) == 12
+    for o in drawn:
+        assert VARIED_DETECTOR_SCALE[0] <= o.detector_scale <= VARIED_DETECTOR_SCALE[1]
+        assert VARIED_BLUR_SIGMA[0] <= o.blur_sigma <= VARIED_BLUR_SIGMA[1]
+    assert SceneSequence("light_fog", 3, SIZE).scene.thermal_optics == ThermalOptics()
+    a = render_sample("light_fog", 3, SIZE, thermal_optics="varied")
+    b = render_sample("light_fog", 3, SIZE, thermal_optics="varied")
+    assert np.array_equal(a.thermal, b.thermal)
+    # the optics have their own random stream: the scene and its RGB image are the fixed one's
+    fixed = render_sample("light_fog", 3, SIZE)
+    assert np.array_equal(a.rgb, fixed.rgb) and np.array_equal(a.boxes, fixed.boxes)
+    assert not np.array_equal(a.thermal, fixed.thermal)
+    with pytest.raises(ValueError, match="thermal_optics must be fixed, varied or SCALE:SIGMA"):
+        render_sample("light_fog", 3, SIZE, thermal_optics="sharp")
+    # one camera for every scene: SCALE:SIGMA
+    assert parse_thermal_optics("1:0.5") == ThermalOptics(1.0, 0.5)
+    one = SceneSequence("light_fog", 3, SIZE, thermal_optics="0.7:0.4").scene.thermal_optics
+    assert one == ThermalOptics(0.7, 0.4)
+    with pytest.raises(ValueError, match="detector_scale"):
+        parse_thermal_optics("2:0.5")
+    with pytest.raises(ValueError, match="thermal_optics"):
+        SyntheticSpec(("clear_night",), 4, thermal_optics="sharp")
+
+    # training caches: a fixed spec keeps the folder it had before the option existed
+    spec = SyntheticSpec(("clear_night",), 4)
+    key = json.dumps({"conditions": ("clear_night",), "count": 4, "seed": 0,
+                      "size": (320, 256)}, sort_keys=True)  # fmt: skip
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    assert synthetic_folder(spec, tmp_path).name == f"clear_night_4_s0_{digest}"
+    varied_spec = SyntheticSpec(("clear_night",), 4, thermal_optics="varied")
+    assert synthetic_folder(varied_spec, tmp_path) != synthetic_folder(spec, tmp_path)
+
+    rc = cli_main(["make-data", "--condition", "clear_night", "--count", "1", "--thermal-optics",
+                   "varied", "--out", str(tmp_path / "v"), "--size", "96x64"])  # fmt: skip
+    assert rc == 0
+    capsys.readouterr()
+    info = json.loads((tmp_path / "v" / "annotations" / "train.json").read_text())["info"]
+    assert info["thermal_optics"] == "varied"
+    cond, seed, name = sample_spec(["clear_night"], split_seed(0, "train"), 0)
+    ref = render_sample(cond, seed, (96, 64), name=name, thermal_optics="varied")
+    bad = ["make-data", "--condition", "clear_night", "--count", "1", "--thermal-optics",
+           "1:x", "--out", str(tmp_path / "bad")]  # fmt: skip
+    with pytest.raises(SystemExit):
+        cli_main(bad)
+    assert "SCALE:SIGMA" in capsys.readouterr().err
+    assert np.array_equal(open_dataset(tmp_path / "v", split="train")[0].thermal, ref.thermal)

@@ -71,25 +71,37 @@ class ThermalOptics:
 # How a generated set chooses each scene's thermal optics: "fixed" is ThermalOptics()
 # for every scene (every set rendered before the choice existed); "varied" draws the
 # detector from a Lepton-like half resolution to one as sharp as the image, and the
-# lens blur, per scene.
-THERMAL_OPTICS = ("fixed", "varied")
+# lens blur, per scene; "SCALE:SIGMA" (e.g. "1:0.5") is one camera for every scene.
+THERMAL_OPTICS = ("fixed", "varied", "SCALE:SIGMA")
 VARIED_DETECTOR_SCALE = (0.5, 1.0)
 VARIED_BLUR_SIGMA = (0.3, 0.9)
 
 
-def check_thermal_optics(choice: str) -> None:
-    if choice not in THERMAL_OPTICS:
+def parse_thermal_optics(choice: str) -> ThermalOptics | None:
+    """The optics every scene gets, or None for "varied" (drawn per scene)."""
+    if choice == "fixed":
+        return ThermalOptics()
+    if choice == "varied":
+        return None
+    scale, sep, sigma = choice.partition(":")
+    try:
+        values = (float(scale), float(sigma)) if sep else None
+    except ValueError:
+        values = None
+    if values is None:
         raise ValueError(
-            f"thermal_optics must be one of {', '.join(THERMAL_OPTICS)}, got {choice!r}"
+            f"thermal_optics must be fixed, varied or SCALE:SIGMA (detector pixels per image "
+            f"pixel, lens blur in detector pixels; e.g. 1:0.5), got {choice!r}"
         )
+    return ThermalOptics(*values)
 
 
 def sample_thermal_optics(choice: str, rng: np.random.Generator) -> ThermalOptics:
-    """The optics of one scene; `rng` is used only for "varied", so "fixed" sets keep
-    every other draw, and their pixels, unchanged."""
-    check_thermal_optics(choice)
-    if choice == "fixed":
-        return ThermalOptics()
+    """The optics of one scene; `rng` is used only for "varied", so the other choices
+    keep every other draw, and the RGB pixels, unchanged."""
+    optics = parse_thermal_optics(choice)
+    if optics is not None:
+        return optics
     return ThermalOptics(
         detector_scale=float(rng.uniform(*VARIED_DETECTOR_SCALE)),
         blur_sigma=float(rng.uniform(*VARIED_BLUR_SIGMA)),

@@ -24,8 +24,8 @@ from ivtuning_ros.data.scene import (
     SEG_CLASSES,
     SYNTH_CLASSES,
     THERMAL_OPTICS,
-    check_thermal_optics,
     check_zoom,
+    parse_thermal_optics,
     sample_scene,
     sample_thermal_optics,
 )
@@ -129,7 +129,7 @@ def generate(
     for cond in conditions:
         get_condition(cond)  # fail before rendering anything
     check_zoom(zoom)
-    check_thermal_optics(thermal_optics)
+    parse_thermal_optics(thermal_optics)
     for i in range(count):
         cond, scene_seed, name = sample_spec(conditions, seed, i)
         yield render_sample(cond, scene_seed, size, thermal_bits, name, zoom, thermal_optics)
@@ -157,7 +157,7 @@ def write_synthetic(
     for cond in conditions:
         get_condition(cond)
     check_zoom(zoom)
-    check_thermal_optics(thermal_optics)
+    parse_thermal_optics(thermal_optics)
     written = {}
     for split, count in splits.items():
         if count <= 0:

@@ -20,9 +20,18 @@ def _splits(text: str) -> dict[str, int]:
     return out
 
 
+def _thermal_optics(text: str) -> str:
+    from ivtuning_ros.data.scene import parse_thermal_optics
+
+    try:
+        parse_thermal_optics(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ivtuning_ros.data.conditions import CONDITIONS
-    from ivtuning_ros.data.scene import THERMAL_OPTICS
 
     p = subparsers.add_parser(
         "make-data",
@@ -67,11 +76,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--thermal-optics",
-        choices=THERMAL_OPTICS,
+        type=_thermal_optics,
         default="fixed",
-        help="fixed: every scene's thermal camera is a soft, half-resolution core; varied: "
-        "its resolution and lens blur drawn per scene, from that up to as sharp as the "
-        "image (train on varied for cameras sharper than the fixed core)",
+        help="the thermal camera's sharpness. fixed: a soft core of half the image's "
+        "resolution in every scene; varied: its resolution and lens blur drawn per scene, "
+        "from that up to as sharp as the image (train on varied for sharper cameras); "
+        "SCALE:SIGMA: detector pixels per image pixel and lens blur in detector pixels for "
+        "every scene, e.g. 1:0.5 (a 640x512 core at 320x256)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing split")
     p.set_defaults(func=run)  # fmt: skip

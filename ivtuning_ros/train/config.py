@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from ivtuning_ros.data.conditions import get_condition
-from ivtuning_ros.data.scene import check_thermal_optics, check_zoom
+from ivtuning_ros.data.scene import check_zoom, parse_thermal_optics
 from ivtuning_ros.model.config import ModelConfig, load_model_config
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -64,7 +64,7 @@ class SyntheticSpec:
         if len(self.size) != 2 or min(self.size) < 32:
             raise ValueError(f"size must be [width, height], each >= 32, got {list(self.size)}")
         check_zoom(self.zoom)
-        check_thermal_optics(self.thermal_optics)
+        parse_thermal_optics(self.thermal_optics)
 
 
 @dataclass(frozen=True)
