@@ -72,7 +72,6 @@ class ThermalOptics:
 # for every scene (every set rendered before the choice existed); "varied" draws the
 # detector from a Lepton-like half resolution to one as sharp as the image, and the
 # lens blur, per scene; "SCALE:SIGMA" (e.g. "1:0.5") is one camera for every scene.
-THERMAL_OPTICS = ("fixed", "varied", "SCALE:SIGMA")
 VARIED_DETECTOR_SCALE = (0.5, 1.0)
 VARIED_BLUR_SIGMA = (0.3, 0.9)
 

@@ -23,7 +23,6 @@ from ivtuning_ros.data.render import FrameRenderer
 from ivtuning_ros.data.scene import (
     SEG_CLASSES,
     SYNTH_CLASSES,
-    THERMAL_OPTICS,
     check_zoom,
     parse_thermal_optics,
     sample_scene,
@@ -36,7 +35,6 @@ __all__ = [
     "CONDITIONS",
     "SEG_CLASSES",
     "SYNTH_CLASSES",
-    "THERMAL_OPTICS",
     "SceneSequence",
     "generate",
     "render_sample",
@@ -51,8 +49,9 @@ class SceneSequence:
     """One scene whose actors move smoothly over time.
 
     size is (width, height) in pixels, as in cv2 and `--size WxH`. thermal_bits 8 gives
-    AGC images in 0..255; 16 gives TLinear counts (kelvin x 100). thermal_optics
-    "varied" draws the thermal camera's sharpness per scene (scene.ThermalOptics).
+    AGC images in 0..255; 16 gives TLinear counts (kelvin x 100). thermal_optics is
+    the thermal camera's sharpness: "fixed", "varied" (drawn per scene) or "SCALE:SIGMA"
+    (scene.ThermalOptics, scene.parse_thermal_optics).
     """
 
     class_names = SYNTH_CLASSES

@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "resolution in every scene; varied: its resolution and lens blur drawn per scene, "
         "from that up to as sharp as the image (train on varied for sharper cameras); "
         "SCALE:SIGMA: detector pixels per image pixel and lens blur in detector pixels for "
-        "every scene, e.g. 1:0.5 (a 640x512 core at 320x256)",
+        "every scene, e.g. 1:0.5",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing split")
     p.set_defaults(func=run)  # fmt: skip
