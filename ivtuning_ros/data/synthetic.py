@@ -76,10 +76,10 @@ class SceneSequence:
         self.size = (w, h)
         self.thermal_bits = thermal_bits
         scene_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5CE4E]))
-        self.scene = sample_scene(scene_rng, self.size, self.condition, zoom)
         optics_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x0971C5]))
         self.scene = replace(
-            self.scene, thermal_optics=sample_thermal_optics(thermal_optics, optics_rng)
+            sample_scene(scene_rng, self.size, self.condition, zoom),
+            thermal_optics=sample_thermal_optics(thermal_optics, optics_rng),
         )
         self._renderer = FrameRenderer(self.scene, self.condition)
 
