@@ -6,6 +6,8 @@ from ivtuning_ros.bench.tuning import (
     AVERAGED,
     LEARNING_RATES,
     PRESET_LEARNING_RATES,
+    _source,
+    bench_config,
     combine_seeds,
     format_table,
     learning_rates,
@@ -117,6 +119,24 @@ def test_merge_joins_seeds_and_refuses_runs_that_differ_otherwise():
         merge_reports([("a", report([0, 1])), ("b", report([1, 2]))])
     with pytest.raises(ValueError, match=r"different seeds.*'full': \[0\]"):
         merge_reports([("a", report([0])), ("b", report([1], modes=("ivtuning",)))])
+
+
+def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
+    """`--thermal-optics varied` renders every split with a varied thermal camera (the
+    default stays the soft core the documented tables used); a bad choice is refused
+    before anything renders."""
+    from ivtuning_ros.tools.cli import build_parser
+
+    parser = build_parser()
+    default = parser.parse_args(["bench", "tuning"])
+    varied = parser.parse_args(["bench", "tuning", "--thermal-optics", "varied"])
+    splits = lambda cfg: [cfg["data"]["train"], cfg["data"]["val"], *cfg["tests"].values()]  # noqa: E731
+    for args, optics in ((default, "fixed"), (varied, "varied")):
+        for src in splits(bench_config(args, tmp_path)):
+            assert _source(src).synthetic.thermal_optics == optics
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bench", "tuning", "--thermal-optics", "2:0.5"])
+    assert "--thermal-optics: detector_scale must be in (0, 1], got 2.0" in capsys.readouterr().err
 
 
 def test_bench_tuning_runs_end_to_end(tmp_path):

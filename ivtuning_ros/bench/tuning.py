@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ivtuning_ros.bench.common import machine_info, write_json
+from ivtuning_ros.tools.argtypes import thermal_optics
 from ivtuning_ros.train.config import SourceSection, SyntheticSpec
 
 MODES = ("ivtuning", "full", "rgb_only", "thermal_only")
@@ -95,7 +96,8 @@ def bench_config(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
 
     def synth(conditions: tuple[str, ...], count: int, seed: int) -> dict[str, Any]:
         return {"synthetic": {"conditions": list(conditions), "count": count, "seed": seed,
-                              "size": size, "zoom": args.zoom}}  # fmt: skip
+                              "size": size, "zoom": args.zoom,
+                              "thermal_optics": args.thermal_optics}}  # fmt: skip
 
     return {
         "model": {"preset": args.preset, "overrides": {"input_size": list(INPUT_HW)}},
@@ -129,6 +131,7 @@ def _source(src: dict[str, Any]) -> SourceSection:
             int(syn["seed"]),
             tuple(syn["size"]),
             float(syn["zoom"]),
+            syn["thermal_optics"],
         )
     )
 
@@ -509,6 +512,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "once per seed and reports the means",
     )
     p.add_argument("--zoom", type=float, default=ZOOM, help="synthetic camera focal multiplier")
+    p.add_argument(
+        "--thermal-optics",
+        type=thermal_optics,
+        default="fixed",
+        help="the synthetic thermal camera of every split (see make-data): fixed, the soft "
+        "core the tables in docs/benchmarks.md were measured on, or varied",
+    )
     p.add_argument("--cache-dir", default=None, help="where the synthetic sets are rendered")
     p.add_argument(
         "--merge", nargs="+", type=Path, metavar="JSON",

@@ -11,3 +11,14 @@ def image_size(text: str) -> tuple[int, int]:
     if not sep or not w.isdigit() or not h.isdigit() or int(w) < 1 or int(h) < 1:
         raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 320x256; got {text!r}")
     return int(w), int(h)
+
+
+def thermal_optics(text: str) -> str:
+    """A synthetic set's thermal camera choice (fixed, varied or SCALE:SIGMA), checked."""
+    from ivtuning_ros.data.scene import parse_thermal_optics
+
+    try:
+        parse_thermal_optics(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ivtuning_ros.tools.argtypes import image_size
+from ivtuning_ros.tools.argtypes import image_size, thermal_optics
 
 TASK_NAMES = ("detection", "segmentation", "saliency")
 
@@ -18,16 +18,6 @@ def _splits(text: str) -> dict[str, int]:
             raise argparse.ArgumentTypeError(f"splits look like train:200,val:50; got {text!r}")
         out[name] = int(count)
     return out
-
-
-def _thermal_optics(text: str) -> str:
-    from ivtuning_ros.data.scene import parse_thermal_optics
-
-    try:
-        parse_thermal_optics(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--thermal-optics",
-        type=_thermal_optics,
+        type=thermal_optics,
         default="fixed",
         help="the thermal camera's sharpness. fixed: a soft core of half the image's "
         "resolution in every scene; varied: its resolution and lens blur drawn per scene, "
