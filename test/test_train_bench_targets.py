@@ -130,9 +130,9 @@ def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
     parser = build_parser()
     default = parser.parse_args(["bench", "tuning"])
     varied = parser.parse_args(["bench", "tuning", "--thermal-optics", "varied"])
-    splits = lambda cfg: [cfg["data"]["train"], cfg["data"]["val"], *cfg["tests"].values()]  # noqa: E731
     for args, optics in ((default, "fixed"), (varied, "varied")):
-        for src in splits(bench_config(args, tmp_path)):
+        cfg = bench_config(args, tmp_path)
+        for src in (cfg["data"]["train"], cfg["data"]["val"], *cfg["tests"].values()):
             assert _source(src).synthetic.thermal_optics == optics
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "tuning", "--thermal-optics", "2:0.5"])
