@@ -6,7 +6,6 @@ from ivtuning_ros.bench.tuning import (
     AVERAGED,
     LEARNING_RATES,
     PRESET_LEARNING_RATES,
-    _source,
     bench_config,
     combine_seeds,
     format_table,
@@ -126,6 +125,7 @@ def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
     default stays the soft core the documented tables used); a bad choice is refused
     before anything renders."""
     from ivtuning_ros.tools.cli import build_parser
+    from ivtuning_ros.train.config import parse_source
 
     parser = build_parser()
     default = parser.parse_args(["bench", "tuning"])
@@ -133,7 +133,7 @@ def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
     for args, optics in ((default, "fixed"), (varied, "varied")):
         cfg = bench_config(args, tmp_path)
         for src in (cfg["data"]["train"], cfg["data"]["val"], *cfg["tests"].values()):
-            assert _source(src).synthetic.thermal_optics == optics
+            assert parse_source(src).synthetic.thermal_optics == optics
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "tuning", "--thermal-optics", "2:0.5"])
     assert "--thermal-optics: detector_scale must be in (0, 1], got 2.0" in capsys.readouterr().err

@@ -29,7 +29,7 @@ import numpy as np
 
 from ivtuning_ros.bench.common import machine_info, write_json
 from ivtuning_ros.tools.argtypes import thermal_optics
-from ivtuning_ros.train.config import SourceSection, SyntheticSpec
+from ivtuning_ros.train.config import parse_source
 
 MODES = ("ivtuning", "full", "rgb_only", "thermal_only")
 RECOMPUTE = "ivtuning_recompute"
@@ -122,20 +122,6 @@ def bench_config(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
     }
 
 
-def _source(src: dict[str, Any]) -> SourceSection:
-    syn = src["synthetic"]
-    return SourceSection(
-        synthetic=SyntheticSpec(
-            tuple(syn["conditions"]),
-            int(syn["count"]),
-            int(syn["seed"]),
-            tuple(syn["size"]),
-            float(syn["zoom"]),
-            syn["thermal_optics"],
-        )
-    )
-
-
 def _rss_now_kib() -> int:
     with open("/proc/self/statm") as fh:
         pages = int(fh.read().split()[1])
@@ -172,7 +158,9 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
     scores = {}
     cache = Path(cfg.data.cache_dir)
     for name, src in tests.items():
-        samples = open_source(_source(src), cache, skip_bad=False, progress=False)
+        samples = open_source(
+            parse_source(src, f"tests.{name}"), cache, skip_bad=False, progress=False
+        )
         ds = PreparedDataset(samples, info.config.input_size, info.config.thermal_norm, "detection")
         scores[name] = evaluate_model(
             model, ds, 8, cfg.train.val_score_threshold, torch.device("cpu")
@@ -414,7 +402,7 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     # Render every split once, up front, so no mode pays for it.
     for src in [config["data"]["train"], config["data"]["val"], *config["tests"].values()]:
-        ensure_synthetic(_source(src).synthetic, cache)
+        ensure_synthetic(parse_source(src).synthetic, cache)
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="ivtuning_bench_") as tmp:
         for mode in modes:

@@ -221,6 +221,12 @@ def parse_train_config(raw: dict[str, Any]) -> TrainConfig:
     return _build(TrainConfig, raw, "")
 
 
+def parse_source(raw: dict[str, Any], path: str = "") -> SourceSection:
+    """One split's mapping -> SourceSection, checked as in a training config (for
+    splits kept outside one, such as a benchmark's extra test sets)."""
+    return _build(SourceSection, raw, path)
+
+
 def load_train_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
