@@ -11,6 +11,7 @@ from ivtuning_ros.bench.tuning import (
     format_table,
     learning_rates,
     merge_reports,
+    paired_by_seed,
     targets,
 )
 
@@ -88,9 +89,33 @@ def test_seeds_are_averaged_and_the_targets_compare_the_means():
     assert "seed" not in iv  # a mode's row stands for all its seeds
     t = targets({"ivtuning": iv, "full": full})
     # full wins seed 0 (0.60 vs 0.40) but its mean (0.40) is below ivtuning's (0.45)
-    assert t["unseen mAP50 ivtuning >= full"] == {"value": "0.450 vs 0.400", "met": True}
+    unseen = t["unseen mAP50 ivtuning >= full"]
+    assert (unseen["value"], unseen["met"]) == ("0.450 vs 0.400", True)
+    # seed by seed: -0.20 and +0.30, mean +0.05, standard error sd / sqrt(2) = 0.25
+    paired = unseen["paired"]
+    assert paired["differences"] == pytest.approx({"0": -0.2, "1": 0.3})
+    assert paired["mean"] == pytest.approx(0.05)
+    assert paired["standard_error"] == pytest.approx(0.25)
+    assert (paired["ahead"], paired["seeds"]) == (1, 2)
     table = format_table({"modes": [iv, full], "targets": t, "seeds": [0, 1]})
     assert "  full                 s0 0.700/0.600  s1 0.300/0.200" in table
+    assert (
+        "[met] unseen mAP50 ivtuning >= full: 0.450 vs 0.400 (paired by seed: +0.050, "
+        "standard error 0.250; ivtuning ahead on 1 of 2)" in table
+    )
+
+
+def test_paired_differences_need_two_shared_seeds():
+    one = {m: combine_seeds([run(m, 0, 0.5, 0.4, 500, 700)]) for m in ("ivtuning", "full")}
+    assert "paired" not in targets(one)["unseen mAP50 ivtuning >= full"]
+    iv = combine_seeds([run("ivtuning", s, 0.5, 0.4, 500, 700) for s in (0, 1, 2)])
+    thermal = combine_seeds([run("thermal_only", s, 0.45, 0.5, 300, 400) for s in (1, 2)])
+    paired = paired_by_seed(iv, thermal, "map50_seen")
+    assert paired["differences"] == pytest.approx({"1": 0.05, "2": 0.05})  # seed 0 unpaired
+    assert paired["standard_error"] == pytest.approx(0.0) and paired["ahead"] == 2
+    t = targets({"ivtuning": iv, "thermal_only": thermal})
+    behind = t["unseen mAP50 ivtuning > thermal_only"]
+    assert not behind["met"] and behind["paired"]["ahead"] == 0
 
 
 def report(seeds, modes=("full", "ivtuning"), lr=0.004, epochs=40):
