@@ -252,8 +252,8 @@ def paired_by_seed(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, 
     """a's `key` minus b's, seed by seed, over the seeds both modes ran (None below two).
 
     Two modes trained with one seed share the data order and the head's initialisation,
-    so their difference varies much less than either figure does across seeds: the mean
-    difference and its standard error say how firmly a comparison of means stands."""
+    so each seed's difference compares like with like: the mean difference, its standard
+    error and the count of seeds ahead say how firmly a comparison of means stands."""
     a_runs = {r["seed"]: r[key] for r in a.get("runs", [])}
     b_runs = {r["seed"]: r[key] for r in b.get("runs", [])}
     seeds = sorted(a_runs.keys() & b_runs.keys())
