@@ -118,11 +118,12 @@ def test_paired_differences_need_two_shared_seeds():
     assert not behind["met"] and behind["paired"]["ahead"] == 0
 
 
-def report(seeds, modes=("full", "ivtuning"), lr=0.004, epochs=40):
+def report(seeds, modes=("full", "ivtuning"), lr=0.004, epochs=40, modality_dropout=0.0):
     rows = [combine_seeds([run(m, s, 0.5, 0.4, 500, 700) for s in seeds]) for m in modes]
     return {
         "benchmark": "tuning", "preset": "default", "seen_conditions": ["a"],
         "unseen_conditions": ["b"], "seeds": list(seeds), "wall_s": 1.0, "machine": {},
+        "modality_dropout": modality_dropout,
         "config": {"data": {"cache_dir": f"/tmp/{seeds}"}, "train": {"epochs": epochs}},
         "modes": [{**r, "lr": lr} for r in rows],
     }  # fmt: skip
@@ -143,6 +144,22 @@ def test_merge_joins_seeds_and_refuses_runs_that_differ_otherwise():
         merge_reports([("a", report([0, 1])), ("b", report([1, 2]))])
     with pytest.raises(ValueError, match=r"different seeds.*'full': \[0\]"):
         merge_reports([("a", report([0])), ("b", report([1], modes=("ivtuning",)))])
+
+
+def test_merge_checks_modality_dropout_only_where_a_fusion_mode_trained():
+    """Single-camera modes never blank a stream: their runs join fusion runs trained at
+    any dropout, and the joined report carries the fusion modes' dropout."""
+    fusion = report([0, 1], modes=("ivtuning",), modality_dropout=0.1)
+    single = report([0, 1], modes=("thermal_only",))
+    merged = merge_reports([("single", single), ("fusion", fusion)])
+    assert merged["modality_dropout"] == 0.1
+    assert [m["mode"] for m in merged["modes"]] == ["ivtuning", "thermal_only"]
+    assert "unseen mAP50 ivtuning > thermal_only" in merged["targets"]
+    assert merge_reports([("single", single)])["modality_dropout"] == 0.0
+    other = report([0, 1], modes=("full",))
+    with pytest.raises(ValueError, match=r"fusion trained the fusion modes at modality dropout "
+                       r"0.1, other at 0"):  # fmt: skip
+        merge_reports([("fusion", fusion), ("other", other)])
 
 
 def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):

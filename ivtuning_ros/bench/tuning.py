@@ -237,9 +237,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for ax in axes:
         ax.set_xticks(x, names, rotation=25, ha="right")
         ax.grid(axis="y", alpha=0.3)
+    train = report["config"]["data"]["train"]["synthetic"]
     fig.suptitle(
-        f"{report['preset']} detection, {report['config']['data']['train']['synthetic']['count']}"
-        f" training pairs ({' + '.join(SEEN)}), {report['config']['train']['epochs']} epochs"
+        f"{report['preset']} detection, {train['count']} training pairs ({' + '.join(SEEN)}), "
+        f"{report['config']['train']['epochs']} epochs, "
+        f"{train.get('thermal_optics', 'fixed')} thermal optics"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -341,12 +343,15 @@ def _comparable(report: dict[str, Any]) -> dict[str, Any]:
     synthetic sets were cached."""
     config = json.loads(json.dumps(report["config"]))
     config["data"].pop("cache_dir", None)
-    return {
-        "benchmark": report.get("benchmark"),
-        "preset": report.get("preset"),
-        "modality_dropout": report.get("modality_dropout", 0.0),
-        "config": config,
-    }
+    return {"benchmark": report.get("benchmark"), "preset": report.get("preset"), "config": config}
+
+
+def _fusion_dropout(report: dict[str, Any]) -> float | None:
+    """The report's modality dropout where it trained a fusion mode; None where it did
+    not: single-camera modes never blank a stream, so their runs join any dropout's."""
+    if any(row["mode"] in FUSION_MODES for row in report["modes"]):
+        return report.get("modality_dropout", 0.0)
+    return None
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
@@ -370,11 +375,20 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {}
     where: dict[tuple[str, int], str] = {}
     rates: dict[str, float] = {}
+    dropouts: dict[float, str] = {}
     reference = _comparable(first)
     for name, report in reports:
         diff = _differences(reference, _comparable(report))
         if diff:
             raise ValueError(f"{name} and {first_name} differ in {', '.join(diff)}: not joinable")
+        dropout = _fusion_dropout(report)
+        if dropout is not None:
+            dropouts.setdefault(dropout, name)
+        if len(dropouts) > 1:
+            (a, name_a), (b, name_b) = dropouts.items()
+            raise ValueError(
+                f"{name_a} trained the fusion modes at modality dropout {a:g}, {name_b} at {b:g}"
+            )
         for row in report["modes"]:
             mode = row["mode"]
             if rates.setdefault(mode, row["lr"]) != row["lr"]:
@@ -394,7 +408,7 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     rows = {m: combine_seeds(sorted(runs[m], key=lambda r: r["seed"])) for m in order}
     return {
         **{k: first[k] for k in ("benchmark", "preset", "seen_conditions", "unseen_conditions")},
-        "modality_dropout": first.get("modality_dropout", 0.0),
+        "modality_dropout": next(iter(dropouts), 0.0),
         "seeds": seeds[order[0]],
         "learning_rates": {m: rates[m] for m in order},
         "config": first["config"],
