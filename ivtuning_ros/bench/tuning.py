@@ -340,7 +340,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 def _comparable(report: dict[str, Any]) -> dict[str, Any]:
     """What must match for two reports' runs to be joined: everything but where the
-    synthetic sets were cached."""
+    synthetic sets were cached (the modality dropout is checked apart: _fusion_dropout)."""
     config = json.loads(json.dumps(report["config"]))
     config["data"].pop("cache_dir", None)
     return {"benchmark": report.get("benchmark"), "preset": report.get("preset"), "config": config}
@@ -366,16 +366,17 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 
 def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """(name, report) pairs from runs of different seeds, as one report: each mode's
-    runs joined and averaged, the targets re-checked on the joined means. Refuses runs
-    that differ in anything but their seeds (data, schedule, a mode's learning rate)."""
+    """(name, report) pairs from runs of different seeds or modes, as one report: each
+    mode's runs joined and averaged, the targets re-checked on the joined means. Refuses
+    runs that differ in anything but their seeds and modes (data, schedule, a mode's
+    learning rate, the fusion modes' modality dropout)."""
     first_name, first = reports[0]
     if first.get("benchmark") != "tuning":
         raise ValueError(f"{first_name}: not a bench tuning report")
     runs: dict[str, list[dict[str, Any]]] = {}
     where: dict[tuple[str, int], str] = {}
     rates: dict[str, float] = {}
-    dropouts: dict[float, str] = {}
+    fusion: tuple[float, str] | None = None  # the fusion modes' dropout and its report
     reference = _comparable(first)
     for name, report in reports:
         diff = _differences(reference, _comparable(report))
@@ -383,12 +384,12 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             raise ValueError(f"{name} and {first_name} differ in {', '.join(diff)}: not joinable")
         dropout = _fusion_dropout(report)
         if dropout is not None:
-            dropouts.setdefault(dropout, name)
-        if len(dropouts) > 1:
-            (a, name_a), (b, name_b) = dropouts.items()
-            raise ValueError(
-                f"{name_a} trained the fusion modes at modality dropout {a:g}, {name_b} at {b:g}"
-            )
+            fusion = fusion or (dropout, name)
+            if dropout != fusion[0]:
+                raise ValueError(
+                    f"{fusion[1]} trained the fusion modes at modality dropout {fusion[0]:g}, "
+                    f"{name} at {dropout:g}"
+                )
         for row in report["modes"]:
             mode = row["mode"]
             if rates.setdefault(mode, row["lr"]) != row["lr"]:
@@ -408,7 +409,7 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     rows = {m: combine_seeds(sorted(runs[m], key=lambda r: r["seed"])) for m in order}
     return {
         **{k: first[k] for k in ("benchmark", "preset", "seen_conditions", "unseen_conditions")},
-        "modality_dropout": next(iter(dropouts), 0.0),
+        "modality_dropout": fusion[0] if fusion else 0.0,
         "seeds": seeds[order[0]],
         "learning_rates": {m: rates[m] for m in order},
         "config": first["config"],
