@@ -87,6 +87,22 @@ def test_modality_dropout_uses_the_neutral_fill():
     assert not any(bool((none[i][0] == 0.5).all()) for i in range(5))
 
 
+@pytest.mark.parametrize("stream", ["rgb", "thermal"])
+def test_modality_dropout_of_one_stream_blanks_only_that_stream(stream):
+    ds = PreparedDataset([_sample()] * 10, (64, 80), "agc8", "detection",
+                         modality_dropout=1.0, dropout_stream=stream)  # fmt: skip
+    for i in range(10):
+        rgb, th, _ = ds[i]
+        assert bool((rgb == 0.5).all()) == (stream == "rgb")
+        assert bool((th == 0.5).all()) == (stream == "thermal")
+    half = PreparedDataset([_sample()] * 40, (64, 80), "agc8", "detection",
+                           modality_dropout=0.5, dropout_stream=stream, seed=1)  # fmt: skip
+    blanked = sum(bool((half[i][0 if stream == "rgb" else 1] == 0.5).all()) for i in range(40))
+    assert 8 <= blanked <= 32  # about half, never all or none
+    with pytest.raises(ValueError, match="dropout_stream 'ir' is not one of either, rgb"):
+        PreparedDataset([], (64, 80), "agc8", "detection", dropout_stream="ir")
+
+
 def test_collate_and_bad_arguments():
     ds = PreparedDataset([_sample()] * 3, (32, 48), "agc8", "detection")
     rgb, th, targets = collate([ds[i] for i in range(3)])

@@ -118,12 +118,13 @@ def test_paired_differences_need_two_shared_seeds():
     assert not behind["met"] and behind["paired"]["ahead"] == 0
 
 
-def report(seeds, modes=("full", "ivtuning"), lr=0.004, epochs=40, modality_dropout=0.0):
+def report(seeds, modes=("full", "ivtuning"), lr=0.004, epochs=40, modality_dropout=0.0,
+           dropout_stream="either"):  # fmt: skip
     rows = [combine_seeds([run(m, s, 0.5, 0.4, 500, 700) for s in seeds]) for m in modes]
     return {
         "benchmark": "tuning", "preset": "default", "seen_conditions": ["a"],
         "unseen_conditions": ["b"], "seeds": list(seeds), "wall_s": 1.0, "machine": {},
-        "modality_dropout": modality_dropout,
+        "modality_dropout": modality_dropout, "dropout_stream": dropout_stream,
         "config": {"data": {"cache_dir": f"/tmp/{seeds}"}, "train": {"epochs": epochs}},
         "modes": [{**r, "lr": lr} for r in rows],
     }  # fmt: skip
@@ -160,6 +161,17 @@ def test_merge_checks_modality_dropout_only_where_a_fusion_mode_trained():
     with pytest.raises(ValueError, match=r"fusion trained the fusion modes at modality dropout "
                        r"0.1, other at 0"):  # fmt: skip
         merge_reports([("fusion", fusion), ("other", other)])
+    rgb = report([0, 1], modes=("ivtuning",), modality_dropout=0.1, dropout_stream="rgb")
+    with pytest.raises(ValueError, match=r"fusion trained the fusion modes at modality dropout "
+                       r"0.1, rgb at 0.1 of the rgb stream"):  # fmt: skip
+        merge_reports([("fusion", fusion), ("rgb", rgb)])
+    merged = merge_reports([("single", single), ("rgb", rgb)])
+    assert (merged["modality_dropout"], merged["dropout_stream"]) == (0.1, "rgb")
+    # without dropout the stream is moot: old reports (no "dropout_stream") join new ones
+    off = report([2], modes=("ivtuning",), dropout_stream="rgb")
+    old = report([0, 1], modes=("ivtuning",))
+    del old["dropout_stream"]
+    assert merge_reports([("old", old), ("off", off)])["dropout_stream"] == "either"
 
 
 def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):

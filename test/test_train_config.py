@@ -36,6 +36,7 @@ def test_round_trip_and_defaults():
         (lambda r: r["train"].pop("epochs"), r"missing key train\.epochs"),
         (lambda r: r["train"].update(amp="fp8"), "amp: 'fp8'"),
         (lambda r: r["train"].update(modality_dropout=1.5), "modality_dropout"),
+        (lambda r: r["train"].update(dropout_stream="ir"), "dropout_stream: .ir. is not one of"),
         (lambda r: r["data"].pop("val"), r"missing key data\.val"),
         (lambda r: r["data"]["val"].update(fraction=1.5), r"data\.val: fraction"),
         (lambda r: r["data"]["val"].update(root="x"), r"data\.val: give exactly one"),

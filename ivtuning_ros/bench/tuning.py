@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ivtuning_ros.bench.common import machine_info, write_json
+from ivtuning_ros.data.dataset import DROPOUT_STREAMS
 from ivtuning_ros.tools.argtypes import thermal_optics
 from ivtuning_ros.train.config import parse_source
 
@@ -346,12 +347,18 @@ def _comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {"benchmark": report.get("benchmark"), "preset": report.get("preset"), "config": config}
 
 
-def _fusion_dropout(report: dict[str, Any]) -> float | None:
-    """The report's modality dropout where it trained a fusion mode; None where it did
-    not: single-camera modes never blank a stream, so their runs join any dropout's."""
-    if any(row["mode"] in FUSION_MODES for row in report["modes"]):
-        return report.get("modality_dropout", 0.0)
-    return None
+def _fusion_dropout(report: dict[str, Any]) -> tuple[float, str] | None:
+    """The modality dropout (rate, stream) the report's fusion modes trained with; None
+    where it trained none: single-camera modes never blank a stream, so their runs join
+    any dropout's."""
+    if not any(row["mode"] in FUSION_MODES for row in report["modes"]):
+        return None
+    rate = report.get("modality_dropout", 0.0)
+    return rate, report.get("dropout_stream", "either") if rate else "either"
+
+
+def _dropout_text(rate: float, stream: str) -> str:
+    return f"{rate:g}" + ("" if stream == "either" else f" of the {stream} stream")
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
@@ -376,7 +383,7 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {}
     where: dict[tuple[str, int], str] = {}
     rates: dict[str, float] = {}
-    fusion: tuple[float, str] | None = None  # the fusion modes' dropout and its report
+    fusion: tuple[tuple[float, str], str] | None = None  # fusion modes' dropout, its report
     reference = _comparable(first)
     for name, report in reports:
         diff = _differences(reference, _comparable(report))
@@ -387,8 +394,8 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             fusion = fusion or (dropout, name)
             if dropout != fusion[0]:
                 raise ValueError(
-                    f"{fusion[1]} trained the fusion modes at modality dropout {fusion[0]:g}, "
-                    f"{name} at {dropout:g}"
+                    f"{fusion[1]} trained the fusion modes at modality dropout "
+                    f"{_dropout_text(*fusion[0])}, {name} at {_dropout_text(*dropout)}"
                 )
         for row in report["modes"]:
             mode = row["mode"]
@@ -409,7 +416,8 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     rows = {m: combine_seeds(sorted(runs[m], key=lambda r: r["seed"])) for m in order}
     return {
         **{k: first[k] for k in ("benchmark", "preset", "seen_conditions", "unseen_conditions")},
-        "modality_dropout": fusion[0] if fusion else 0.0,
+        "modality_dropout": fusion[0][0] if fusion else 0.0,
+        "dropout_stream": fusion[0][1] if fusion else "either",
         "seeds": seeds[order[0]],
         "learning_rates": {m: rates[m] for m in order},
         "config": first["config"],
@@ -461,6 +469,7 @@ def run(args: argparse.Namespace) -> int:
                 spec["model"]["overrides"].update(VARIANTS.get(mode, {"mode": mode}))
                 if mode in FUSION_MODES:  # a single-modality model has no second stream
                     spec["train"]["modality_dropout"] = args.modality_dropout
+                    spec["train"]["dropout_stream"] = args.dropout_stream
                 spec["train"]["seed"] = seed
                 spec["train"]["lr"] = lrs[mode]
                 name = f"{mode}_s{seed}"
@@ -493,6 +502,7 @@ def run(args: argparse.Namespace) -> int:
         "seen_conditions": list(SEEN),
         "unseen_conditions": list(UNSEEN),
         "modality_dropout": args.modality_dropout,
+        "dropout_stream": args.dropout_stream,
         "seeds": seeds,
         "learning_rates": lrs,
         "config": config,
@@ -541,6 +551,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         help="blank one stream of this share of training pairs (fusion modes only)",
+    )
+    p.add_argument(
+        "--dropout-stream",
+        choices=DROPOUT_STREAMS,
+        default="either",
+        help="the stream modality dropout blanks: either (at random), rgb or thermal",
     )
     p.add_argument(
         "--seeds",

@@ -20,6 +20,8 @@ from ivtuning_ros.data.formats.common import TASKS, DatasetError, PairDataset
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, prepare_pair
 from ivtuning_ros.types import RGBTSample
 
+DROPOUT_STREAMS = ("either", "rgb", "thermal")  # which camera modality dropout blanks
+
 
 def _coco(root, split, skip_bad, name):
     from ivtuning_ros.data.formats.coco import load_coco
@@ -161,8 +163,10 @@ class PreparedDataset(Dataset):
     (detection), "mask" (h,w) int64 with 255 on padding and ignored pixels
     (segmentation), "saliency" (1,h,w) float32 (saliency); always "name", "letterbox"
     (maps predictions back to the original image) and "orig_hw".
-    Modality dropout blanks one stream (chosen at random) with probability
-    `modality_dropout`, with the same neutral fill as a missing camera at run time.
+    Modality dropout blanks a stream of a share `modality_dropout` of the pairs, with the
+    same neutral fill as a missing camera at run time: `dropout_stream` "either" (chosen
+    at random), or always "rgb" or "thermal", the camera expected to fail (a thermal-primary
+    model keeps its backbone's input and learns to do without the prompted RGB stream).
     Randomness depends on (seed, epoch, index) only: call `set_epoch` each epoch.
     """
 
@@ -175,6 +179,7 @@ class PreparedDataset(Dataset):
         augment: bool = False,
         modality_dropout: float = 0.0,
         seed: int = 0,
+        dropout_stream: str = "either",
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
@@ -183,6 +188,10 @@ class PreparedDataset(Dataset):
             raise ValueError(f"data set has no {task} targets (it has: {', '.join(tasks)})")
         if not 0.0 <= modality_dropout <= 1.0:
             raise ValueError(f"modality_dropout must lie in [0, 1], got {modality_dropout}")
+        if dropout_stream not in DROPOUT_STREAMS:
+            raise ValueError(
+                f"dropout_stream {dropout_stream!r} is not one of {', '.join(DROPOUT_STREAMS)}"
+            )
         if isinstance(thermal_norm, str):
             if thermal_norm not in THERMAL_PRESETS:
                 raise ValueError(
@@ -195,6 +204,7 @@ class PreparedDataset(Dataset):
         self.task = task
         self.augment = augment
         self.modality_dropout = modality_dropout
+        self.dropout_stream = dropout_stream
         self.seed = seed
         self.epoch = 0
 
@@ -211,7 +221,10 @@ class PreparedDataset(Dataset):
             s = augment_sample(s, rng)
         rgb, thermal = s.rgb, s.thermal
         if self.modality_dropout > 0 and rng.random() < self.modality_dropout:
-            if rng.random() < 0.5:
+            stream = self.dropout_stream
+            if stream == "either":
+                stream = "rgb" if rng.random() < 0.5 else "thermal"
+            if stream == "rgb":
                 rgb = None
             else:
                 thermal = None

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ivtuning_ros.data.conditions import get_condition
+from ivtuning_ros.data.dataset import DROPOUT_STREAMS
 from ivtuning_ros.data.scene import check_zoom, parse_thermal_optics
 from ivtuning_ros.model.config import ModelConfig, load_model_config
 
@@ -115,6 +116,7 @@ class TrainSection:
     warmup_steps: int = 100
     grad_clip: float = 5.0  # max gradient norm; 0 disables clipping
     modality_dropout: float = 0.0  # probability of blanking one stream of a training pair
+    dropout_stream: str = "either"  # the stream it blanks: either (at random) | rgb | thermal
     seed: int = 0
     amp: str = "auto"  # auto (bf16 on CPUs with native bf16, fp16 on CUDA) | off | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda
@@ -138,6 +140,9 @@ class TrainSection:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
+        if self.dropout_stream not in DROPOUT_STREAMS:
+            choices = ", ".join(DROPOUT_STREAMS)
+            raise ValueError(f"dropout_stream: {self.dropout_stream!r} is not one of {choices}")
         if self.amp not in AMP_CHOICES:
             raise ValueError(f"amp: {self.amp!r} is not one of {', '.join(AMP_CHOICES)}")
         if self.device not in ("auto", "cpu", "cuda"):

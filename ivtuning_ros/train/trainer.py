@@ -290,6 +290,7 @@ def _train(
     train_set = PreparedDataset(
         splits.train, model_cfg.input_size, norm, model_cfg.task,
         augment=cfg.data.augment, modality_dropout=tc.modality_dropout, seed=tc.seed,
+        dropout_stream=tc.dropout_stream,
     )  # fmt: skip
     val_set = PreparedDataset(splits.val, model_cfg.input_size, norm, model_cfg.task)
     sampler = EpochSampler(len(train_set), tc.batch_size, tc.seed, ctx.rank, ctx.world_size)
