@@ -193,6 +193,25 @@ def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
     assert "--thermal-optics: detector_scale must be in (0, 1], got 2.0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--modality-dropout", "1"], r"--modality-dropout must lie in \[0, 1\), got 1.0"),
+        (["--dropout-stream", "rgb"], "--dropout-stream rgb needs --modality-dropout > 0"),
+    ],
+)
+def test_bench_tuning_refuses_a_dropout_that_cannot_train(tmp_path, flags, message):
+    """Refused before anything renders (the cache stays empty), not in a worker later."""
+    from ivtuning_ros.bench.tuning import run as run_bench
+    from ivtuning_ros.tools.cli import build_parser
+
+    cache = tmp_path / "cache"
+    args = build_parser().parse_args(["bench", "tuning", "--cache-dir", str(cache), *flags])
+    with pytest.raises(ValueError, match=message):
+        run_bench(args)
+    assert not cache.exists()
+
+
 def test_bench_tuning_runs_end_to_end(tmp_path):
     """Two modes on a few pairs for one epoch: every stage of the real benchmark runs
     (rendering with the bench's lens, training subprocesses, both test sets, JSON, plot);
@@ -210,8 +229,9 @@ def test_bench_tuning_runs_end_to_end(tmp_path):
 
     out, plot = tmp_path / "tuning.json", tmp_path / "tuning.png"
     bench("--modes", "ivtuning,thermal_only", "--seeds", "0,1", "--json", str(out),
-          "--plot", str(plot))  # fmt: skip
+          "--plot", str(plot), "--modality-dropout", "0.5", "--dropout-stream", "rgb")  # fmt: skip
     report = json.loads(out.read_text())
+    assert (report["modality_dropout"], report["dropout_stream"]) == (0.5, "rgb")
     assert [m["mode"] for m in report["modes"]] == ["ivtuning", "thermal_only"]
     assert report["config"]["data"]["train"]["synthetic"]["zoom"] == 1.6
     iv, th = report["modes"]

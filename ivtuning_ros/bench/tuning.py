@@ -453,6 +453,10 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in modes if m not in (*MODES, *VARIANTS)]
     if bad:
         raise ValueError(f"unknown mode(s) {bad}; choose from {', '.join((*MODES, *VARIANTS))}")
+    if not 0.0 <= args.modality_dropout < 1.0:
+        raise ValueError(f"--modality-dropout must lie in [0, 1), got {args.modality_dropout}")
+    if args.dropout_stream != "either" and not args.modality_dropout:
+        raise ValueError(f"--dropout-stream {args.dropout_stream} needs --modality-dropout > 0")
     lrs = learning_rates(args.lr, modes, args.preset)
     cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     config = bench_config(args, cache)
