@@ -239,10 +239,17 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.set_xticks(x, names, rotation=25, ha="right")
         ax.grid(axis="y", alpha=0.3)
     train = report["config"]["data"]["train"]["synthetic"]
+    dropout = report.get("modality_dropout", 0.0)
     fig.suptitle(
         f"{report['preset']} detection, {train['count']} training pairs ({' + '.join(SEEN)}), "
         f"{report['config']['train']['epochs']} epochs, "
         f"{train.get('thermal_optics', 'fixed')} thermal optics"
+        + (
+            f", fusion modes' modality dropout "
+            f"{_dropout_text(dropout, report.get('dropout_stream', 'either'))}"
+            if dropout
+            else ""
+        )
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
