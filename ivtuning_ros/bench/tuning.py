@@ -361,7 +361,7 @@ def _fusion_dropout(report: dict[str, Any]) -> tuple[float, str] | None:
     if not any(row["mode"] in FUSION_MODES for row in report["modes"]):
         return None
     rate = report.get("modality_dropout", 0.0)
-    return rate, report.get("dropout_stream", "either") if rate else "either"
+    return rate, (report.get("dropout_stream", "either") if rate else "either")
 
 
 def _dropout_text(rate: float, stream: str) -> str:
