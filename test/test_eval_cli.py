@@ -4,13 +4,17 @@ same figures as the trainer's in-process evaluation of the same checkpoint."""
 import json
 
 import cv2
+import numpy as np
 import pytest
+import torch
 
+from ivtuning_ros.data.dataset import CAMERAS, PreparedDataset, open_dataset
 from ivtuning_ros.data.synthetic import SEG_CLASSES
+from ivtuning_ros.model.checkpoint import load_checkpoint
 from ivtuning_ros.tools.cli import main
 from ivtuning_ros.train.config import parse_train_config
 from ivtuning_ros.train.data import SYNTHETIC_SPLIT, synthetic_folder
-from ivtuning_ros.train.trainer import train
+from ivtuning_ros.train.trainer import evaluate_model, train
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +64,42 @@ def test_eval_report_matches_training_evaluation(trained, capsys):
     assert len(report["overlays"]) == 2
     picture = cv2.imread(report["overlays"][0])
     assert picture.shape == (64, 192, 3)  # RGB | thermal side by side at source size
+
+
+@pytest.mark.parametrize("missing", CAMERAS)
+def test_eval_with_a_camera_missing_scores_what_training_dropout_shows(trained, missing):
+    """The node's neutral fill for a silent camera is the one modality dropout trains with:
+    `eval --missing` and the trainer's evaluation with that stream always dropped agree."""
+    root, result, test_dir = trained
+    out = root / f"without_{missing}.json"
+    code = main(
+        ["eval", "--checkpoint", str(result.best_checkpoint), "--data", str(test_dir),
+         "--split", SYNTHETIC_SPLIT, "--json", str(out), "--overlays", "1",
+         "--score-threshold", "0.01", "--missing", missing, "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["missing"] == missing
+    model, info = load_checkpoint(result.best_checkpoint)
+    samples = open_dataset(test_dir, "auto", split=SYNTHETIC_SPLIT)
+    dropped = PreparedDataset(
+        samples, info.config.input_size, info.config.thermal_norm, "detection",
+        modality_dropout=1.0, dropout_stream=missing,
+    )  # fmt: skip
+    expected = evaluate_model(model, dropped, 4, 0.01, torch.device("cpu"))
+    for key in ("map", "map50", "map75"):
+        assert report["metrics"][key] == pytest.approx(expected[key], abs=1e-6)
+    assert report["metrics"] != pytest.approx(result.test_metrics)  # the camera mattered
+    # the overlay shows what the model saw: the missing camera's panel is blank (but for
+    # the boxes drawn on it), the other one is a noisy night image
+    picture = cv2.imread(report["overlays"][0])
+    blank, seen = (picture[:, :96], picture[:, 96:])[:: 1 if missing == "rgb" else -1]
+    assert _commonest_colour_share(blank) > 0.8 and _commonest_colour_share(seen) < 0.5
+
+
+def _commonest_colour_share(panel: np.ndarray) -> float:
+    _, counts = np.unique(panel.reshape(-1, 3), axis=0, return_counts=True)
+    return counts.max() / counts.sum()
 
 
 def test_eval_errors_are_clear(trained, capsys):

@@ -4,6 +4,7 @@ import pytest
 
 from ivtuning_ros.bench.tuning import (
     AVERAGED,
+    DEGRADED,
     LEARNING_RATES,
     PRESET_LEARNING_RATES,
     bench_config,
@@ -103,6 +104,25 @@ def test_seeds_are_averaged_and_the_targets_compare_the_means():
         "[met] unseen mAP50 ivtuning >= full: 0.450 vs 0.400 (paired by seed: +0.050, "
         "standard error 0.250; ivtuning ahead on 1 of 2)" in table
     )
+
+
+def test_camera_failure_figures_are_averaged_only_where_every_seed_has_them():
+    def failing(seed, rgb_missing, thermal_missing):
+        figures = {f"map50_{split}_rgb_missing": rgb_missing for split in ("seen", "unseen")}
+        figures.update(
+            {f"map50_{split}_thermal_missing": thermal_missing for split in ("seen", "unseen")}
+        )
+        return {**run("ivtuning", seed, 0.5, 0.4, 500, 700), **figures}
+
+    iv = combine_seeds([failing(0, 0.40, 0.10), failing(1, 0.50, 0.20)])
+    assert iv["map50_seen_rgb_missing"] == pytest.approx(0.45)
+    assert iv["map50_unseen_thermal_missing"] == pytest.approx(0.15)
+    table = format_table({"modes": [iv], "targets": {}, "seeds": [0, 1]})
+    assert "  ivtuning             rgb missing 0.450/0.450   thermal missing 0.150/0.150" in table
+    # a run from before the figures existed: no mean over a subset of the seeds
+    older = combine_seeds([failing(0, 0.40, 0.10), run("ivtuning", 1, 0.5, 0.4, 500, 700)])
+    assert not any(key in older for key in DEGRADED)
+    assert "camera missing" not in format_table({"modes": [older], "targets": {}, "seeds": [0]})
 
 
 def test_paired_differences_need_two_shared_seeds():
@@ -242,6 +262,10 @@ def test_bench_tuning_runs_end_to_end(tmp_path):
     assert iv["primary_modality"] == "thermal"  # the default preset
     assert report["seeds"] == [0, 1] and [r["seed"] for r in th["runs"]] == [0, 1]
     assert "seen mAP50 ivtuning > thermal_only" in report["targets"]
+    # the fusion mode is also scored with each camera missing, the single-camera one is not
+    assert all(0.0 <= iv[key] <= 1.0 for key in DEGRADED)
+    assert {"seen_rgb_missing", "unseen_thermal_missing"} <= set(iv["runs"][0]["scores"])
+    assert not any(key in th for key in DEGRADED)
     assert plot.stat().st_size > 0
     apart = [tmp_path / f"s{seed}.json" for seed in (0, 1)]
     for seed, path in zip((0, 1), apart, strict=True):

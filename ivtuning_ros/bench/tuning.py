@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ivtuning_ros.bench.common import machine_info, write_json
-from ivtuning_ros.data.dataset import DROPOUT_STREAMS
+from ivtuning_ros.data.dataset import CAMERAS, DROPOUT_STREAMS
 from ivtuning_ros.tools.argtypes import thermal_optics
 from ivtuning_ros.train.config import parse_source
 
@@ -158,14 +158,22 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
     model, info = load_checkpoint(result.best_checkpoint)
     scores = {}
     cache = Path(cfg.data.cache_dir)
+    # a fusion model is also scored with each camera missing (the node's degraded mode)
+    missing = CAMERAS if bench_mode in FUSION_MODES else ()
     for name, src in tests.items():
         samples = open_source(
             parse_source(src, f"tests.{name}"), cache, skip_bad=False, progress=False
         )
-        ds = PreparedDataset(samples, info.config.input_size, info.config.thermal_norm, "detection")
-        scores[name] = evaluate_model(
-            model, ds, 8, cfg.train.val_score_threshold, torch.device("cpu")
-        )
+        prepare = (samples, info.config.input_size, info.config.thermal_norm, "detection")
+        sets = {name: PreparedDataset(*prepare)}
+        for camera in missing:  # dropping a stream from every pair blanks it as the node does
+            sets[f"{name}_{camera}_missing"] = PreparedDataset(
+                *prepare, modality_dropout=1.0, dropout_stream=camera
+            )
+        for key, ds in sets.items():
+            scores[key] = evaluate_model(
+                model, ds, 8, cfg.train.val_score_threshold, torch.device("cpu")
+            )
     steps = np.asarray(result.step_times_s[3:] or result.step_times_s)
     report = {
         "mode": bench_mode,
@@ -179,6 +187,7 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
         "map50_unseen": scores["unseen"]["map50"],
         "map_seen": scores["seen"]["map"],
         "map_unseen": scores["unseen"]["map"],
+        **{f"map50_{key}": s["map50"] for key, s in scores.items() if key.endswith("_missing")},
         "scores": scores,
         "peak_rss_mib": peak_kib / 1024,
         "rss_before_training_mib": rss_before / 1024,
@@ -197,12 +206,21 @@ AVERAGED = ("val_map50", "map50_seen", "map50_unseen", "map_seen", "map_unseen",
             "step_ms_median", "step_ms_mean", "train_s")  # fmt: skip
 
 
+# a fusion mode's mAP50 with one camera missing at test time (reports before 2026-11-30
+# lack them: a row has a mean only where every one of its runs has the figure)
+DEGRADED = tuple(f"map50_{split}_{camera}_missing" for split in ("seen", "unseen")
+                 for camera in CAMERAS)  # fmt: skip
+
+
 def combine_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One mode's row from its runs (one per seed): means, the worst seed's mAP50, and
     every run kept under "runs"."""
-    per_run = (*AVERAGED, "scores", "best_epoch", "seed")
+    per_run = (*AVERAGED, *DEGRADED, "scores", "best_epoch", "seed")
     row = {k: v for k, v in runs[0].items() if k not in per_run}
     row.update({k: float(np.mean([r[k] for r in runs])) for k in AVERAGED})
+    row.update(
+        {k: float(np.mean([r[k] for r in runs])) for k in DEGRADED if all(k in r for r in runs)}
+    )
     for split in ("seen", "unseen"):
         row[f"map50_{split}_min"] = min(r[f"map50_{split}"] for r in runs)
     row["seeds"] = [r["seed"] for r in runs]
@@ -219,7 +237,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     rows = report["modes"]
     names = [r["mode"] for r in rows]
     x = np.arange(len(names))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    degraded = [r for r in rows if DEGRADED[0] in r]
+    fig, axes = plt.subplots(1, 3 + bool(degraded), figsize=(13 + 4 * bool(degraded), 3.8))
     for offset, split, label in ((-0.2, "seen", "seen conditions"),
                                  (0.2, "unseen", f"unseen ({UNSEEN[0]})")):  # fmt: skip
         means = np.array([r[f"map50_{split}"] for r in rows])
@@ -235,9 +254,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     axes[1].set_title("peak training memory (RSS increase, MiB)")
     axes[2].bar(x, [r["step_ms_median"] for r in rows], color="tab:green")
     axes[2].set_title("time per step (ms, median)")
-    for ax in axes:
+    for ax in axes[:3]:
         ax.set_xticks(x, names, rotation=25, ha="right")
         ax.grid(axis="y", alpha=0.3)
+    if degraded:
+        _plot_camera_failure(axes[3], rows, degraded)
     train = report["config"]["data"]["train"]["synthetic"]
     dropout = report.get("modality_dropout", 0.0)
     fig.suptitle(
@@ -333,6 +354,19 @@ def format_table(report: dict[str, Any]) -> str:
                 for run in r["runs"]
             )
             lines.append(f"  {r['mode']:<21}{runs}")
+    degraded = [r for r in report["modes"] if DEGRADED[0] in r]
+    if degraded:
+        lines += ["", "one camera missing at test time (the node's degraded mode), mAP50 "
+                  "seen / unseen:"]  # fmt: skip
+        for r in degraded:
+            lines.append(
+                f"  {r['mode']:<21}"
+                + "   ".join(
+                    f"{camera} missing {r[f'map50_seen_{camera}_missing']:.3f}"
+                    f"/{r[f'map50_unseen_{camera}_missing']:.3f}"
+                    for camera in CAMERAS
+                )
+            )
     lines.append("")
     for name, t in report["targets"].items():
         line = f"[{'met' if t['met'] else 'MISSED'}] {name}: {t['value']}"
@@ -344,6 +378,25 @@ def format_table(report: dict[str, Any]) -> str:
             )
         lines.append(line)
     return "\n".join(lines)
+
+
+def _plot_camera_failure(ax, rows: list[dict[str, Any]], degraded: list[dict[str, Any]]) -> None:
+    """Seen-test mAP50 of the fusion modes with both cameras and with each one missing,
+    against the single-camera models trained for that case (dashed)."""
+    x = np.arange(len(degraded))
+    bars = [("both cameras", "map50_seen")]
+    bars += [(f"{camera} missing", f"map50_seen_{camera}_missing") for camera in CAMERAS]
+    for i, (label, key) in enumerate(bars):
+        ax.bar(x + (i - 1) * 0.27, [r[key] for r in degraded], 0.27, label=label)
+    styles = {"rgb_only": "--", "thermal_only": ":"}
+    for r in rows:
+        if r["mode"] in styles:
+            ax.axhline(r["map50_seen"], color="k", ls=styles[r["mode"]], lw=1,
+                       label=f"{r['mode']} model")  # fmt: skip
+    ax.set_xticks(x, [r["mode"] for r in degraded], rotation=25, ha="right")
+    ax.set_title("one camera missing (mAP50, seen test)")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
 
 
 def _comparable(report: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from ivtuning_ros.data.formats.common import TASKS, DatasetError, PairDataset
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, prepare_pair
 from ivtuning_ros.types import RGBTSample
 
-DROPOUT_STREAMS = ("either", "rgb", "thermal")  # which camera modality dropout blanks
+CAMERAS = ("rgb", "thermal")
+DROPOUT_STREAMS = ("either", *CAMERAS)  # which camera modality dropout blanks
 
 
 def _coco(root, split, skip_bad, name):

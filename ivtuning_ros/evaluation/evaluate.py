@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ivtuning_ros.bench.common import percentiles_ms
+from ivtuning_ros.data.dataset import CAMERAS
 from ivtuning_ros.engine.predictor import Predictor
 from ivtuning_ros.evaluation.metrics import metric_for_task
 from ivtuning_ros.evaluation.overlays import render_overlay, write_overlay
@@ -38,11 +39,14 @@ def evaluate_predictor(
     overlays: int = 0,
     overlay_dir: str | Path | None = None,
     progress: bool = True,
+    missing: str | None = None,
 ) -> dict[str, Any]:
     """Predict every sample, score against its labels; returns metrics, counts and latency.
 
     Set the predictor's score threshold low (e.g. 0.001) for detection: AP integrates over
     all scores. Overlays (PNG, RGB | thermal) are written for `overlays` evenly spread frames.
+    `missing` ("rgb" or "thermal") withholds that camera from every frame, as the node's
+    degraded mode does when it falls silent: what a camera failure costs.
     """
     engine = predictor.engine
     task, names = engine.task, engine.class_names
@@ -51,12 +55,16 @@ def evaluate_predictor(
         raise ValueError("the evaluation split holds no samples")
     if overlays and overlay_dir is None:
         raise ValueError("overlays requested without an overlay folder")
+    if missing not in (None, *CAMERAS):
+        raise ValueError(f"missing must be one of {', '.join(CAMERAS)}, got {missing!r}")
     chosen = overlay_indices(len(samples), overlays)
     written: list[str] = []
     latencies: list[float] = []
     for i in tqdm(range(len(samples)), desc=f"eval {task}", unit="img", disable=not progress):
         sample = samples[i]
-        pred = predictor.predict(sample.rgb, sample.thermal)
+        rgb = None if missing == "rgb" else sample.rgb
+        thermal = None if missing == "thermal" else sample.thermal
+        pred = predictor.predict(rgb, thermal)
         latencies.append(pred.timings_ms["total"] / 1e3)
         hw = sample.rgb.shape[:2]
         if task == "detection":
@@ -74,9 +82,10 @@ def evaluate_predictor(
             if dets is not None:
                 keep = dets.scores >= OVERLAY_SCORE
                 dets = type(dets)(dets.boxes[keep], dets.scores[keep], dets.class_ids[keep])
-            picture = render_overlay(
-                sample.rgb,
-                engine.thermal_norm.normalize(sample.thermal),
+            thermal01 = engine.thermal_norm.normalize(sample.thermal)
+            picture = render_overlay(  # a missing camera's panel is black: what the model saw
+                np.zeros_like(sample.rgb) if rgb is None else rgb,
+                np.zeros_like(thermal01) if thermal is None else thermal01,
                 names,
                 detections=dets,
                 mask=pred.mask,
@@ -93,6 +102,7 @@ def evaluate_predictor(
         "metrics": metric.compute(),
         "latency": percentiles_ms(latencies),
         "backend": engine.backend_name,
+        "missing": missing,
         "overlays": written,
     }
 
@@ -102,6 +112,8 @@ def format_table(report: dict[str, Any]) -> str:
     rows = [(k, v) for k, v in report["metrics"].items() if k != "images"]
     width = max(len(k) for k, _ in rows) + 2
     lines = [f"{report['task']} on {report['images']} images ({report['backend']})"]
+    if report.get("missing"):
+        lines[0] += f", {report['missing']} camera missing"
     lines.append("-" * (width + 10))
     for key, value in rows:
         shown = "-" if isinstance(value, float) and math.isnan(value) else f"{value:8.4f}"

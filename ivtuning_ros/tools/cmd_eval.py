@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ivtuning_ros.data.dataset import FORMATS
+    from ivtuning_ros.data.dataset import CAMERAS, FORMATS
 
     p = subparsers.add_parser(
         "eval",
@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--score-threshold", type=float, default=0.001, help="detection score cut")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N pairs")
     p.add_argument("--skip-bad", action="store_true", help="count and skip unreadable pairs")
+    p.add_argument(
+        "--missing",
+        choices=CAMERAS,
+        default=None,
+        help="withhold this camera from every pair (neutral fill, as the node's degraded "
+        "mode): how much a camera failure costs",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -57,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             overlays=args.overlays,
             overlay_dir=overlay_dir,
             progress=not args.quiet,
+            missing=args.missing,
         )
     report.update(
         checkpoint=str(args.checkpoint),
