@@ -11,6 +11,8 @@ mAP50 moves by several points. Each run is a fresh subprocess, so its peak resid
 memory (the RSS high-water mark from getrusage) belongs to that training alone.
 Training is deterministic per seed, so seeds may be run in separate sessions and joined
 afterwards (`--merge A.json B.json`): the same table as one run over all the seeds.
+The fusion modes are also scored on both test sets with each camera missing (the node's
+degraded mode), next to the single-camera models trained for that case.
 """
 
 from __future__ import annotations
