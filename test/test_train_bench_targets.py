@@ -216,11 +216,12 @@ def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--modality-dropout", "1"], r"--modality-dropout must lie in \[0, 1\), got 1.0"),
+        (["--modality-dropout", "1"], r"modality_dropout must lie in \[0, 1\), got 1.0"),
         (["--dropout-stream", "rgb"], "--dropout-stream rgb needs --modality-dropout > 0"),
+        (["--batch-size", "0"], "batch_size must be >= 1, got 0"),
     ],
 )
-def test_bench_tuning_refuses_a_dropout_that_cannot_train(tmp_path, flags, message):
+def test_bench_tuning_refuses_settings_that_cannot_train(tmp_path, flags, message):
     """Refused before anything renders (the cache stays empty), not in a worker later."""
     from ivtuning_ros.bench.tuning import run as run_bench
     from ivtuning_ros.tools.cli import build_parser

@@ -32,7 +32,7 @@ import numpy as np
 from ivtuning_ros.bench.common import machine_info, write_json
 from ivtuning_ros.data.dataset import CAMERAS, DROPOUT_STREAMS
 from ivtuning_ros.tools.argtypes import thermal_optics
-from ivtuning_ros.train.config import parse_source
+from ivtuning_ros.train.config import parse_source, parse_train_config
 
 MODES = ("ivtuning", "full", "rgb_only", "thermal_only")
 RECOMPUTE = "ivtuning_recompute"
@@ -137,7 +137,6 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
 
     from ivtuning_ros.data.dataset import PreparedDataset
     from ivtuning_ros.model.checkpoint import load_checkpoint
-    from ivtuning_ros.train.config import parse_train_config
     from ivtuning_ros.train.data import open_source
     from ivtuning_ros.train.trainer import evaluate_model, train
 
@@ -501,6 +500,30 @@ def _publish(report: dict[str, Any], args: argparse.Namespace) -> None:
         plot(report, Path(args.plot))
 
 
+def run_specs(
+    config: dict[str, Any],
+    modes: list[str],
+    seeds: list[int],
+    lrs: dict[str, float],
+    args: argparse.Namespace,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Each (mode, seed)'s training config, parsed here as its worker will parse it, so a
+    setting that cannot train fails before anything renders, with the config's message."""
+    specs = {}
+    for mode in modes:
+        for seed in seeds:
+            spec = json.loads(json.dumps(config))
+            spec["model"]["overrides"].update(VARIANTS.get(mode, {"mode": mode}))
+            if mode in FUSION_MODES:  # a single-modality model has no second stream
+                spec["train"]["modality_dropout"] = args.modality_dropout
+                spec["train"]["dropout_stream"] = args.dropout_stream
+            spec["train"]["seed"] = seed
+            spec["train"]["lr"] = lrs[mode]
+            parse_train_config({k: v for k, v in spec.items() if k != "tests"})
+            specs[mode, seed] = spec
+    return specs
+
+
 def run(args: argparse.Namespace) -> int:
     from ivtuning_ros.train.data import default_cache_dir, ensure_synthetic
 
@@ -515,13 +538,12 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in modes if m not in (*MODES, *VARIANTS)]
     if bad:
         raise ValueError(f"unknown mode(s) {bad}; choose from {', '.join((*MODES, *VARIANTS))}")
-    if not 0.0 <= args.modality_dropout < 1.0:
-        raise ValueError(f"--modality-dropout must lie in [0, 1), got {args.modality_dropout}")
     if args.dropout_stream != "either" and not args.modality_dropout:
         raise ValueError(f"--dropout-stream {args.dropout_stream} needs --modality-dropout > 0")
     lrs = learning_rates(args.lr, modes, args.preset)
     cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     config = bench_config(args, cache)
+    specs = run_specs(config, modes, seeds, lrs, args)
     t_start = time.perf_counter()
     # Render every split once, up front, so no mode pays for it.
     for src in [config["data"]["train"], config["data"]["val"], *config["tests"].values()]:
@@ -531,16 +553,8 @@ def run(args: argparse.Namespace) -> int:
         for mode in modes:
             runs = []
             for seed in seeds:
-                spec = json.loads(json.dumps(config))
-                spec["model"]["overrides"].update(VARIANTS.get(mode, {"mode": mode}))
-                if mode in FUSION_MODES:  # a single-modality model has no second stream
-                    spec["train"]["modality_dropout"] = args.modality_dropout
-                    spec["train"]["dropout_stream"] = args.dropout_stream
-                spec["train"]["seed"] = seed
-                spec["train"]["lr"] = lrs[mode]
                 name = f"{mode}_s{seed}"
-                spec["run_dir"] = str(Path(tmp) / name)
-                spec["bench_mode"] = mode
+                spec = {**specs[mode, seed], "run_dir": str(Path(tmp) / name), "bench_mode": mode}
                 spec_path, out_path = Path(tmp) / f"{name}.json", Path(tmp) / f"{name}.out.json"
                 spec_path.write_text(json.dumps(spec))
                 print(f"bench tuning: training {mode}, seed {seed} ...", flush=True)
