@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivtuning_ros.ros.slot import LatestSlot
-from ivtuning_ros.ros.sync import PairSynchronizer, SyncConfig
+from ivtuning_ros.ros.sync import ON_TIMEOUT, PairSynchronizer, SyncConfig
 
 # A loaded 2-core machine makes data generation slow; that is not a failure.
 SLOW_OK = [HealthCheck.too_slow]
@@ -74,6 +74,25 @@ def test_lone_frame_goes_degraded_when_partner_camera_is_silent():
     sync.poll()
     assert len(got) == 1 and got[0].thermal is None and got[0].reference.msg == "r"
     assert sync.counts["degraded_rgb_only"] == 1
+
+
+@pytest.mark.parametrize("camera", ["rgb", "thermal"])
+def test_only_the_named_camera_runs_alone(camera):
+    """degraded_<camera>_only: for a model that cannot do without the other camera (the
+    shipped thermal-primary one without thermal), that camera's lone frames are dropped."""
+    other = "thermal" if camera == "rgb" else "rgb"
+    sync, clock, got = make(timeout=0.5, on_timeout=f"degraded_{camera}_only")
+    sync.add(camera, 10 * S, "kept")
+    clock.t += 0.6
+    sync.poll()
+    assert [getattr(p, camera).msg for p in got] == ["kept"] and getattr(got[0], other) is None
+    assert sync.counts[f"degraded_{camera}_only"] == 1
+    clock.t += 5.0  # the first camera falls silent in turn: the other one's lone frame goes
+    sync.add(other, 20 * S, "dropped")
+    clock.t += 0.6
+    sync.poll()
+    assert len(got) == 1 and sync.counts[f"{other}_timeout"] == 1
+    assert f"on_timeout degraded_{camera}_only" in sync.last_problem[f"{other}_timeout"]
 
 
 def test_lone_frame_dropped_when_configured():
@@ -175,7 +194,7 @@ def test_latest_slot_keeps_only_the_newest():
     ),
     slop_ms=st.integers(0, 200),
     queue_size=st.integers(1, 6),
-    on_timeout=st.sampled_from(["drop", "degraded"]),
+    on_timeout=st.sampled_from(ON_TIMEOUT),
     policy=st.sampled_from(["approximate", "reference"]),
 )
 def test_every_frame_is_emitted_at_most_once_and_pairs_respect_the_slop(
@@ -204,7 +223,8 @@ def test_every_frame_is_emitted_at_most_once_and_pairs_respect_the_slop(
         if p.rgb is not None and p.thermal is not None:
             assert abs(p.rgb.key_ns - p.thermal.key_ns) <= slop_ms * 1_000_000
         else:
-            assert on_timeout == "degraded"
+            alone = "rgb" if p.thermal is None else "thermal"
+            assert on_timeout in ("degraded", f"degraded_{alone}_only")
     assert sync.queued() == {"rgb": 0, "thermal": 0}  # all left by the final timeout
 
 

@@ -54,6 +54,10 @@ CLOCK_RESET_FRAMES = 3
 # Thermal stamps from which the reference policy estimates the thermal frame interval.
 INTERVAL_HISTORY = 9
 SYNC_POLICIES = ("approximate", "reference")
+# What a lone frame (its partner camera silent) does: run single-modality, from either
+# camera or from the one named (a model that does well without the other camera only),
+# or be dropped
+ON_TIMEOUT = ("degraded", "degraded_thermal_only", "degraded_rgb_only", "drop")
 Stream = Literal["rgb", "thermal"]
 _WAIT = object()  # a waiting RGB frame's closest thermal frame is not settled yet
 
@@ -63,7 +67,9 @@ class SyncConfig:
     queue_size: int = 5
     slop: float = 0.05  # seconds
     timeout: float = 0.5  # seconds a lone frame waits for a partner
-    on_timeout: Literal["drop", "degraded"] = "degraded"
+    on_timeout: Literal["degraded", "degraded_thermal_only", "degraded_rgb_only", "drop"] = (
+        "degraded"
+    )
     rgb_offset: float = 0.0  # seconds added to RGB stamps before matching
     thermal_offset: float = 0.0
     zero_stamp: Literal["drop", "arrival_time"] = "drop"
@@ -76,8 +82,10 @@ class SyncConfig:
             raise ValueError(
                 f"sync needs slop >= 0 and timeout > 0, got {self.slop}, {self.timeout}"
             )
-        if self.on_timeout not in ("drop", "degraded"):
-            raise ValueError(f"on_timeout must be 'drop' or 'degraded', got {self.on_timeout!r}")
+        if self.on_timeout not in ON_TIMEOUT:
+            raise ValueError(
+                f"on_timeout must be one of {', '.join(ON_TIMEOUT)}, got {self.on_timeout!r}"
+            )
         if self.zero_stamp not in ("drop", "arrival_time"):
             raise ValueError(
                 f"zero_stamp must be 'drop' or 'arrival_time', got {self.zero_stamp!r}"
@@ -343,14 +351,16 @@ class PairSynchronizer:
         cfg = self._cfg
         other = "thermal" if stream == "rgb" else "rgb"
         other_silent = not self._alive(other, frame)
-        if cfg.on_timeout == "degraded" and other_silent:
+        runs_alone = cfg.on_timeout in ("degraded", f"degraded_{stream}_only")
+        if runs_alone and other_silent:
             self.counts[f"degraded_{stream}_only"] += 1
             pair = {stream: frame, other: None}
             return [SyncedPair(pair["rgb"], pair["thermal"])]
         if other_silent:
             self._count(
                 f"{stream}_timeout",
-                f"{other} silent for over {cfg.timeout} s: lone {stream} frame dropped",
+                f"{other} silent for over {cfg.timeout} s: lone {stream} frame dropped "
+                f"(on_timeout {cfg.on_timeout})",
             )
         else:
             self._count(
