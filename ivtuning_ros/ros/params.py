@@ -116,9 +116,8 @@ SPECS: dict[str, Spec] = {
         "degraded",
         "Lone frame whose partner camera is silent: degraded = run single-modality with the "
         "missing stream neutral-filled (flagged), degraded_thermal_only / degraded_rgb_only "
-        "= only a lone frame of that camera runs (for a model that needs the other camera: "
-        "the shipped one scores mAP50 0.60 without RGB, 0.11 without thermal; "
-        "models/README.md), drop = discard and count.",
+        "= only a lone frame of that camera runs (for a model that needs the other camera, "
+        "as the shipped one needs thermal: models/README.md), drop = discard and count.",
         True,
         choices=ON_TIMEOUT,
     ),
