@@ -319,3 +319,21 @@ def test_primary_modality_decides_which_camera_the_backbone_sees():
     assert torch.allclose(luminance(torch.ones(1, 3, 2, 2)), torch.ones(1, 1, 2, 2))
     with pytest.raises(ValueError, match="primary_modality"):
         cfg.replace(primary_modality="infrared")
+
+
+@pytest.mark.parametrize(
+    ("mode", "primary", "standalone"),
+    [
+        ("ivtuning", "thermal", ("thermal",)),
+        ("ivtuning", "rgb", ("rgb",)),
+        ("full", "thermal", ("thermal",)),
+        ("rgb_only", "thermal", ("rgb",)),
+        ("thermal_only", "rgb", ("thermal",)),
+        ("dual_backbone", "rgb", ("rgb", "thermal")),
+    ],
+)
+def test_standalone_cameras_follow_what_the_model_sees(mode, primary, standalone):
+    """The node's on_timeout degraded_auto runs lone frames of these cameras only: a
+    prompted model needs its backbone's camera, a single-camera model its own."""
+    cfg = _small(CASES[0][0], "detection", (64, 96), mode=mode, primary_modality=primary)
+    assert cfg.standalone_cameras == standalone

@@ -70,7 +70,8 @@ def bags(tmp_path_factory) -> dict[str, Path]:
     common = {"seconds": 2.0, "seed": 5, "progress": False, **TOPICS}
     out = {
         "mcap": make_bag(root / "m", storage="mcap", **common).path,
-        # The thermal camera stops after 0.3 s: the node must go on RGB-only (degraded).
+        # The thermal camera stops after 0.3 s: the shipped (thermal-primary) model cannot
+        # run on RGB alone, so the node's default drops the lone RGB frames and counts them.
         "sqlite3": make_bag(root / "s", storage="sqlite3", thermal_gap=(0.3, 2.0), **common).path,
     }
     # A shorter one for the bad-input cases, which run offline (every pair inferred).
@@ -150,7 +151,7 @@ def test_dds_round_trip(
     tmp_path,
 ) -> None:
     """In-process node at 2x from mcap on the bag's /clock; a separately running node at
-    1x from sqlite3, whose thermal camera stops early (degraded results, counted apart)."""
+    1x from sqlite3, whose thermal camera stops early (lone RGB frames dropped, counted)."""
     opts = _options(
         bags[storage], tmp_path, checkpoint, namespace, rate=rate, external=external,
         clock_hz=clock_hz,
@@ -163,9 +164,11 @@ def test_dds_round_trip(
     assert report["model"]["node"] == ("external" if external else "in-process")
     _assert_counts_add_up(report)
     if storage == "sqlite3":
-        # Every degraded result was formed as such by the node's synchroniser (which also
-        # counts degraded pairs superseded before inference).
-        assert 1 <= report["counts"]["degraded"] <= report["node_counters"]["degraded_rgb_only"]
+        # on_timeout degraded_auto with a thermal-primary model: no RGB-only results; the
+        # RGB frames of the gap are dropped, each counted by the node's synchroniser.
+        assert report["counts"]["degraded"] == 0
+        assert "degraded_rgb_only" not in report["node_counters"]
+        assert 1 <= report["node_counters"]["rgb_timeout"] <= report["counts"]["dropped"]
     assert report["input"]["storage"] == storage and report["input"]["error"] is None
     assert report["input"]["bag_sha256"].startswith("sha256:")
     assert report["versions"]["rosbags"] and report["config"]["node_parameters"]["backend"]

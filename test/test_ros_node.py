@@ -178,7 +178,7 @@ def test_offsets_within_slop_pair_up_and_beyond_do_not(ros, pair):
         )
         assert probe.result_for(shifted) is not None
     finally:
-        set_params(node, on_timeout="degraded", thermal_stamp_offset=0.0)
+        set_params(node, on_timeout="degraded_auto", thermal_stamp_offset=0.0)
 
 
 def test_reference_sync_policy_reuses_the_closest_thermal_frame(ros, pair):
@@ -239,18 +239,38 @@ def test_overload_keeps_latency_bounded_and_counts_drops(ros, pair):
         assert float(diag[key]) > 0, key
 
 
+def test_thermal_camera_silent_drops_rgb_frames_of_a_thermal_primary_model(ros, pair):
+    """The default on_timeout degraded_auto: the default preset's backbone sees the thermal
+    image, so a lone RGB frame is dropped and counted rather than run blind."""
+    node, probe = ros
+    assert node.cfg.sync.on_timeout == "degraded_auto"
+    timeouts0 = int(probe.diagnostics().get("count rgb_timeout", 0))
+    time.sleep(0.4)  # past sync_timeout since the last thermal frame: that camera is silent
+    stamp = probe.publish_pair(pair[0], None)
+    assert probe.result_for(stamp, timeout=1.5) is None
+    assert probe.wait_diagnostic("count rgb_timeout", lambda v: int(v) > timeouts0)
+    assert "runs alone only on thermal" in probe.wait_diagnostic("reason rgb_timeout")
+    good_pair_processed(probe, pair, time.time_ns())
+
+
 def test_thermal_camera_silent_gives_degraded_rgb_only_results(ros, pair):
-    _node, probe = ros
-    stamp = time.time_ns()
-    probe.publish_pair(pair[0], None, stamp=stamp, frame_id="cam_rgb")
-    msg = probe.result_for(stamp, timeout=5.0)
-    assert msg is not None and msg.modalities == DetectionArray.MODALITY_RGB_ONLY
-    assert (msg.thermal_stamp.sec, msg.thermal_stamp.nanosec) == (0, 0)
-    assert int(probe.wait_diagnostic("count degraded_rgb_only")) >= 1
+    node, probe = ros
+    set_params(node, on_timeout="degraded")
+    try:
+        time.sleep(0.4)  # past sync_timeout since the last thermal frame
+        stamp = time.time_ns()
+        probe.publish_pair(pair[0], None, stamp=stamp, frame_id="cam_rgb")
+        msg = probe.result_for(stamp, timeout=5.0)
+        assert msg is not None and msg.modalities == DetectionArray.MODALITY_RGB_ONLY
+        assert (msg.thermal_stamp.sec, msg.thermal_stamp.nanosec) == (0, 0)
+        assert int(probe.wait_diagnostic("count degraded_rgb_only")) >= 1
+    finally:
+        set_params(node, on_timeout="degraded_auto")
 
 
 def test_rgb_camera_silent_gives_thermal_only_results_on_the_rgb_grid(ros, pair):
     _node, probe = ros
+    time.sleep(0.4)  # past sync_timeout since the last RGB frame
     stamp = time.time_ns()
     probe.publish_pair(None, pair[1], stamp=stamp)
     msg = probe.result_for(stamp, timeout=5.0)
@@ -262,12 +282,14 @@ def test_silent_camera_with_drop_policy_publishes_nothing(ros, pair):
     node, probe = ros
     set_params(node, on_timeout="drop")
     try:
+        timeouts0 = int(probe.diagnostics().get("count rgb_timeout", 0))
+        time.sleep(0.4)  # past sync_timeout since the last thermal frame
         stamp = probe.publish_pair(pair[0], None)
         assert probe.result_for(stamp, timeout=1.5) is None
-        assert int(probe.wait_diagnostic("count rgb_timeout")) >= 1
+        assert probe.wait_diagnostic("count rgb_timeout", lambda v: int(v) > timeouts0)
         good_pair_processed(probe, pair, time.time_ns())
     finally:
-        set_params(node, on_timeout="degraded")
+        set_params(node, on_timeout="degraded_auto")
 
 
 def _bad_rgb(pair, stamp, mutate):

@@ -52,7 +52,7 @@ def test_every_parameter_is_declared_with_a_description(context):
     [
         ("score_threshold", 1.5, "score_threshold"),  # outside the descriptor's range
         ("sync_queue_size", 0, "sync_queue_size"),
-        ("on_timeout", "wait", "on_timeout='wait': must be one of degraded, degraded_thermal"),
+        ("on_timeout", "wait", "on_timeout='wait': must be one of degraded_auto, degraded, "),
         ("backend", "tensorflow", "must be one of auto, tensorrt"),
         ("device", "gpu0", "must be auto, cpu, cuda or cuda:N"),
         ("thermal_crop", [0, 0, -5, 10], "thermal_crop"),

@@ -21,9 +21,11 @@ class Clock:
         return self.t
 
 
-def make(**cfg):
+def make(standalone=("rgb", "thermal"), **cfg):
     clock, got = Clock(), []
-    sync = PairSynchronizer(SyncConfig(**cfg), got.append, clock, stamp_now_ns=lambda: 777 * S)
+    sync = PairSynchronizer(
+        SyncConfig(**cfg), got.append, clock, stamp_now_ns=lambda: 777 * S, standalone=standalone
+    )
     return sync, clock, got
 
 
@@ -93,6 +95,34 @@ def test_only_the_named_camera_runs_alone(camera):
     sync.poll()
     assert len(got) == 1 and sync.counts[f"{other}_timeout"] == 1
     assert f"on_timeout degraded_{camera}_only" in sync.last_problem[f"{other}_timeout"]
+
+
+def test_auto_runs_lone_frames_only_of_the_cameras_the_model_does_without_partner():
+    """The default: a thermal-primary model (standalone thermal) runs a lone thermal frame
+    and drops a lone RGB one, saying why; a model that runs on either runs both."""
+    assert SyncConfig().on_timeout == "degraded_auto"
+    sync, clock, got = make(timeout=0.5, standalone=("thermal",))
+    sync.add("thermal", 10 * S, "t")
+    clock.t += 0.6
+    sync.poll()
+    assert [p.thermal.msg for p in got] == ["t"] and got[0].rgb is None
+    clock.t += 5.0  # now the thermal camera is the silent one
+    sync.add("rgb", 20 * S, "r")
+    clock.t += 0.6
+    sync.poll()
+    assert len(got) == 1 and sync.counts["rgb_timeout"] == 1
+    assert "runs alone only on thermal frames" in sync.last_problem["rgb_timeout"]
+    sync, clock, got = make(timeout=0.5)
+    sync.add("rgb", 10 * S, "r")
+    clock.t += 0.6
+    sync.poll()
+    assert [p.rgb.msg for p in got] == ["r"] and sync.counts["degraded_rgb_only"] == 1
+
+
+@pytest.mark.parametrize("standalone", [(), ("rgb", "infrared")])
+def test_standalone_cameras_must_be_named_cameras(standalone):
+    with pytest.raises(ValueError, match="standalone cameras"):
+        make(standalone=standalone)
 
 
 def test_lone_frame_dropped_when_configured():
@@ -196,16 +226,17 @@ def test_latest_slot_keeps_only_the_newest():
     queue_size=st.integers(1, 6),
     on_timeout=st.sampled_from(ON_TIMEOUT),
     policy=st.sampled_from(["approximate", "reference"]),
+    standalone=st.sampled_from([("rgb",), ("thermal",), ("rgb", "thermal")]),
 )
 def test_every_frame_is_emitted_at_most_once_and_pairs_respect_the_slop(
-    events, slop_ms, queue_size, on_timeout, policy
+    events, slop_ms, queue_size, on_timeout, policy, standalone
 ):
     """Under the reference policy a thermal frame may pair with several RGB frames, but
     never also go out alone."""
     clock, got = Clock(), []
     cfg = SyncConfig(queue_size=queue_size, slop=slop_ms / 1e3, timeout=0.3,
                      on_timeout=on_timeout, policy=policy)  # fmt: skip
-    sync = PairSynchronizer(cfg, got.append, clock)
+    sync = PairSynchronizer(cfg, got.append, clock, standalone=standalone)
     for i, (stream, stamp_ms, dt_ms) in enumerate(events):
         clock.t += dt_ms / 1e3
         sync.add(stream, (1 + stamp_ms) * 1_000_000, (stream, i))
@@ -224,7 +255,8 @@ def test_every_frame_is_emitted_at_most_once_and_pairs_respect_the_slop(
             assert abs(p.rgb.key_ns - p.thermal.key_ns) <= slop_ms * 1_000_000
         else:
             alone = "rgb" if p.thermal is None else "thermal"
-            assert on_timeout in ("degraded", f"degraded_{alone}_only")
+            auto = on_timeout == "degraded_auto" and alone in standalone
+            assert auto or on_timeout in ("degraded", f"degraded_{alone}_only")
     assert sync.queued() == {"rgb": 0, "thermal": 0}  # all left by the final timeout
 
 

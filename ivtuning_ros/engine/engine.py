@@ -38,6 +38,8 @@ class EngineInfo:
     input_hw: tuple[int, int]
     thermal_norm: ThermalNorm
     score_threshold: float | None = None  # the checkpoint's validated operating point
+    # cameras whose lone frames the model still runs on (ModelConfig.standalone_cameras)
+    standalone_cameras: tuple[str, ...] = ("rgb", "thermal")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,6 +165,7 @@ def _checkpoint_facts(path: Path) -> tuple[EngineInfo, dict[str, str]]:
         input_hw=(int(cfg.input_size[0]), int(cfg.input_size[1])),
         thermal_norm=info.thermal_norm,
         score_threshold=info.score_threshold,
+        standalone_cameras=cfg.standalone_cameras,
     )
     parts = {
         "backbone_hash": info.frozen_hash,

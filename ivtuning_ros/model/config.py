@@ -110,6 +110,19 @@ class ModelConfig:
     def num_classes(self) -> int:
         return max(1, len(self.class_names))
 
+    @property
+    def standalone_cameras(self) -> tuple[str, ...]:
+        """The cameras whose frames the model can still run on alone (the node's
+        on_timeout degraded_auto). A prompted model needs the camera its backbone sees: the
+        other reaches it only through the prompter, and a thermal-primary model without
+        its thermal camera scores mAP50 ~0.1 (docs/benchmarks.md, "One camera missing").
+        A single-camera model needs its own; two backbones run on either."""
+        if self.mode in ("rgb_only", "thermal_only"):
+            return (self.mode.removesuffix("_only"),)
+        if self.mode == "dual_backbone":
+            return PRIMARY_MODALITIES
+        return (self.primary_modality,)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

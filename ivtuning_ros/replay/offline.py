@@ -103,7 +103,9 @@ def run_offline(
         if on_result is not None:
             on_result(record, rgb)
 
-    sync = PairSynchronizer(cfg.sync, on_pair, clock=lambda: clock["now"])
+    sync = PairSynchronizer(
+        cfg.sync, on_pair, clock=lambda: clock["now"], standalone=engine.info.standalone_cameras
+    )
     total = sum(stream.count(r) for r in stream.connections) or None
     t0 = time.monotonic()
     for role, t_ns, raw in tqdm(

@@ -207,8 +207,16 @@ class IVTuningNode(LifecycleNode):
             )
         )
         self._create_outputs()
+        standalone = self._engine.info.standalone_cameras
         self._sync = PairSynchronizer(
-            cfg.sync, self._on_pair, stamp_now_ns=lambda: self.get_clock().now().nanoseconds
+            cfg.sync,
+            self._on_pair,
+            stamp_now_ns=lambda: self.get_clock().now().nanoseconds,
+            standalone=standalone,
+        )
+        self.get_logger().info(
+            f"on_timeout {cfg.sync.on_timeout} (degraded_auto runs this model on lone "
+            f"{' or '.join(standalone)} frames)"
         )
         self._create_inputs()
         self._stop.clear()

@@ -113,11 +113,13 @@ SPECS: dict[str, Spec] = {
         (0.01, 10.0),
     ),
     "on_timeout": Spec(
-        "degraded",
-        "Lone frame whose partner camera is silent: degraded = run single-modality with the "
-        "missing stream neutral-filled (flagged), degraded_thermal_only / degraded_rgb_only "
-        "= only a lone frame of that camera runs (for a model that needs the other camera, "
-        "as the shipped one needs thermal: models/README.md), drop = discard and count.",
+        "degraded_auto",
+        "Lone frame whose partner camera is silent: run single-modality with the missing "
+        "stream neutral-filled (flagged in the outputs) if the model works without that "
+        "camera, else drop and count it. degraded_auto = only a camera the model can do with "
+        "alone (a prompted model's backbone camera, as the shipped model needs its thermal "
+        "camera: models/README.md), degraded = either camera, degraded_thermal_only / "
+        "degraded_rgb_only = that camera only, drop = none.",
         True,
         choices=ON_TIMEOUT,
     ),

@@ -13,8 +13,10 @@ Additions (what Autoware's fusion node learned):
 - a timeout: a frame that found no partner within `timeout` seconds of arrival leaves
   its queue. If the other stream delivered nothing from `timeout` seconds before this
   frame's arrival until now (a camera stopped) and
-  `on_timeout` is "degraded", the frame is emitted alone (single-modality); otherwise it
-  is dropped and counted;
+  `on_timeout` lets this camera's frames run alone ("degraded": either camera;
+  "degraded_<camera>_only"; "degraded_auto": the cameras the model can do with alone,
+  given to the synchroniser as `standalone`), the frame is emitted alone
+  (single-modality); otherwise it is dropped and counted;
 - zero, repeated and backwards stamps are detected per stream, counted and dropped (or,
   for zero stamps with `zero_stamp="arrival_time"`, replaced by the arrival time); a
   stream that stays behind for CLOCK_RESET_FRAMES frames is taken to have reset its
@@ -54,10 +56,10 @@ CLOCK_RESET_FRAMES = 3
 # Thermal stamps from which the reference policy estimates the thermal frame interval.
 INTERVAL_HISTORY = 9
 SYNC_POLICIES = ("approximate", "reference")
-# What a lone frame (its partner camera silent) does: run single-modality, from either
-# camera or from the one named (a model that does well without the other camera only),
+# What a lone frame (its partner camera silent) does: run single-modality, from the
+# cameras the model does well with alone (auto), from either camera, or from the one named;
 # or be dropped
-ON_TIMEOUT = ("degraded", "degraded_thermal_only", "degraded_rgb_only", "drop")
+ON_TIMEOUT = ("degraded_auto", "degraded", "degraded_thermal_only", "degraded_rgb_only", "drop")
 Stream = Literal["rgb", "thermal"]
 _WAIT = object()  # a waiting RGB frame's closest thermal frame is not settled yet
 
@@ -67,9 +69,9 @@ class SyncConfig:
     queue_size: int = 5
     slop: float = 0.05  # seconds
     timeout: float = 0.5  # seconds a lone frame waits for a partner
-    on_timeout: Literal["degraded", "degraded_thermal_only", "degraded_rgb_only", "drop"] = (
-        "degraded"
-    )
+    on_timeout: Literal[
+        "degraded_auto", "degraded", "degraded_thermal_only", "degraded_rgb_only", "drop"
+    ] = "degraded_auto"
     rgb_offset: float = 0.0  # seconds added to RGB stamps before matching
     thermal_offset: float = 0.0
     zero_stamp: Literal["drop", "arrival_time"] = "drop"
@@ -124,7 +126,12 @@ class PairSynchronizer:
         callback: Callable[[SyncedPair], None],
         clock: Callable[[], float] = time.monotonic,
         stamp_now_ns: Callable[[], int] = time.time_ns,
+        standalone: tuple[str, ...] = STREAMS,
     ) -> None:
+        """`standalone`: the cameras the model can run on alone (on_timeout degraded_auto)."""
+        if not standalone or not set(standalone) <= set(STREAMS):
+            raise ValueError(f"standalone cameras: one or both of {STREAMS}, got {standalone}")
+        self._standalone = tuple(standalone)
         self._cfg = config
         self._callback = callback
         self._clock = clock
@@ -351,16 +358,20 @@ class PairSynchronizer:
         cfg = self._cfg
         other = "thermal" if stream == "rgb" else "rgb"
         other_silent = not self._alive(other, frame)
-        runs_alone = cfg.on_timeout in ("degraded", f"degraded_{stream}_only")
+        runs_alone = cfg.on_timeout in ("degraded", f"degraded_{stream}_only") or (
+            cfg.on_timeout == "degraded_auto" and stream in self._standalone
+        )
         if runs_alone and other_silent:
             self.counts[f"degraded_{stream}_only"] += 1
             pair = {stream: frame, other: None}
             return [SyncedPair(pair["rgb"], pair["thermal"])]
         if other_silent:
+            why = f"on_timeout {cfg.on_timeout}"
+            if cfg.on_timeout == "degraded_auto":
+                why += f": the model runs alone only on {' or '.join(self._standalone)} frames"
             self._count(
                 f"{stream}_timeout",
-                f"{other} silent for over {cfg.timeout} s: lone {stream} frame dropped "
-                f"(on_timeout {cfg.on_timeout})",
+                f"{other} silent for over {cfg.timeout} s: lone {stream} frame dropped ({why})",
             )
         else:
             self._count(
