@@ -219,6 +219,7 @@ def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
         (["--modality-dropout", "1"], r"modality_dropout must lie in \[0, 1\), got 1.0"),
         (["--dropout-stream", "rgb"], "--dropout-stream rgb needs --modality-dropout > 0"),
         (["--batch-size", "0"], "batch_size must be >= 1, got 0"),
+        (["--modes", "rgb_only", "--modality-dropout", "2"], "applies to the two-camera modes"),
     ],
 )
 def test_bench_tuning_refuses_settings_that_cannot_train(tmp_path, flags, message):

@@ -540,6 +540,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown mode(s) {bad}; choose from {', '.join((*MODES, *VARIANTS))}")
     if args.dropout_stream != "either" and not args.modality_dropout:
         raise ValueError(f"--dropout-stream {args.dropout_stream} needs --modality-dropout > 0")
+    if args.modality_dropout and not set(modes) & set(FUSION_MODES):
+        raise ValueError(
+            f"--modality-dropout applies to the two-camera modes ({', '.join(FUSION_MODES)}); "
+            f"--modes {args.modes} has none"
+        )
     lrs = learning_rates(args.lr, modes, args.preset)
     cache = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     config = bench_config(args, cache)
