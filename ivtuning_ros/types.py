@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The two cameras, by the names configs, parameters and reports use.
+CAMERAS = ("rgb", "thermal")
+
 
 @dataclass(frozen=True)
 class Detections:

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from ivtuning_ros.data.dataset import CAMERAS, PreparedDataset, open_dataset
+from ivtuning_ros.data.dataset import PreparedDataset, open_dataset
 from ivtuning_ros.data.synthetic import SEG_CLASSES
 from ivtuning_ros.model.checkpoint import load_checkpoint
 from ivtuning_ros.tools.cli import main
 from ivtuning_ros.train.config import parse_train_config
 from ivtuning_ros.train.data import SYNTHETIC_SPLIT, synthetic_folder
 from ivtuning_ros.train.trainer import evaluate_model, train
+from ivtuning_ros.types import CAMERAS
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from ivtuning_ros.bench.common import machine_info, write_json
-from ivtuning_ros.data.dataset import CAMERAS, DROPOUT_STREAMS
+from ivtuning_ros.data.dataset import DROPOUT_STREAMS
 from ivtuning_ros.tools.argtypes import thermal_optics
 from ivtuning_ros.train.config import parse_source, parse_train_config
+from ivtuning_ros.types import CAMERAS
 
 MODES = ("ivtuning", "full", "rgb_only", "thermal_only")
 RECOMPUTE = "ivtuning_recompute"

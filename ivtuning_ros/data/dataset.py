@@ -18,9 +18,8 @@ from torch.utils.data import Dataset
 
 from ivtuning_ros.data.formats.common import TASKS, DatasetError, PairDataset
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, prepare_pair
-from ivtuning_ros.types import RGBTSample
+from ivtuning_ros.types import CAMERAS, RGBTSample
 
-CAMERAS = ("rgb", "thermal")
 DROPOUT_STREAMS = ("either", *CAMERAS)  # which camera modality dropout blanks
 
 

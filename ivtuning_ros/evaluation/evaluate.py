@@ -16,11 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ivtuning_ros.bench.common import percentiles_ms
-from ivtuning_ros.data.dataset import CAMERAS
 from ivtuning_ros.engine.predictor import Predictor
 from ivtuning_ros.evaluation.metrics import metric_for_task
 from ivtuning_ros.evaluation.overlays import render_overlay, write_overlay
-from ivtuning_ros.types import RGBTSample
+from ivtuning_ros.types import CAMERAS, RGBTSample
 
 # Boxes drawn on overlays: a usable operating point, not the near-zero cut AP needs.
 OVERLAY_SCORE = 0.3

@@ -18,10 +18,10 @@ import yaml
 
 from ivtuning_ros.paths import config_dir
 from ivtuning_ros.preprocess import THERMAL_PRESETS
+from ivtuning_ros.types import CAMERAS
 
 TASKS = ("detection", "segmentation", "saliency")
 MODES = ("ivtuning", "full", "rgb_only", "thermal_only", "dual_backbone")
-PRIMARY_MODALITIES = ("rgb", "thermal")
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,10 @@ class ModelConfig:
             )
         if not self.weights:
             raise ValueError("model config 'weights': empty (use a file, a package: or random)")
-        if self.primary_modality not in PRIMARY_MODALITIES:
+        if self.primary_modality not in CAMERAS:
             raise ValueError(
                 f"model config 'primary_modality': {self.primary_modality!r} is not one of "
-                f"{PRIMARY_MODALITIES}"
+                f"{CAMERAS}"
             )
 
     @property
@@ -120,7 +120,7 @@ class ModelConfig:
         if self.mode in ("rgb_only", "thermal_only"):
             return (self.mode.removesuffix("_only"),)
         if self.mode == "dual_backbone":
-            return PRIMARY_MODALITIES
+            return CAMERAS
         return (self.primary_modality,)
 
     def to_dict(self) -> dict[str, Any]:

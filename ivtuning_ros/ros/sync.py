@@ -50,7 +50,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Literal
 
-STREAMS = ("rgb", "thermal")
+from ivtuning_ros.types import CAMERAS
+
 # Consecutive backwards stamps after which a stream's clock is taken to have been reset.
 CLOCK_RESET_FRAMES = 3
 # Thermal stamps from which the reference policy estimates the thermal frame interval.
@@ -126,21 +127,21 @@ class PairSynchronizer:
         callback: Callable[[SyncedPair], None],
         clock: Callable[[], float] = time.monotonic,
         stamp_now_ns: Callable[[], int] = time.time_ns,
-        standalone: tuple[str, ...] = STREAMS,
+        standalone: tuple[str, ...] = CAMERAS,
     ) -> None:
         """`standalone`: the cameras the model can run on alone (on_timeout degraded_auto)."""
-        if not standalone or not set(standalone) <= set(STREAMS):
-            raise ValueError(f"standalone cameras: one or both of {STREAMS}, got {standalone}")
+        if not standalone or not set(standalone) <= set(CAMERAS):
+            raise ValueError(f"standalone cameras: one or both of {CAMERAS}, got {standalone}")
         self._standalone = tuple(standalone)
         self._cfg = config
         self._callback = callback
         self._clock = clock
         self._stamp_now_ns = stamp_now_ns  # replaces zero stamps (node: its ROS clock)
         self._lock = threading.Lock()
-        self._queues: dict[str, dict[int, Frame]] = {s: {} for s in STREAMS}
-        self._last_stamp: dict[str, int | None] = {s: None for s in STREAMS}  # newest
+        self._queues: dict[str, dict[int, Frame]] = {s: {} for s in CAMERAS}
+        self._last_stamp: dict[str, int | None] = {s: None for s in CAMERAS}  # newest
         self._backwards: Counter[str] = Counter()  # consecutive backwards frames
-        self._last_arrival: dict[str, float | None] = {s: None for s in STREAMS}
+        self._last_arrival: dict[str, float | None] = {s: None for s in CAMERAS}
         self._recent_thermal: deque[int] = deque(maxlen=INTERVAL_HISTORY)  # keys
         self._used_thermal: set[int] = set()  # reference policy: keys already paired
         # Counters read by diagnostics: pairs, degraded_<stream>, dropped_<reason>, ...
@@ -173,8 +174,8 @@ class PairSynchronizer:
                 q.clear()
             self._recent_thermal.clear()
             self._used_thermal.clear()
-            self._last_stamp = {s: None for s in STREAMS}
-            self._last_arrival = {s: None for s in STREAMS}
+            self._last_stamp = {s: None for s in CAMERAS}
+            self._last_arrival = {s: None for s in CAMERAS}
 
     def add(self, stream: Stream, stamp_ns: int, msg: Any) -> None:
         """Offer one frame; may invoke the callback (outside the lock) with pairs."""
@@ -306,7 +307,7 @@ class PairSynchronizer:
     def _expire(self, now: float) -> list[SyncedPair]:
         cfg = self._cfg
         out: list[SyncedPair] = []
-        for stream in STREAMS:  # RGB first: a waiting RGB frame may still take a thermal one
+        for stream in CAMERAS:  # RGB first: a waiting RGB frame may still take a thermal one
             queue = self._queues[stream]
             leaving = sorted(k for k, f in queue.items() if now - f.arrival > cfg.timeout)
             if cfg.policy == "reference" and stream == "thermal" and leaving:

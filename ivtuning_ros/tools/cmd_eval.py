@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ivtuning_ros.data.dataset import CAMERAS, FORMATS
+    from ivtuning_ros.data.dataset import FORMATS
+    from ivtuning_ros.types import CAMERAS
 
     p = subparsers.add_parser(
         "eval",
