@@ -250,6 +250,15 @@ def test_thermal_camera_silent_drops_rgb_frames_of_a_thermal_primary_model(ros, 
     assert probe.result_for(stamp, timeout=1.5) is None
     assert probe.wait_diagnostic("count rgb_timeout", lambda v: int(v) > timeouts0)
     assert "runs alone only on thermal" in probe.wait_diagnostic("reason rgb_timeout")
+    # The RGB camera goes on while the thermal one stays silent past stale_after: the
+    # node's results have stopped, an ERROR (not the WARN of a degraded run).
+    deadline = time.monotonic() + 5.0
+    while "no results" not in probe.diagnostics()["message"] and time.monotonic() < deadline:
+        probe.publish_pair(pair[0], None)
+        time.sleep(0.3)
+    diag = probe.diagnostics()
+    assert diag["level"] == 2, diag["message"]
+    assert diag["message"].startswith("no thermal input for over 1 s: no results")
     good_pair_processed(probe, pair, time.time_ns())
 
 

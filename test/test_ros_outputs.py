@@ -132,6 +132,11 @@ def test_diagnostic_levels_name_the_silent_camera_and_list_reasons():
     assert values["count thermal_bad_input"] == "1"
     assert "yuv422" in values["reason thermal_bad_input"]
     assert values["count pairs"] == "3"
+    # results stop when the camera left cannot run alone (a thermal-primary model)
+    status = build_status("n", "hw", "active", stats.snapshot(), {}, {}, 1.0, ("thermal",))
+    assert status.level == ERROR and status.message == (
+        "no thermal input for over 1 s: no results, lone rgb frames are dropped (on_timeout)"
+    )
     t[0] += 5.0
     status = build_status("n", "hw", "active", stats.snapshot(), {}, {}, 1.0)
     assert status.level == ERROR

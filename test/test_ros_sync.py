@@ -119,6 +119,22 @@ def test_auto_runs_lone_frames_only_of_the_cameras_the_model_does_without_partne
     assert [p.rgb.msg for p in got] == ["r"] and sync.counts["degraded_rgb_only"] == 1
 
 
+@pytest.mark.parametrize(
+    ("on_timeout", "standalone", "runners"),
+    [
+        ("degraded_auto", ("thermal",), ("thermal",)),
+        ("degraded_auto", ("rgb", "thermal"), ("rgb", "thermal")),
+        ("degraded", ("thermal",), ("rgb", "thermal")),
+        ("degraded_rgb_only", ("thermal",), ("rgb",)),
+        ("drop", ("rgb", "thermal"), ()),
+    ],
+)
+def test_lone_runners_name_the_cameras_results_go_on_from(on_timeout, standalone, runners):
+    """What diagnostics reads to tell a degraded run (WARN) from stopped results (ERROR)."""
+    sync, _clock, _got = make(on_timeout=on_timeout, standalone=standalone)
+    assert sync.lone_runners() == runners
+
+
 @pytest.mark.parametrize("standalone", [(), ("rgb", "infrared")])
 def test_standalone_cameras_must_be_named_cameras(standalone):
     with pytest.raises(ValueError, match="standalone cameras"):

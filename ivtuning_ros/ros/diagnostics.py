@@ -108,8 +108,11 @@ def build_status(
     sync_counts: Mapping[str, int],
     sync_reasons: Mapping[str, str],
     stale_after: float,
+    lone_runners: tuple[str, ...] = ("rgb", "thermal"),
 ):
-    """One DiagnosticStatus summarising the node; the level says what needs attention."""
+    """One DiagnosticStatus summarising the node; the level says what needs attention:
+    WARN while one camera is silent and results go on from the other (`lone_runners`: the
+    cameras whose lone frames run), ERROR when results have stopped."""
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     counts = {**snapshot["counts"], **sync_counts}  # type: ignore[dict-item]
@@ -127,6 +130,10 @@ def build_status(
             if silent
             else "active: processing"
         )
+        alive = [s for s in ("rgb", "thermal") if s not in silent]
+        if len(silent) == 1 and alive[0] not in lone_runners:
+            level = ERROR
+            message += f": no results, lone {alive[0]} frames are dropped (on_timeout)"
 
     kv = []
 

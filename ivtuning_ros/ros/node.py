@@ -491,6 +491,8 @@ class IVTuningNode(LifecycleNode):
 
     def diagnostics_status(self):
         counts, problems = self._sync_report()
+        with self._sync_lock:
+            lone_runners = self._sync.lone_runners() if self._sync else ()
         status = build_status(
             f"{self.get_name()}: {self.get_fully_qualified_name()}",
             "ivtuning_ros",
@@ -499,6 +501,7 @@ class IVTuningNode(LifecycleNode):
             counts,
             problems,
             float(self.cfg.stale_after),
+            lone_runners,
         )
         if self.configure_error and self.state_label == "unconfigured":
             status.level, status.message = ERROR, f"unconfigured: {self.configure_error}"

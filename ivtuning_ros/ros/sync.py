@@ -162,6 +162,17 @@ class PairSynchronizer:
                 self._used_thermal.clear()
             self._cfg = config
 
+    def lone_runners(self) -> tuple[str, ...]:
+        """The cameras whose lone frames run (single-modality) under the current settings:
+        with the other camera silent, results go on only from these."""
+        return tuple(c for c in CAMERAS if self._runs_alone(c))
+
+    def _runs_alone(self, stream: str) -> bool:
+        on_timeout = self._cfg.on_timeout
+        return on_timeout in ("degraded", f"degraded_{stream}_only") or (
+            on_timeout == "degraded_auto" and stream in self._standalone
+        )
+
     def queued(self) -> dict[str, int]:
         """Frames waiting for a partner, per stream."""
         with self._lock:
@@ -359,10 +370,7 @@ class PairSynchronizer:
         cfg = self._cfg
         other = "thermal" if stream == "rgb" else "rgb"
         other_silent = not self._alive(other, frame)
-        runs_alone = cfg.on_timeout in ("degraded", f"degraded_{stream}_only") or (
-            cfg.on_timeout == "degraded_auto" and stream in self._standalone
-        )
-        if runs_alone and other_silent:
+        if other_silent and self._runs_alone(stream):
             self.counts[f"degraded_{stream}_only"] += 1
             pair = {stream: frame, other: None}
             return [SyncedPair(pair["rgb"], pair["thermal"])]
