@@ -153,7 +153,7 @@ def test_runtime_threshold_change_applies_to_the_next_frame(ros, pair):
         assert len(msg.detections) == 0
         # negative: the checkpoint's validated threshold; this untrained one has none
         set_params(node, score_threshold=-1.0)
-        assert node._predictor.score_threshold == FALLBACK_SCORE_THRESHOLD
+        assert node._models.predictor.score_threshold == FALLBACK_SCORE_THRESHOLD
     finally:
         set_params(node, score_threshold=0.0)
 
@@ -404,7 +404,7 @@ def test_lifecycle_transitions_over_the_services(ros, pair):
     good_pair_processed(probe, pair, time.time_ns())
     assert change(Transition.TRANSITION_DEACTIVATE)
     assert change(Transition.TRANSITION_CLEANUP)
-    assert node.state_label == "unconfigured" and node._engine is None
+    assert node.state_label == "unconfigured" and node._models is None
     # configure-time parameters apply at the next configure: reliable input QoS
     set_params(node, qos_reliability="reliable", use_camera_info=True)
     assert change(Transition.TRANSITION_CONFIGURE)

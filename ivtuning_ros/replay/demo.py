@@ -66,8 +66,8 @@ def run_demo(
     checkpoint: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    from ivtuning_ros.ros.node import resolve_checkpoint
     from ivtuning_ros.ros.params import SPECS
+    from ivtuning_ros.ros.pipeline import resolve_checkpoint
 
     t0 = time.monotonic()
     resolve_checkpoint(checkpoint or SPECS["checkpoint"].default)  # fail before rendering

@@ -116,7 +116,8 @@ def _start_node(context, values: dict[str, Any], namespace: str, use_sim_time: b
     """The real node, in this process, configured and activated (or a clear error)."""
     from rclpy.parameter import Parameter
 
-    from ivtuning_ros.ros.node import IVTuningNode, resolve_checkpoint
+    from ivtuning_ros.ros.node import IVTuningNode
+    from ivtuning_ros.ros.pipeline import resolve_checkpoint
 
     resolve_checkpoint(str(values["checkpoint"]))  # FileNotFoundError naming the paths tried
     node = IVTuningNode(

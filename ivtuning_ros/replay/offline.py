@@ -3,7 +3,7 @@
 bag -> rclpy deserialisation -> the node's codec checks -> the node's PairSynchronizer
 (its clock driven by the bag's receive times, so pairing, timeouts and degraded frames
 happen as they would live) -> the node's own per-pair steps (ros/pipeline.py:
-pair_inputs, node_predictor) -> Predictor.
+load_node_models, pair_inputs, NodeModels.for_pair) -> Predictor.
 Every pair is processed (nothing is superseded), so accuracy is the model's own and
 "latency" is the processing time per frame.
 """
@@ -13,15 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 
-from ivtuning_ros.engine.config import EngineConfig
-from ivtuning_ros.engine.engine import Engine, load_engine
 from ivtuning_ros.replay.bagio import BagStream
 from ivtuning_ros.replay.dds import message_class
 from ivtuning_ros.replay.matching import OutputRecord
@@ -33,9 +30,14 @@ from ivtuning_ros.ros.codec import (
     ImageDecodeError,
     check_message,
 )
-from ivtuning_ros.ros.node import resolve_checkpoint
 from ivtuning_ros.ros.params import NodeConfig, node_config
-from ivtuning_ros.ros.pipeline import ThermalMemo, node_predictor, pair_inputs
+from ivtuning_ros.ros.pipeline import (
+    NodeModels,
+    ThermalMemo,
+    load_node_models,
+    pair_inputs,
+    resolve_checkpoint,
+)
 from ivtuning_ros.ros.sync import PairSynchronizer, SyncedPair
 
 
@@ -47,20 +49,20 @@ class OfflineResult:
     errors: dict[str, int] = field(default_factory=dict)
     last_error: dict[str, str] = field(default_factory=dict)
     sync_counts: dict[str, int] = field(default_factory=dict)
+    fallback_results: int = 0  # made by the fallback model (fallback_checkpoint)
     wall_s: float = 0.0
 
 
 def run_offline(
     stream: BagStream,
     cfg: NodeConfig,
-    engine: Engine,
+    models: NodeModels,
     progress: bool = True,
     on_result: Callable[[OutputRecord, np.ndarray | None], None] | None = None,
 ) -> OfflineResult:
     """Feed every message of `stream` through sync + predictor; collect OutputRecords."""
     msg_types = {r: message_class(c.msgtype) for r, c in stream.connections.items()}
     res = OfflineResult()
-    predictor = node_predictor(engine, cfg)
     clock = {"now": 0.0}
     started: dict[int, int] = {}  # RGB stamp -> wall time its message was read
     last_rgb_hw: list[tuple[int, int] | None] = [None]
@@ -72,6 +74,7 @@ def run_offline(
 
     def on_pair(pair: SyncedPair) -> None:
         t_begin = time.time_ns()
+        engine, predictor = models.for_pair(pair)
         try:
             rgb, thermal01 = pair_inputs(
                 pair, cfg, engine.thermal_norm, last_rgb_hw[0], fail, thermal_memo
@@ -86,6 +89,7 @@ def run_offline(
         except ValueError as err:
             fail("inference_error", str(err))
             return
+        res.fallback_results += engine is not models.engine
         ref = pair.reference
         modality = 0 if rgb is not None and thermal01 is not None else 1 if rgb is not None else 2
         took = time.time_ns() - t_begin
@@ -104,7 +108,7 @@ def run_offline(
             on_result(record, rgb)
 
     sync = PairSynchronizer(
-        cfg.sync, on_pair, clock=lambda: clock["now"], standalone=engine.info.standalone_cameras
+        cfg.sync, on_pair, clock=lambda: clock["now"], standalone=models.standalone_cameras
     )
     total = sum(stream.count(r) for r in stream.connections) or None
     t0 = time.monotonic()
@@ -137,20 +141,15 @@ def run_offline(
 def replay_offline(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -> RunData:
     """Load the engine as the node would, run the bag through it, collect a RunData."""
     cfg = node_config(values)
-    checkpoint = resolve_checkpoint(str(values["checkpoint"]))
-    engine_cfg: dict[str, Any] = {
-        "backend": values["backend"],
-        "precision": values["precision"],
-        "warmup_runs": int(values["warmup_runs"]),
-        "num_threads": int(values["num_threads"]),
-        "device": values["device"],
-    }
-    if values["cache_dir"]:
-        engine_cfg["cache_dir"] = Path(values["cache_dir"])
     t0 = time.monotonic()
-    engine = load_engine(checkpoint, EngineConfig(**engine_cfg))
+    models = load_node_models(cfg)
     startup_s = time.monotonic() - t0
-    res = run_offline(stream, cfg, engine, progress=opts.progress)
+    try:
+        res = run_offline(stream, cfg, models, progress=opts.progress)
+    finally:
+        models.close()
+    engine = models.engine
+    checkpoint = resolve_checkpoint(str(values["checkpoint"]))
     return RunData(
         rgb_sent=res.rgb_sent,
         thermal_stamps=res.thermal_stamps,
@@ -166,6 +165,7 @@ def replay_offline(stream: BagStream, opts: ReplayOptions, values: dict[str, Any
         node_counters={
             **res.sync_counts,
             **res.errors,
+            **({"fallback_results": res.fallback_results} if res.fallback_results else {}),
             **{f"reason {k}": v for k, v in res.last_error.items()},
         },
         extra={"wall_s": round(res.wall_s, 3)},

@@ -59,7 +59,13 @@ def _fmt(v: object, unit: str = "") -> str:
 
 def _drop_reasons(counters: dict) -> str:
     """Why frames were dropped, from the node's own counters (sync, overload, bad input)."""
-    skip = ("pairs", "degraded_rgb_only", "degraded_thermal_only")
+    skip = (
+        "pairs",
+        "degraded_rgb_only",
+        "degraded_thermal_only",
+        "fallback_results",
+        "overlays_drawn",
+    )
     items = [
         f"{k} {v}"
         for k, v in sorted(counters.items())

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,11 +52,11 @@ from .codec import (
 from .diagnostics import ERROR, NodeStats, build_status
 from .inputs import Input, InputNode
 from .params import SPECS, NodeConfig, descriptor, node_config, validate
-from .pipeline import IDENTITY_NORM, ThermalMemo, node_predictor, pair_inputs
+from .pipeline import NodeModels, ThermalMemo, load_node_models, pair_inputs
 from .slot import LatestSlot
 from .sync import PairSynchronizer, SyncedPair
 
-__all__ = ["IDENTITY_NORM", "IVTuningNode", "main"]  # IDENTITY_NORM: for replay/offline.py
+__all__ = ["IVTuningNode", "main"]
 
 NODE_NAME = "ivtuning_node"
 MODALITY = {
@@ -81,25 +80,6 @@ def ns_to_stamp(ns: int):
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def resolve_checkpoint(path: str) -> Path:
-    """Absolute, else relative to the working directory, else to the package share dir."""
-    p = Path(path).expanduser()
-    tried = [p if p.is_absolute() else Path.cwd() / p]
-    if not p.is_absolute():
-        try:
-            from ivtuning_ros.paths import share_dir
-
-            tried.append(share_dir() / p)
-        except FileNotFoundError:
-            pass
-    for cand in tried:
-        if cand.is_file():
-            return cand
-    raise FileNotFoundError(
-        f"checkpoint {path!r} not found (looked at {', '.join(str(t) for t in tried)})"
-    )
-
-
 class IVTuningNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -119,8 +99,7 @@ class IVTuningNode(LifecycleNode):
         self._sync: PairSynchronizer | None = None
         # the synchroniser is fed on the inputs thread and reset/read on the main one
         self._sync_lock = threading.Lock()
-        self._predictor = None
-        self._engine = None
+        self._models: NodeModels | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._inputs: InputNode | None = None
@@ -156,58 +135,36 @@ class IVTuningNode(LifecycleNode):
         if self._sync is not None:
             with self._sync_lock:
                 self._sync.set_config(self.cfg.sync)
-        if self._predictor is not None:
-            self._predictor.set_thresholds(
-                self.cfg.score_threshold_for(self._engine.info.score_threshold),
-                float(self.cfg.nms_iou),
-                int(self.cfg.max_detections),
-            )
+        if self._models is not None:
+            self._models.set_thresholds(self.cfg)
         later = [p.name for p in params if p.name in SPECS and not SPECS[p.name].live]
         if later and self.state_label != "unconfigured":
             self.get_logger().info(f"{', '.join(later)} will apply at the next configure")
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from ivtuning_ros.engine.config import EngineConfig
-        from ivtuning_ros.engine.engine import load_engine
-
         cfg = self.cfg
+        t0 = time.monotonic()
         try:
-            checkpoint = resolve_checkpoint(cfg.checkpoint)
-            engine_cfg = {
-                "backend": cfg.backend,
-                "precision": cfg.precision,
-                "warmup_runs": int(cfg.warmup_runs),
-                "num_threads": int(cfg.num_threads),
-                "device": cfg.device,
-            }
-            if cfg.cache_dir:
-                engine_cfg["cache_dir"] = Path(cfg.cache_dir)
-            if cfg.int8_calibration_dir:
-                engine_cfg["calibration_dir"] = Path(cfg.int8_calibration_dir)
-            self.get_logger().info(f"loading {checkpoint} ({cfg.backend}, {cfg.precision})")
-            t0 = time.monotonic()
-            self._engine = load_engine(
-                checkpoint, EngineConfig(**engine_cfg), log=self.get_logger().info
-            )
-            self._predictor = node_predictor(self._engine, self.cfg)
+            self._models = load_node_models(cfg, log=self.get_logger().info)
         except Exception as err:  # any failure leaves the node alive and unconfigured
-            self._engine = self._predictor = None
+            self._models = None
             self.configure_error = f"configure failed: {type(err).__name__}: {err}"
             self.get_logger().error(self.configure_error)
             return TransitionCallbackReturn.FAILURE
         self.configure_error = None
-        self.get_logger().info(
-            f"engine ready in {time.monotonic() - t0:.1f} s: task {self._engine.task}, "
-            f"backend {self._engine.backend_name}, input {tuple(self._engine.input_hw)}"
-            + (
-                f", score threshold {self._predictor.score_threshold:.3f}"
-                if self._engine.task == "detection"
-                else ""
+        for engine, predictor in self._models.loaded():
+            self.get_logger().info(
+                f"engine ready in {time.monotonic() - t0:.1f} s: task {engine.task}, "
+                f"backend {engine.backend_name}, input {tuple(engine.input_hw)}"
+                + (
+                    f", score threshold {predictor.score_threshold:.3f}"
+                    if engine.task == "detection"
+                    else ""
+                )
             )
-        )
         self._create_outputs()
-        standalone = self._engine.info.standalone_cameras
+        standalone = self._models.standalone_cameras
         self._sync = PairSynchronizer(
             cfg.sync,
             self._on_pair,
@@ -265,9 +222,9 @@ class IVTuningNode(LifecycleNode):
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
         self._sync = None
-        if self._engine is not None:
-            self._engine.close()  # frees the model
-        self._predictor = self._engine = None
+        if self._models is not None:
+            self._models.close()  # frees the model(s)
+        self._models = None
         self._label_map_sent = False
         self._thermal_memo = ThermalMemo()
 
@@ -323,7 +280,7 @@ class IVTuningNode(LifecycleNode):
         return SubscriptionEventCallbacks(message_lost=lost, incompatible_qos=incompatible)
 
     def _create_outputs(self) -> None:
-        task = self._engine.task
+        task = self._models.engine.task
         latched = QoSProfile(
             depth=1,
             reliability=ReliabilityPolicy.RELIABLE,
@@ -405,10 +362,11 @@ class IVTuningNode(LifecycleNode):
                 self.get_logger().error(traceback.format_exc())
 
     def _process(self, pair: SyncedPair) -> None:
+        engine, predictor = self._models.for_pair(pair)
         rgb, thermal01 = pair_inputs(
             pair,
             self.cfg,
-            self._engine.thermal_norm,
+            engine.thermal_norm,
             self._last_rgb[0] if self._last_rgb else None,
             self._count_bad,
             self._thermal_memo,
@@ -418,8 +376,10 @@ class IVTuningNode(LifecycleNode):
             self._check_camera_info(rgb.shape[:2])
         header = self._output_header(pair)
         t0 = time.perf_counter()
-        pred = self._predictor.predict(rgb, thermal01)
+        pred = predictor.predict(rgb, thermal01)
         infer_s = time.perf_counter() - t0
+        if engine is not self._models.engine:
+            self.stats.count("fallback_results")
         # (degraded pairs are counted by the synchroniser that made them)
         modality = MODALITY["both" if rgb is not None and thermal01 is not None else
                             "rgb" if rgb is not None else "thermal"]  # fmt: skip
@@ -443,7 +403,7 @@ class IVTuningNode(LifecycleNode):
             )
 
     def _publish(self, pair, pred, header, modality, infer_s, rgb, thermal01) -> None:
-        names = list(self._engine.class_names)
+        names = list(self._models.engine.class_names)
         pubs = self._pubs
         if not self._label_map_sent and "label_map" in pubs:
             pubs["label_map"].publish(outputs.label_map_msg(names, header))

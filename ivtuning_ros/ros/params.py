@@ -41,6 +41,13 @@ SPECS: dict[str, Spec] = {
         "Model checkpoint (.safetensors); a relative path is looked up in the working "
         "directory, then in the package's share folder.",
     ),
+    "fallback_checkpoint": Spec(
+        "",
+        "A second checkpoint (same task and classes) that runs the lone frames of a camera "
+        "the main model cannot run on alone, e.g. an rgb_only model that keeps detecting "
+        "when the thermal camera of a thermal-primary model fails (see on_timeout). "
+        "Empty: none.",
+    ),
     "backend": Spec(
         "auto",
         "Inference backend; auto = TensorRT with a GPU, else ONNX Runtime, else torch.",

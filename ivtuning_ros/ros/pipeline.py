@@ -1,23 +1,31 @@
 """The node's per-pair steps as plain functions, shared with offline replay.
 
-`pair_inputs` turns a synchronised pair into model inputs exactly as the live node does
-(decode, thermal normalisation, thermal -> RGB geometry); `node_predictor` builds the
-Predictor the node uses. Offline replay (replay/offline.py) calls the same two functions,
-so a bag replayed offline goes through the very code that runs on the robot.
+`load_node_models` loads the checkpoint (and the fallback model) with the node's engine
+settings; `pair_inputs` turns a synchronised pair into model inputs exactly as the live
+node does (decode, thermal normalisation, thermal -> RGB geometry); `NodeModels.for_pair`
+picks the model that runs it. Offline replay (replay/offline.py) calls the same
+functions, so a bag replayed offline goes through the very code that runs on the robot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ivtuning_ros.preprocess import ThermalNorm
+from ivtuning_ros.types import CAMERAS
 
 from .codec import ImageDecodeError, image_to_rgb, image_to_thermal
 from .params import NodeConfig
 from .sync import SyncedPair
+
+if TYPE_CHECKING:
+    from ivtuning_ros.engine.engine import Engine
+    from ivtuning_ros.engine.predictor import Predictor
 
 # The node normalises thermal itself (it knows the camera's encoding and parameters);
 # the engine then receives values already in [0, 1].
@@ -119,3 +127,119 @@ def node_predictor(engine, cfg: NodeConfig):
         iou_threshold=float(cfg.nms_iou),
         max_detections=int(cfg.max_detections),
     )
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """Absolute, else relative to the working directory, else to the package share dir."""
+    p = Path(path).expanduser()
+    tried = [p if p.is_absolute() else Path.cwd() / p]
+    if not p.is_absolute():
+        try:
+            from ivtuning_ros.paths import share_dir
+
+            tried.append(share_dir() / p)
+        except FileNotFoundError:
+            pass
+    for cand in tried:
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(
+        f"checkpoint {path!r} not found (looked at {', '.join(str(t) for t in tried)})"
+    )
+
+
+@dataclass
+class NodeModels:
+    """The node's model and, with `fallback_checkpoint`, a second one for the lone frames
+    of a camera the first cannot run on alone: an rgb_only model beside a thermal-primary
+    one keeps results coming when the thermal camera fails. Both have the same task and
+    classes, so an output means the same whichever model made it."""
+
+    engine: Engine
+    predictor: Predictor
+    fallback: Engine | None = None
+    fallback_predictor: Predictor | None = None
+
+    @property
+    def standalone_cameras(self) -> tuple[str, ...]:
+        """The cameras whose lone frames one of the models can run on."""
+        engines = [e for e in (self.engine, self.fallback) if e is not None]
+        return tuple(c for c in CAMERAS if any(c in e.info.standalone_cameras for e in engines))
+
+    def for_pair(self, pair: SyncedPair) -> tuple[Engine, Predictor]:
+        """The fallback for a lone frame the main model cannot run on; else the main one."""
+        lone = "thermal" if pair.rgb is None else "rgb" if pair.thermal is None else None
+        if self.fallback is not None and lone not in (None, *self.engine.info.standalone_cameras):
+            return self.fallback, self.fallback_predictor
+        return self.engine, self.predictor
+
+    def set_thresholds(self, cfg: NodeConfig) -> None:
+        for engine, predictor in self.loaded():
+            predictor.set_thresholds(
+                cfg.score_threshold_for(engine.info.score_threshold),
+                float(cfg.nms_iou),
+                int(cfg.max_detections),
+            )
+
+    def close(self) -> None:
+        for engine, _ in self.loaded():
+            engine.close()
+
+    def loaded(self) -> list[tuple[Engine, Predictor]]:
+        pairs = [(self.engine, self.predictor)]
+        if self.fallback is not None:
+            pairs.append((self.fallback, self.fallback_predictor))
+        return pairs
+
+
+def fallback_problem(main: Engine, fallback: Engine) -> str | None:
+    """Why `fallback` cannot stand in for `main` on lone frames, or None."""
+    if fallback.task != main.task:
+        return f"a {fallback.task} model beside a {main.task} one"
+    if tuple(fallback.class_names) != tuple(main.class_names):
+        return f"classes {list(fallback.class_names)} differ from {list(main.class_names)}"
+    adds = set(fallback.info.standalone_cameras) - set(main.info.standalone_cameras)
+    if not adds:
+        return (
+            f"it runs alone on {' or '.join(fallback.info.standalone_cameras)} frames only, as "
+            "the main model does: it would never run"
+        )
+    return None
+
+
+def load_node_models(cfg: NodeConfig, log: Callable[[str], None] = lambda _: None) -> NodeModels:
+    """The checkpoint and the fallback checkpoint loaded with the node's engine settings;
+    raises (FileNotFoundError, ValueError, ...) naming what is wrong."""
+    from ivtuning_ros.engine.config import EngineConfig
+    from ivtuning_ros.engine.engine import load_engine
+
+    settings: dict[str, Any] = {
+        "backend": cfg.backend,
+        "precision": cfg.precision,
+        "warmup_runs": int(cfg.warmup_runs),
+        "num_threads": int(cfg.num_threads),
+        "device": cfg.device,
+    }
+    if cfg.cache_dir:
+        settings["cache_dir"] = Path(cfg.cache_dir)
+    if cfg.int8_calibration_dir:
+        settings["calibration_dir"] = Path(cfg.int8_calibration_dir)
+
+    def load(path: Path) -> Engine:
+        log(f"loading {path} ({cfg.backend}, {cfg.precision})")
+        return load_engine(path, EngineConfig(**settings), log=log)
+
+    engine = load(resolve_checkpoint(cfg.checkpoint))
+    if not cfg.fallback_checkpoint:
+        return NodeModels(engine, node_predictor(engine, cfg))
+    try:
+        fallback = load(resolve_checkpoint(cfg.fallback_checkpoint))
+    except Exception:
+        engine.close()
+        raise
+    problem = fallback_problem(engine, fallback)
+    if problem:
+        engine.close()
+        fallback.close()
+        raise ValueError(f"fallback_checkpoint {cfg.fallback_checkpoint}: {problem}")
+    return NodeModels(engine, node_predictor(engine, cfg), fallback, node_predictor(fallback, cfg))
