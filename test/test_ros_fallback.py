@@ -3,16 +3,12 @@ of a camera the main model cannot run on alone, e.g. an rgb_only model beside th
 thermal-primary default, so that results go on when the thermal camera fails. Real
 engines on untrained checkpoints; the node over real DDS; a bag replayed offline."""
 
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.parameter import Parameter
 
 from ivtuning_ros.msg import DetectionArray
 from ivtuning_ros.ros.params import default_values, node_config
@@ -102,14 +98,10 @@ def test_node_keeps_publishing_from_the_fallback_when_the_thermal_camera_stops(c
     fallback (flagged RGB-only, counted), and the node reports a degraded run (WARN), not
     stopped results (ERROR); a fused pair still goes to the main model."""
     from ivtuning_ros.data.synthetic import render_sample
-    from ivtuning_ros.ros.node import IVTuningNode
-    from ivtuning_ros.ros.probe import NodeProbe
+    from ivtuning_ros.ros.probe import probed_node
 
     s = render_sample("dense_fog", seed=3, size=(W, H), thermal_bits=16)
     rgb, thermal = s.rgb, s.thermal.astype(np.uint16)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    namespace = f"fallback_{uuid.uuid4().hex[:6]}"
     overrides = {
         "checkpoint": str(checkpoints["main"]),
         "fallback_checkpoint": str(checkpoints["rgb"]),
@@ -120,23 +112,9 @@ def test_node_keeps_publishing_from_the_fallback_when_the_thermal_camera_stops(c
         "stale_after": 1.0,
         "diagnostics_period": 0.2,
     }
-    node = IVTuningNode(
-        context=ctx,
-        namespace=namespace,
-        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
-    )
-    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    probe = NodeProbe(context=ctx, namespace=namespace)
-    try:
+    with probed_node(overrides, f"fallback_{uuid.uuid4().hex[:6]}") as (node, probe):
         assert probe.wait_for_node(60.0), "node subscriptions never matched the probe"
-        deadline = time.monotonic() + 30.0
-        fused = None
-        while fused is None and time.monotonic() < deadline:  # discovery settles
-            fused = probe.result_for(probe.publish_pair(rgb, thermal), timeout=1.0)
-        assert fused is not None and fused.modalities == DetectionArray.MODALITY_BOTH
+        assert probe.fused_result(rgb, thermal) is not None, "no fused result within 30 s"
         assert node.stats.counts["fallback_results"] == 0
         time.sleep(0.4)  # past sync_timeout: the thermal camera is silent from here on
         results = []
@@ -152,12 +130,6 @@ def test_node_keeps_publishing_from_the_fallback_when_the_thermal_camera_stops(c
         diag = probe.diagnostics()
         assert diag["level"] == 1, diag["message"]  # WARN: results go on from the fallback
         assert "no results" not in diag["message"]
-    finally:
-        probe.close()
-        executor.shutdown()
-        node._teardown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=ctx)
 
 
 def test_offline_replay_runs_the_thermal_gap_on_the_fallback(checkpoints, tmp_path):

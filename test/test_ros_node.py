@@ -5,7 +5,6 @@ node publishes synthetic night/fog pairs and subscribes to the outputs. These te
 check plumbing (headers, counts, drops, latency bounds, lifecycle), not accuracy.
 """
 
-import threading
 import time
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
@@ -21,7 +19,7 @@ from ivtuning_ros.msg import DetectionArray
 from ivtuning_ros.ros.codec import array_to_image
 from ivtuning_ros.ros.node import IVTuningNode, ns_to_stamp
 from ivtuning_ros.ros.params import FALLBACK_SCORE_THRESHOLD
-from ivtuning_ros.ros.probe import NodeProbe
+from ivtuning_ros.ros.probe import NodeProbe, probed_node
 
 W, H = 320, 256
 S = 1_000_000_000
@@ -53,9 +51,7 @@ def pair():
 
 @pytest.fixture(scope="module")
 def ros(checkpoint, pair, tmp_path_factory):
-    """(node, probe, executor) sharing one rclpy context for the module."""
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
+    """(node, probe) sharing one rclpy context for the module, discovery settled."""
     overrides = {
         "checkpoint": str(checkpoint),
         "backend": "onnxruntime",
@@ -68,32 +64,10 @@ def ros(checkpoint, pair, tmp_path_factory):
         "diagnostics_period": 0.2,
         "stale_after": 1.0,
     }
-    node = IVTuningNode(
-        context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
-    )
-    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    probe = NodeProbe(context=ctx, extra_topics=("overlay", "vision_detections"))
-    assert probe.wait_for_node(20.0), "node subscriptions never matched the probe"
-    # Matched on our side does not yet mean the node's readers have matched our writers,
-    # and a best-effort sample sent before that is lost: hand over pairs until one comes
-    # back fused, so every test starts with discovery settled in both directions.
-    deadline = time.monotonic() + 30.0
-    while time.monotonic() < deadline:
-        stamp = probe.publish_pair(*pair)
-        msg = probe.result_for(stamp, timeout=1.0)
-        if msg is not None and msg.modalities == DetectionArray.MODALITY_BOTH:
-            break
-    else:
-        pytest.fail("the node never returned a fused result within 30 s")
-    yield node, probe
-    probe.close()
-    executor.shutdown()
-    node._teardown()
-    node.destroy_node()
-    rclpy.try_shutdown(context=ctx)
+    with probed_node(overrides, extra_topics=("overlay", "vision_detections")) as (node, probe):
+        assert probe.wait_for_node(20.0), "node subscriptions never matched the probe"
+        assert probe.fused_result(*pair) is not None, "no fused result within 30 s"
+        yield node, probe
 
 
 def set_params(node, **values):
@@ -606,20 +580,8 @@ def test_dense_models_publish_their_maps_with_the_input_header(tmp_path, pair, p
     cfg = load_model_config(preset)
     path = tmp_path / f"{preset}.safetensors"
     save_checkpoint(path, build_model(cfg), {"note": "untrained"})
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
     overrides = {"checkpoint": str(path), "backend": "torch", "warmup_runs": 0, "qos_depth": 5}
-    node = IVTuningNode(
-        context=ctx,
-        namespace="dense",
-        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
-    )
-    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    probe = NodeProbe(context=ctx, namespace="dense", extra_topics=topics)
-    try:
+    with probed_node(overrides, "dense", topics) as (node, probe):
         assert probe.wait_for_node(60.0)
         stamp = probe.publish_pair(*pair, frame_id="cam_dense")
         images = {t: probe.result_for(stamp, topic=t, timeout=60.0) for t in topics}
@@ -638,12 +600,6 @@ def test_dense_models_publish_their_maps_with_the_input_header(tmp_path, pair, p
         else:
             assert images["saliency"].encoding == "mono8"
         assert node.stats.counts["overlays_drawn"] == 0  # nobody watches: never drawn
-    finally:
-        probe.close()
-        executor.shutdown()
-        node._teardown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=ctx)
 
 
 def test_bench_node_reports_latency_next_to_the_bare_engine(checkpoint, tmp_path):

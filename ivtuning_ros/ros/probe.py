@@ -11,16 +11,17 @@ machines, which is the measuring client's own overhead, not the node's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -126,6 +127,17 @@ class NodeProbe:
             lambda: all(p.get_subscription_count() > 0 for p in self._pubs.values()), timeout
         )
 
+    def fused_result(self, rgb: np.ndarray, thermal: np.ndarray, timeout: float = 30.0):
+        """Hand over pairs until one comes back fused (RGB + thermal); that result, or None.
+        Matched on our side does not yet mean the node's readers have matched our writers,
+        and a best-effort sample sent before that is lost: this settles discovery both ways."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = self.result_for(self.publish_pair(rgb, thermal), timeout=1.0)
+            if msg is not None and msg.modalities == DetectionArray.MODALITY_BOTH:
+                return msg
+        return None
+
     # ------------------------------------------------------------------ results
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -173,6 +185,38 @@ class NodeProbe:
         self._executor.shutdown(timeout_sec=2.0)
         self._thread.join(timeout=2.0)
         self.node.destroy_node()
+
+
+@contextlib.contextmanager
+def probed_node(
+    overrides: dict[str, Any], namespace: str = "", extra_topics: tuple[str, ...] = ()
+) -> Iterator[tuple[Any, NodeProbe]]:
+    """(node, probe): the node in this process, in a context of its own (its own DDS
+    participant) spun on a background executor, and a probe in its namespace; both torn
+    down on exit."""
+    from rclpy.parameter import Parameter
+
+    from .node import IVTuningNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = IVTuningNode(
+        context=ctx,
+        namespace=namespace,
+        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+    )
+    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    probe = NodeProbe(context=ctx, namespace=namespace, extra_topics=extra_topics)
+    try:
+        yield node, probe
+    finally:
+        probe.close()
+        executor.shutdown()
+        node._teardown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
 
 
 def pair_messages(
