@@ -3,6 +3,7 @@ of a camera the main model cannot run on alone, e.g. an rgb_only model beside th
 thermal-primary default, so that results go on when the thermal camera fails. Real
 engines on untrained checkpoints; the node over real DDS; a bag replayed offline."""
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -11,11 +12,13 @@ import numpy as np
 import pytest
 
 from ivtuning_ros.msg import DetectionArray
+from ivtuning_ros.paths import models_dir
 from ivtuning_ros.ros.params import default_values, node_config
 from ivtuning_ros.ros.pipeline import load_node_models
 from ivtuning_ros.ros.sync import SyncedPair
 
 W, H = 320, 256
+SHIPPED_FALLBACK = models_dir() / "rgb_fallback.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +129,8 @@ def test_node_keeps_publishing_from_the_fallback_when_the_thermal_camera_stops(c
             if msg is not None:
                 results.append(msg)
         assert results and {m.modalities for m in results} == {DetectionArray.MODALITY_RGB_ONLY}
-        assert int(probe.wait_diagnostic("count fallback_results")) >= len(results)
+        n = len(results)
+        assert probe.wait_diagnostic("count fallback_results", lambda v: int(v) >= n)
         diag = probe.diagnostics()
         assert diag["level"] == 1, diag["message"]  # WARN: results go on from the fallback
         assert "no results" not in diag["message"]
@@ -159,3 +163,22 @@ def test_offline_replay_runs_the_thermal_gap_on_the_fallback(checkpoints, tmp_pa
     assert with_fallback["node_counters"]["fallback_results"] == degraded
     assert "rgb_timeout" not in with_fallback["node_counters"]
     assert with_fallback["counts"]["matched"] == without["counts"]["matched"]
+
+
+@pytest.mark.skipif(not SHIPPED_FALLBACK.is_file(), reason=f"no {SHIPPED_FALLBACK}")
+def test_the_shipped_fallback_stands_in_for_the_shipped_model():
+    """models/rgb_fallback.safetensors beside the node's default checkpoint, as
+    models/README.md tells users to set it, with the operating point its .json records."""
+    values = {**default_values(), "backend": "torch", "warmup_runs": 0}
+    models = load_node_models(
+        node_config({**values, "fallback_checkpoint": "models/rgb_fallback.safetensors"})
+    )
+    try:
+        assert models.engine.info.standalone_cameras == ("thermal",)
+        assert models.standalone_cameras == ("rgb", "thermal")
+        meta = json.loads(SHIPPED_FALLBACK.with_suffix(".json").read_text())
+        threshold = models.fallback.info.score_threshold
+        assert threshold == pytest.approx(meta["score_threshold"]["value"], abs=1e-4)
+        assert models.fallback_predictor.score_threshold == pytest.approx(threshold)
+    finally:
+        models.close()
