@@ -23,6 +23,7 @@ from ivtuning_ros.engine.backends.base import Backend
 from ivtuning_ros.engine.cache import CacheKey, EngineCache, file_sha256, text_sha256
 from ivtuning_ros.engine.config import EngineConfig
 from ivtuning_ros.preprocess import ThermalNorm
+from ivtuning_ros.types import CAMERAS
 
 Log = Callable[[str], None]
 # Bump when the export path changes what an artifact contains: old artifacts rebuild.
@@ -39,7 +40,7 @@ class EngineInfo:
     thermal_norm: ThermalNorm
     score_threshold: float | None = None  # the checkpoint's validated operating point
     # cameras whose lone frames the model still runs on (ModelConfig.standalone_cameras)
-    standalone_cameras: tuple[str, ...] = ("rgb", "thermal")
+    standalone_cameras: tuple[str, ...] = CAMERAS
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from ivtuning_ros.types import CAMERAS
+
 OK, WARN, ERROR = b"\x00", b"\x01", b"\x02"  # diagnostic_msgs/DiagnosticStatus levels
 
 
@@ -108,7 +110,7 @@ def build_status(
     sync_counts: Mapping[str, int],
     sync_reasons: Mapping[str, str],
     stale_after: float,
-    lone_runners: tuple[str, ...] = ("rgb", "thermal"),
+    lone_runners: tuple[str, ...] = CAMERAS,
 ):
     """One DiagnosticStatus summarising the node; the level says what needs attention:
     WARN while one camera is silent and results go on from the other (`lone_runners`: the
@@ -121,7 +123,7 @@ def build_status(
     if lifecycle_state == "active":
         silent = [
             s
-            for s in ("rgb", "thermal")
+            for s in CAMERAS
             if snapshot[f"{s}_silent_s"] is None or snapshot[f"{s}_silent_s"] > stale_after
         ]
         level = (OK, WARN, ERROR)[len(silent)]
@@ -130,7 +132,7 @@ def build_status(
             if silent
             else "active: processing"
         )
-        alive = [s for s in ("rgb", "thermal") if s not in silent]
+        alive = [s for s in CAMERAS if s not in silent]
         if len(silent) == 1 and alive[0] not in lone_runners:
             level = ERROR
             message += f": no results, lone {alive[0]} frames are dropped (on_timeout)"

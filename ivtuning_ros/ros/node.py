@@ -444,15 +444,16 @@ class IVTuningNode(LifecycleNode):
         """The synchroniser's counters (pairs, degraded, drops by reason)."""
         return self._sync_report()[0]
 
-    def _sync_report(self) -> tuple[dict[str, int], dict[str, str]]:
+    def _sync_report(self) -> tuple[dict[str, int], dict[str, str], tuple[str, ...]]:
+        """Counters, last problems and lone runners, read under one lock."""
         with self._sync_lock:
             sync = self._sync
-            return (dict(sync.counts), dict(sync.last_problem)) if sync else ({}, {})
+            if sync is None:
+                return {}, {}, ()
+            return dict(sync.counts), dict(sync.last_problem), sync.lone_runners()
 
     def diagnostics_status(self):
-        counts, problems = self._sync_report()
-        with self._sync_lock:
-            lone_runners = self._sync.lone_runners() if self._sync else ()
+        counts, problems, lone_runners = self._sync_report()
         status = build_status(
             f"{self.get_name()}: {self.get_fully_qualified_name()}",
             "ivtuning_ros",
