@@ -195,16 +195,16 @@ def test_merge_checks_modality_dropout_only_where_a_fusion_mode_trained():
 
 
 def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
-    """`--thermal-optics varied` renders every split with a varied thermal camera (the
-    default stays the soft core the documented tables used); a bad choice is refused
-    before anything renders."""
+    """Every split is rendered with the thermal camera asked for (by default a varied one,
+    the shipped model's; `fixed` for the older tables); a bad choice is refused before
+    anything renders."""
     from ivtuning_ros.tools.cli import build_parser
     from ivtuning_ros.train.config import parse_source
 
     parser = build_parser()
     default = parser.parse_args(["bench", "tuning"])
-    varied = parser.parse_args(["bench", "tuning", "--thermal-optics", "varied"])
-    for args, optics in ((default, "fixed"), (varied, "varied")):
+    fixed = parser.parse_args(["bench", "tuning", "--thermal-optics", "fixed"])
+    for args, optics in ((default, "varied"), (fixed, "fixed")):
         cfg = bench_config(args, tmp_path)
         for src in (cfg["data"]["train"], cfg["data"]["val"], *cfg["tests"].values()):
             assert parse_source(src).synthetic.thermal_optics == optics
@@ -213,13 +213,29 @@ def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
     assert "--thermal-optics: detector_scale must be in (0, 1], got 2.0" in capsys.readouterr().err
 
 
+def test_fusion_modes_train_with_the_shipped_dropout_unless_told_otherwise():
+    """Default 0.1 where a two-camera mode trains, none for single-camera runs (their
+    reports then join fusion runs with --merge); an explicit 0 turns it off."""
+    from ivtuning_ros.bench.tuning import MODALITY_DROPOUT, modality_dropout
+
+    assert MODALITY_DROPOUT == 0.1
+    assert modality_dropout(None, ["ivtuning", "thermal_only"]) == MODALITY_DROPOUT
+    assert modality_dropout(None, ["full_frozen_bn"]) == MODALITY_DROPOUT
+    assert modality_dropout(None, ["rgb_only", "thermal_only"]) == 0.0
+    assert modality_dropout(0.0, ["ivtuning", "full"]) == 0.0
+    assert modality_dropout(0.3, ["full"]) == 0.3
+    with pytest.raises(ValueError, match="applies to the two-camera modes"):
+        modality_dropout(0.1, ["thermal_only"])
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--modality-dropout", "1"], r"modality_dropout must lie in \[0, 1\), got 1.0"),
-        (["--dropout-stream", "rgb"], "--dropout-stream rgb needs --modality-dropout > 0"),
         (["--batch-size", "0"], "batch_size must be >= 1, got 0"),
         (["--modes", "rgb_only", "--modality-dropout", "2"], "applies to the two-camera modes"),
+        (["--modes", "rgb_only", "--dropout-stream", "rgb"], "needs --modality-dropout > 0"),
+        (["--modality-dropout", "0", "--dropout-stream", "rgb"], "needs --modality-dropout > 0"),
     ],
 )
 def test_bench_tuning_refuses_settings_that_cannot_train(tmp_path, flags, message):
