@@ -163,6 +163,14 @@ def test_offline_replay_runs_the_thermal_gap_on_the_fallback(checkpoints, tmp_pa
     assert with_fallback["node_counters"]["fallback_results"] == degraded
     assert "rgb_timeout" not in with_fallback["node_counters"]
     assert with_fallback["counts"]["matched"] == without["counts"]["matched"]
+    # the report names both models and pins the fallback by hash, as it does the checkpoint
+    from ivtuning_ros.replay.report import file_hash, render_table
+
+    assert "fallback_checkpoint" not in without["model"]
+    assert with_fallback["model"]["fallback_checkpoint"] == str(checkpoints["rgb"])
+    assert with_fallback["model"]["fallback_sha256"] == file_hash(checkpoints["rgb"])
+    assert f"lone frames: {checkpoints['rgb']}" in render_table(with_fallback)
+    assert "lone frames" not in render_table(without)
 
 
 @pytest.mark.skipif(not SHIPPED_FALLBACK.is_file(), reason=f"no {SHIPPED_FALLBACK}")

@@ -22,8 +22,8 @@ from rclpy.serialization import deserialize_message
 from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagStream
 from ivtuning_ros.replay.dds import BagClock, BagPlayer, Recorder, ReplayError
 from ivtuning_ros.replay.matching import OutputRecord
-from ivtuning_ros.replay.options import NODE_NAME, ROLES, ReplayOptions, RunData
-from ivtuning_ros.types import Detections
+from ivtuning_ros.replay.options import NODE_NAME, ReplayOptions, RunData
+from ivtuning_ros.types import CAMERAS, Detections
 
 DETECTIONS_TYPE = "ivtuning_ros/msg/DetectionArray"
 LABEL_MAP_TYPE = "ivtuning_ros/msg/LabelMap"
@@ -176,7 +176,7 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
         )
         clock = BagClock(host, opts.clock_hz) if opts.clock_hz > 0 else None
         player = BagPlayer(
-            host, stream, {r: stream.connections[r].topic for r in ROLES}, opts.rate, clock=clock
+            host, stream, {r: stream.connections[r].topic for r in CAMERAS}, opts.rate, clock=clock
         )
         player.wait_for_subscribers(opts.startup_timeout_s)
         time.sleep(0.5)  # let the recorder's subscriptions match before the first result
@@ -225,6 +225,11 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
         class_names=names,
         model={
             "checkpoint": str(values["checkpoint"]),
+            **(
+                {"fallback_checkpoint": str(values["fallback_checkpoint"])}
+                if values.get("fallback_checkpoint")
+                else {}
+            ),
             "backend": values["backend"],
             "node": "external" if opts.external else "in-process",
             "startup_s": round(startup_s, 2),

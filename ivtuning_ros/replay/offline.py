@@ -150,6 +150,7 @@ def replay_offline(stream: BagStream, opts: ReplayOptions, values: dict[str, Any
         models.close()
     engine = models.engine
     checkpoint = resolve_checkpoint(str(values["checkpoint"]))
+    fallback = resolve_checkpoint(cfg.fallback_checkpoint) if cfg.fallback_checkpoint else None
     return RunData(
         rgb_sent=res.rgb_sent,
         thermal_stamps=res.thermal_stamps,
@@ -159,6 +160,11 @@ def replay_offline(stream: BagStream, opts: ReplayOptions, values: dict[str, Any
         model={
             "checkpoint": str(checkpoint),
             "checkpoint_sha256": file_hash(checkpoint),
+            **(
+                {"fallback_checkpoint": str(fallback), "fallback_sha256": file_hash(fallback)}
+                if fallback
+                else {}
+            ),
             "backend": engine.backend_name,
             "startup_s": round(startup_s, 2),
         },

@@ -16,8 +16,8 @@ import yaml
 
 from ivtuning_ros.replay.matching import OutputRecord
 from ivtuning_ros.ros.params import SPECS, default_values, validate
+from ivtuning_ros.types import CAMERAS
 
-ROLES = ("rgb", "thermal")
 NODE_NAME = "ivtuning_node"
 CLOCK_HZ = 40.0  # /clock rate of `--clock` without a value, as `ros2 bag play --clock`
 
@@ -97,7 +97,7 @@ def parse_topics(spec: str | None) -> dict[str, str] | None:
     for item in spec.split(","):
         role, sep, topic = item.partition("=")
         role = role.strip()
-        if not sep or role not in ROLES or not topic.strip():
+        if not sep or role not in CAMERAS or not topic.strip():
             raise ValueError(f"--topics expects rgb=TOPIC,thermal=TOPIC; got {item!r}")
         out[role] = _absolute(topic.strip())
     return out
@@ -146,7 +146,7 @@ def node_parameters(opts: ReplayOptions) -> tuple[dict[str, Any], dict[str, str]
     values = default_values()
     values.update(from_file)
     values.update({k: _like(SPECS[k].default, v) for k, v in opts.overrides.items()})
-    topics = {r: _absolute(str(values[f"{r}_topic"])) for r in ROLES}
+    topics = {r: _absolute(str(values[f"{r}_topic"])) for r in CAMERAS}
     topics.update(opts.topics or {})
     values.update({f"{r}_topic": t for r, t in topics.items()})  # the node listens on the bag's
     for name, value in values.items():

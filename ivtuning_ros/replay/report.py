@@ -86,7 +86,12 @@ def render_table(report: dict) -> str:
         (
             "model",
             f"{report['model'].get('checkpoint', '-')} ({report['model'].get('task', '-')}, "
-            f"backend {report['model'].get('backend', '-')})",
+            f"backend {report['model'].get('backend', '-')})"
+            + (
+                f"; lone frames: {report['model']['fallback_checkpoint']}"
+                if report["model"].get("fallback_checkpoint")
+                else ""
+            ),
         ),
         ("bag", f"{report['input']['bag']} ({report['input']['storage']})"),
         ("RGB frames", str(c["rgb_frames"])),

@@ -20,13 +20,13 @@ from ivtuning_ros.replay.bagio import CAMERA_TYPES, hash_bag, open_stream
 from ivtuning_ros.replay.ground_truth import GT_FILENAME, GroundTruth
 from ivtuning_ros.replay.matching import account
 from ivtuning_ros.replay.options import (
-    ROLES,
     ReplayOptions,
     apply_transports,
     node_parameters,
     topic_candidates,
 )
 from ivtuning_ros.replay.report import file_hash, library_versions, render_table
+from ivtuning_ros.types import CAMERAS
 
 
 def rgb_not_seen_by_sync(rgb_frames: int, counters: dict[str, Any]) -> int:
@@ -59,7 +59,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     from ivtuning_ros.replay.live import replay_dds
     from ivtuning_ros.replay.offline import replay_offline
 
-    types = {r: CAMERA_TYPES for r in ROLES}
+    types = {r: CAMERA_TYPES for r in CAMERAS}
     with open_stream(opts.bag, topic_candidates(opts, topics), types) as stream:
         topics = {r: c.topic for r, c in stream.connections.items()}
         apply_transports(values, {r: (c.topic, c.msgtype) for r, c in stream.connections.items()})

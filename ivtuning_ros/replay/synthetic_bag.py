@@ -25,10 +25,11 @@ from ivtuning_ros.replay.bagio import COMPRESSED_TYPE, IMAGE_TYPE, open_writer, 
 from ivtuning_ros.replay.ground_truth import GT_FILENAME, GroundTruthWriter
 from ivtuning_ros.ros.codec import array_to_compressed, array_to_image
 from ivtuning_ros.ros.params import SPECS
+from ivtuning_ros.types import CAMERAS
 
 # The node's default input topics (resolved in the root namespace): the bag plays into
 # a node started with no remapping.
-DEFAULT_TOPICS = {r: "/" + str(SPECS[f"{r}_topic"].default).lstrip("/") for r in ("rgb", "thermal")}
+DEFAULT_TOPICS = {r: "/" + str(SPECS[f"{r}_topic"].default).lstrip("/") for r in CAMERAS}
 
 EPOCH_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z: recordings start here
 

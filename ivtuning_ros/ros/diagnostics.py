@@ -63,9 +63,7 @@ class NodeStats:
     def __init__(self, window: int = 200, clock: Callable[[], float] = time.monotonic):
         self._lock = threading.Lock()
         self._clock = clock
-        self.rates = {
-            name: RateMeter(clock=clock) for name in ("rgb", "thermal", "pairs", "results")
-        }
+        self.rates = {name: RateMeter(clock=clock) for name in (*CAMERAS, "pairs", "results")}
         self.counts: Counter[str] = Counter()
         self.reasons: dict[str, str] = {}  # count key -> last explanation
         self.inference_s: deque[float] = deque(maxlen=window)
@@ -144,7 +142,7 @@ def build_status(
             value = f"{value:.2f}"
         kv.append(KeyValue(key=key, value="" if value is None else str(value)))
 
-    for k in ("rgb", "thermal", "pairs", "results"):
+    for k in (*CAMERAS, "pairs", "results"):
         add(f"{k} rate (Hz)", snapshot[f"{k}_rate_hz"])
         add(f"{k} jitter (ms)", snapshot[f"{k}_jitter_ms"])
     for k in ("inference", "latency"):

@@ -39,7 +39,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
-from ivtuning_ros.types import Detections
+from ivtuning_ros.types import CAMERAS, Detections
 
 from . import outputs
 from .codec import (
@@ -240,7 +240,7 @@ class IVTuningNode(LifecycleNode):
 
     def _create_inputs(self) -> None:
         inputs = []
-        for stream in ("rgb", "thermal"):
+        for stream in CAMERAS:
             topic = str(self.cfg.values[f"{stream}_topic"])
             msg_type = Image
             if self.cfg.values[f"{stream}_transport"] == "compressed":
