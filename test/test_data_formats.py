@@ -147,7 +147,7 @@ def test_flir_aligned_coco(tmp_path):
     ], [
         {"id": 1, "image_id": 1, "category_id": 3, "bbox": [2, 3, 10, 5], "iscrowd": 0},
         {"id": 2, "image_id": 1, "category_id": 2, "bbox": [0, 0, 4, 4], "iscrowd": 1},
-        {"id": 3, "image_id": 2, "category_id": 2, "bbox": [30, 20, 10, 10]},
+        {"id": 3, "image_id": 2, "category_id": 2, "bbox": [26, 18, 10, 10]},
     ])  # fmt: skip
     assert detect_format(root) == "coco"
     ds = open_dataset(root, "flir", split="train")
@@ -156,7 +156,8 @@ def test_flir_aligned_coco(tmp_path):
     assert a.name == "FLIR_00001_PreviewData" and a.rgb.shape == (H, W, 3)
     assert a.boxes.tolist() == [[2, 3, 12, 8]] and a.labels.tolist() == [2]  # crowd left out
     assert b.thermal.max() > 255 and np.array_equal(b.thermal, th16.astype(np.float32))
-    assert b.boxes.tolist() == [[30, 20, 32, 24]]  # clipped to the image
+    assert b.boxes.tolist() == [[26, 18, 32, 24]]  # overhang clipped to the image
+    assert ds.clipped_boxes == 1
 
 
 def test_coco_missing_file_is_named(tmp_path):
@@ -176,6 +177,17 @@ def test_coco_missing_file_is_named(tmp_path):
         open_dataset(root, split="val")
 
 
+def test_box_outside_the_image_names_the_file(tmp_path):
+    root = tmp_path / "c"
+    _write_rgb(root / "rgb" / "a.png", _rgb(0))
+    _write(root / "thermal" / "a.png", _gray(0))
+    _coco(root, [{"id": 1, "file_name": "rgb/a.png", "thermal_file_name": "thermal/a.png"}],
+          [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [30, 20, 10, 10]}])  # fmt: skip
+    with pytest.raises(DatasetError, match=r"train\.json: box 0 .* outside the 32x24 image a\.png"):
+        open_dataset(root)
+    assert len(open_dataset(root, skip_bad=True)) == 0
+
+
 def test_mfnet_four_channel(tmp_path):
     root = tmp_path / "MFNet"
     for i, n in enumerate(["00001D", "00002N"]):
@@ -183,7 +195,7 @@ def test_mfnet_four_channel(tmp_path):
         _write(root / "images" / f"{n}.png", bgrt)
         _write(root / "labels" / f"{n}.png", (_gray(i) % 9).astype(np.uint8))
     (root / "train.txt").write_text("00002N\n")
-    assert detect_format(root) == "segmentation"
+    assert detect_format(root) == "mfnet"  # images/ + published split lists
     ds = open_dataset(root, "mfnet", split="train")
     assert ds.tasks == ("segmentation",) and len(ds.class_names) == 9
     assert ds.class_names[0] == "unlabeled"
@@ -224,7 +236,7 @@ def test_pst900(tmp_path):
         _write(root / split / "labels" / "32_bag.png", np.full((H, W), 4, np.uint8))
     ds = open_dataset(root, "pst900", split="test")
     assert ds.class_names[4] == "survivor" and (ds[0].mask == 4).all()
-    assert detect_format(root) == "segmentation"
+    assert detect_format(root) == "pst900"  # train/ + test/ of rgb, thermal, labels
     with pytest.raises(DatasetError, match="split folders test, train"):
         open_dataset(root, "pst900")
 

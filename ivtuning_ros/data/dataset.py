@@ -35,6 +35,20 @@ def _voc(root, split, skip_bad, name):
     return load_voc(root, split, skip_bad, preset=name)
 
 
+def _yolo(root, split, skip_bad, name):
+    from ivtuning_ros.data.formats.yolo import load_yolo
+
+    return load_yolo(root, split, skip_bad, preset=name)
+
+
+def _flir(root, split, skip_bad, name):
+    from ivtuning_ros.data.formats import flir
+
+    if flir.looks_like(Path(root)):  # FLIR-aligned as published: JPEGImages + VOC xml
+        return flir.load_flir_aligned(root, split, skip_bad)
+    return _coco(root, split, skip_bad, name)  # a COCO json of FLIR pairs
+
+
 def _seg(root, split, skip_bad, name):
     from ivtuning_ros.data.formats.segmentation import load_segmentation
 
@@ -50,11 +64,13 @@ def _sal(root, split, skip_bad, name):
 # Format names accepted by open_dataset (and `--format` options) -> reader.
 FORMATS: dict[str, Callable[..., PairDataset]] = {
     "coco": _coco,
-    "flir": _coco,
+    "flir": _flir,
     "synthetic": _coco,
     "voc": _voc,
     "llvip": _voc,
     "m3fd": _voc,
+    "yolo": _yolo,
+    "msrs": _yolo,
     "segmentation": _seg,
     "mfnet": _seg,
     "pst900": _seg,
@@ -76,12 +92,16 @@ def detect_format(root: Path) -> str:
         return "coco"
     if any(p.name != "dataset.json" for p in root.glob("*.json")):
         return "coco"
-    from ivtuning_ros.data.formats import saliency, segmentation, voc
+    from ivtuning_ros.data.formats import flir, saliency, segmentation, voc, yolo
 
+    if flir.looks_like(root):
+        return "flir"
     if voc.looks_like(root):
         return "voc"
+    if yolo.looks_like(root):  # before segmentation: both have labels/, with txt here
+        return "msrs" if yolo.looks_like_msrs(root) else "yolo"
     if segmentation.looks_like(root):
-        return "segmentation"
+        return segmentation.guess_preset(root)
     if saliency.looks_like(root):
         return "saliency"
     subdirs = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "none"

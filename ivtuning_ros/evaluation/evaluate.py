@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ivtuning_ros.bench.common import percentiles_ms
+from ivtuning_ros.data.classes import Relabeled, match_classes
 from ivtuning_ros.engine.predictor import Predictor
 from ivtuning_ros.evaluation.metrics import metric_for_task
 from ivtuning_ros.evaluation.overlays import render_overlay, write_overlay
@@ -50,6 +51,15 @@ def evaluate_predictor(
     engine = predictor.engine
     task, names = engine.task, engine.class_names
     metric = metric_for_task(task, names)
+    classes: dict[str, list[str]] = {}
+    if task == "detection" and getattr(samples, "class_names", None):
+        # ground truth and model may number the same classes differently: match by name
+        cmap = match_classes(samples.class_names, names, exact=False, what="ground truth")
+        samples = Relabeled(samples, cmap)
+        classes = {"unscored_ground_truth": list(cmap.unmatched_data),
+                   "without_ground_truth": list(cmap.unmatched_model)}  # fmt: skip
+    group_of = getattr(samples, "group_of", None)
+    by_group: dict[str, Any] = {}
     if len(samples) == 0:
         raise ValueError("the evaluation split holds no samples")
     if overlays and overlay_dir is None:
@@ -65,17 +75,14 @@ def evaluate_predictor(
         thermal = None if missing == "thermal" else sample.thermal
         pred = predictor.predict(rgb, thermal)
         latencies.append(pred.timings_ms["total"] / 1e3)
-        hw = sample.rgb.shape[:2]
-        if task == "detection":
-            metric.update(sample.boxes, sample.labels, pred.detections, hw)
-        elif task == "segmentation":
-            if sample.mask is None:
-                raise ValueError(f"{sample.name}: no label mask to evaluate segmentation on")
-            metric.update(pred.mask, sample.mask)
-        else:
-            if sample.saliency is None:
-                raise ValueError(f"{sample.name}: no saliency mask to evaluate saliency on")
-            metric.update(pred.saliency, sample.saliency)
+        metrics = [metric]
+        if group_of is not None:
+            group = group_of(sample.name)
+            if group not in by_group:
+                by_group[group] = metric_for_task(task, names)
+            metrics.append(by_group[group])
+        for m in metrics:
+            _update(m, task, sample, pred)
         if i in chosen:
             dets = pred.detections
             if dets is not None:
@@ -99,11 +106,26 @@ def evaluate_predictor(
         "class_names": list(names),
         "images": len(samples),
         "metrics": metric.compute(),
+        "by_group": {g: m.compute() for g, m in sorted(by_group.items())},
+        "classes": classes,
         "latency": percentiles_ms(latencies),
         "backend": engine.backend_name,
         "missing": missing,
         "overlays": written,
     }
+
+
+def _update(metric, task: str, sample: RGBTSample, pred) -> None:
+    if task == "detection":
+        metric.update(sample.boxes, sample.labels, pred.detections, sample.rgb.shape[:2])
+    elif task == "segmentation":
+        if sample.mask is None:
+            raise ValueError(f"{sample.name}: no label mask to evaluate segmentation on")
+        metric.update(pred.mask, sample.mask)
+    else:
+        if sample.saliency is None:
+            raise ValueError(f"{sample.name}: no saliency mask to evaluate saliency on")
+        metric.update(pred.saliency, sample.saliency)
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -117,6 +139,12 @@ def format_table(report: dict[str, Any]) -> str:
     for key, value in rows:
         shown = "-" if isinstance(value, float) and math.isnan(value) else f"{value:8.4f}"
         lines.append(f"{key:<{width}}{shown}")
+    for group, figures in report.get("by_group", {}).items():
+        if "map50" in figures:
+            lines.append(f"{'map50 (' + group + ')':<{width}}{figures['map50']:8.4f}")
+    for key, value in report.get("classes", {}).items():
+        if value:
+            lines.append(f"{key.replace('_', ' ')}: {', '.join(value)}")
     lat = report.get("latency", {})
     if lat.get("n"):
         lines.append(f"{'latency p50 / p95':<{width}}{lat['p50_ms']:.1f} / {lat['p95_ms']:.1f} ms")

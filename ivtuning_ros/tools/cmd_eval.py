@@ -23,6 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="data set folder")
     p.add_argument("--format", default="auto", help=f"auto or one of {', '.join(sorted(FORMATS))}")
     p.add_argument("--split", default=None, help="split name inside the folder (e.g. test)")
+    p.add_argument(
+        "--blocks",
+        choices=("train", "val", "test"),
+        default=None,
+        help="score this part of the data set's block split (data/splits.py, the default "
+        "BlockSplit a training config's block_split uses), e.g. the real test blocks",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.add_argument("--overlays", type=int, default=0, help="overlay PNGs for N spread frames")
     p.add_argument(
@@ -52,8 +59,12 @@ def run(args: argparse.Namespace) -> int:
     from ivtuning_ros.evaluation.evaluate import evaluate_predictor, format_table
 
     samples = open_dataset(args.data, args.format, split=args.split, skip_bad=args.skip_bad)
+    if args.blocks:
+        from ivtuning_ros.data.splits import BlockSplit, block_part
+
+        samples = block_part(samples, BlockSplit(), args.blocks)
     if args.limit:
-        samples = samples[: args.limit]
+        samples = samples.subset(range(min(args.limit, len(samples))))
     overlay_dir = args.overlay_dir
     if args.overlays and overlay_dir is None:
         overlay_dir = (args.json.parent if args.json else Path(".")) / "overlays"
@@ -71,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=str(args.checkpoint),
         data=str(args.data),
         split=args.split,
+        blocks=args.blocks,
         skipped=getattr(samples, "num_skipped", 0),
     )
     print(format_table(report))

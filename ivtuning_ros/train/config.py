@@ -9,6 +9,9 @@ ValueError naming its dotted path (e.g. ``train.lr``), before any data or model 
       train: {synthetic: {conditions: [clear_night], count: 200, seed: 0}}
       val:   {fraction: 0.15}            # carved from train (seeded), or its own source
       test:  null                        # optional; reported at the end, never selected on
+      # or parts of one data set cut by contiguous name blocks (data/splits.py):
+      # train: {format: msrs, root: ${IVTUNING_REAL_DATA}, split: train+test, blocks: train}
+      # block_split: {block: 12, val: 0.15, test: 0.25, gap: 1}
     train:   {epochs, batch_size, lr, weight_decay, ...}   # see TrainSection
 """
 
@@ -26,6 +29,7 @@ import yaml
 from ivtuning_ros.data.conditions import get_condition
 from ivtuning_ros.data.dataset import DROPOUT_STREAMS
 from ivtuning_ros.data.scene import check_zoom, parse_thermal_optics
+from ivtuning_ros.data.splits import PARTS, BlockSplit
 from ivtuning_ros.model.config import ModelConfig, load_model_config
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -70,14 +74,17 @@ class SyntheticSpec:
 
 @dataclass(frozen=True)
 class SourceSection:
-    """One split: a dataset folder (format + root [+ split]), synthetic scenes, or (for
-    val/test) a seeded `fraction` held out of the training source."""
+    """One split: a dataset folder (format + root [+ split] [+ blocks]), synthetic
+    scenes, or (for val/test) a seeded `fraction` held out of the training source.
+    `root` may use ``${IVTUNING_REAL_DATA}`` / ``${VAR:-default}`` (data/real.py)."""
 
     format: str | None = None
     root: str | None = None
     split: str | None = None
     synthetic: SyntheticSpec | None = None
     fraction: float | None = None
+    blocks: str | None = None  # train | val | test: this part of DataSection.block_split
+    limit: int | None = None  # only the first N pairs (quick checks)
 
     def __post_init__(self) -> None:
         kinds = [self.root is not None, self.synthetic is not None, self.fraction is not None]
@@ -87,6 +94,13 @@ class SourceSection:
             raise ValueError(f"root {self.root!r} needs a format")
         if self.fraction is not None and not 0.0 < self.fraction < 1.0:
             raise ValueError(f"fraction must lie in (0, 1), got {self.fraction}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if self.blocks is not None:
+            if self.root is None:
+                raise ValueError("blocks: only a data set folder (root) can be cut by blocks")
+            if self.blocks not in PARTS:
+                raise ValueError(f"blocks: {self.blocks!r} is not one of {', '.join(PARTS)}")
 
 
 @dataclass(frozen=True)
@@ -98,10 +112,15 @@ class DataSection:
     skip_bad: bool = False  # count and skip unreadable pairs instead of stopping
     augment: bool = True  # random crop + flip of training pairs (data.dataset.augment_sample)
     cache_dir: str | None = None  # where synthetic sources are rendered (default: user cache)
+    block_split: BlockSplit = field(default_factory=BlockSplit)  # for sources with blocks:
 
     def __post_init__(self) -> None:
         if self.train.fraction is not None:
             raise ValueError("train: a fraction only makes sense for val and test")
+        if self.train.blocks is not None and any(
+            s is not None and s.fraction is not None for s in (self.val, self.test)
+        ):
+            raise ValueError("a fraction cannot be carved out of a block-split train part")
         fractions = sum(s.fraction or 0.0 for s in (self.val, self.test) if s is not None)
         if fractions >= 1.0:
             raise ValueError(f"val + test fractions leave no training data ({fractions})")

@@ -19,6 +19,8 @@ import numpy as np
 from torch.utils.data import Subset
 
 from ivtuning_ros.data.dataset import open_dataset
+from ivtuning_ros.data.real import expand_path
+from ivtuning_ros.data.splits import BlockSplit, block_part
 from ivtuning_ros.train.config import DataSection, SourceSection, SyntheticSpec
 from ivtuning_ros.types import RGBTSample
 
@@ -72,12 +74,25 @@ def ensure_synthetic(spec: SyntheticSpec, cache_dir: Path, progress: bool = True
 
 
 def open_source(
-    src: SourceSection, cache_dir: Path, skip_bad: bool, progress: bool = True
+    src: SourceSection,
+    cache_dir: Path,
+    skip_bad: bool,
+    progress: bool = True,
+    block_split: BlockSplit | None = None,
 ) -> Sequence[RGBTSample]:
+    """A source's samples; a block-split source is its part of the whole data set, cut by
+    `block_split` (data/splits.py) with the data set's own groups (MSRS: day / night)."""
     if src.synthetic is not None:
         folder = ensure_synthetic(src.synthetic, cache_dir, progress)
-        return open_dataset(folder, "synthetic", split=SYNTHETIC_SPLIT, skip_bad=skip_bad)
-    return open_dataset(src.root, src.format, split=src.split, skip_bad=skip_bad)
+        dataset = open_dataset(folder, "synthetic", split=SYNTHETIC_SPLIT, skip_bad=skip_bad)
+    else:
+        root = expand_path(src.root)
+        dataset = open_dataset(root, src.format, split=src.split, skip_bad=skip_bad)
+        if src.blocks is not None:
+            dataset = block_part(dataset, block_split or BlockSplit(), src.blocks)
+    if src.limit is not None:
+        dataset = dataset.subset(range(min(src.limit, len(dataset))))
+    return dataset
 
 
 @dataclass
@@ -100,7 +115,7 @@ def build_splits(data: DataSection, render: bool = True, progress: bool = True) 
                 folder = synthetic_folder(src.synthetic, cache)
                 if not (folder / "annotations").is_dir():
                     raise FileNotFoundError(f"synthetic data {folder} was not rendered")
-    base = open_source(data.train, cache, data.skip_bad, progress)
+    base = open_source(data.train, cache, data.skip_bad, progress, data.block_split)
     names = {t: base.class_names_for(t) for t in getattr(base, "tasks", ())}
     order = np.random.default_rng(data.split_seed).permutation(len(base))
     taken = 0
@@ -113,7 +128,7 @@ def build_splits(data: DataSection, render: bool = True, progress: bool = True) 
             held[name] = Subset(base, order[taken : taken + n].tolist())
             taken += n
         else:
-            held[name] = open_source(src, cache, data.skip_bad, progress)
+            held[name] = open_source(src, cache, data.skip_bad, progress, data.block_split)
     train = Subset(base, sorted(order[taken:].tolist())) if taken else base
     if len(train) == 0:
         raise ValueError(f"no training pairs left after holding out {taken} for val/test")

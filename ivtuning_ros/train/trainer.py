@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from ivtuning_ros.data.classes import Relabeled, match_classes
 from ivtuning_ros.data.dataset import PreparedDataset, collate
 from ivtuning_ros.evaluation.metrics import SELECTION_METRICS, metric_for_task
 from ivtuning_ros.model import IVTuningModel, ModelConfig, build_model
@@ -40,7 +42,7 @@ from ivtuning_ros.model.checkpoint import save_checkpoint, trainable_state_dict
 from ivtuning_ros.postprocess import decode_detections, decode_mask, decode_saliency
 from ivtuning_ros.train import distributed as dist_utils
 from ivtuning_ros.train.config import TrainConfig, config_to_dict
-from ivtuning_ros.train.data import build_splits
+from ivtuning_ros.train.data import Splits, build_splits
 from ivtuning_ros.train.state import capture_rng, load_train_state, restore_rng, save_train_state
 
 StepHook = Callable[[int, float], None]  # (global step, loss) after each optimizer step
@@ -219,18 +221,31 @@ def evaluate_model(
     return metric.compute()
 
 
-def _check_classes(model_cfg: ModelConfig, data_names: dict[str, tuple[str, ...]]) -> None:
-    task = model_cfg.task
+def _match_classes(model_cfg: ModelConfig, splits: Splits) -> Splits:
+    """The splits with their labels in the model's class ids, matched by name (a data
+    set may number the same classes in another order); segmentation and saliency
+    classes must agree as they are."""
+    task, data_names = model_cfg.task, splits.class_names
     if task not in data_names:
         raise ValueError(
             f"the model's task is {task} but the training data has only "
             f"{', '.join(data_names) or 'no'} targets"
         )
-    if task != "saliency" and tuple(data_names[task]) != tuple(model_cfg.class_names):
-        raise ValueError(
-            f"class names differ: model {list(model_cfg.class_names)} vs training data "
-            f"{list(data_names[task])} (same names in the same order are needed)"
-        )
+    if task == "saliency":
+        return splits
+    if task != "detection":
+        if tuple(data_names[task]) != tuple(model_cfg.class_names):
+            raise ValueError(
+                f"class names differ: model {list(model_cfg.class_names)} vs training data "
+                f"{list(data_names[task])} (same names in the same order are needed)"
+            )
+        return splits
+    cmap = match_classes(data_names[task], model_cfg.class_names, exact=True, what="training data")
+    if cmap.identity:
+        return splits
+    relabel = partial(Relabeled, cmap=cmap)
+    test = relabel(splits.test) if splits.test is not None else None
+    return Splits(relabel(splits.train), relabel(splits.val), test, splits.class_names)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -285,7 +300,7 @@ def _train(
     dist_utils.barrier(ctx)
     if not ctx.is_main:
         splits = build_splits(cfg.data, render=False, progress=False)
-    _check_classes(model_cfg, splits.class_names)
+    splits = _match_classes(model_cfg, splits)
     norm = model_cfg.thermal_norm
     train_set = PreparedDataset(
         splits.train, model_cfg.input_size, norm, model_cfg.task,

@@ -154,4 +154,5 @@ def _record(
         mask=mask,
         saliency=sal,
         size=size,
+        annotation=src,
     )

@@ -11,6 +11,8 @@ truncated JPEG) can only be found when read: that raises `DatasetError` at acces
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ class PairRecord:
     mask: Path | None = None
     saliency: Path | None = None
     size: tuple[int, int] | None = None  # (h, w) the annotation claims, if it says
+    annotation: Path | None = None  # the file the boxes came from, for error messages
 
 
 def index_images(folder: Path) -> dict[str, Path]:
@@ -217,7 +220,9 @@ class PairDataset(Sequence[RGBTSample]):
     class_names: the label names of the data set's main task (detection classes if it
     has boxes, else segmentation classes, else ("salient",)); `class_names_for(task)`
     gives those of any task in `tasks`. `skipped` lists (pair name, reason) of pairs
-    dropped with skip_bad=True; `dropped_boxes` counts boxes that lay outside the image.
+    dropped with skip_bad=True. A box whose centre lies outside the image is an error
+    naming its annotation file; one overhanging the border is clipped to it (counted in
+    `clipped_boxes`), and one left with no area is dropped (counted in `dropped_boxes`).
     """
 
     def __init__(
@@ -230,6 +235,7 @@ class PairDataset(Sequence[RGBTSample]):
         class_names: dict[str, tuple[str, ...]],
         skip_bad: bool = False,
         skipped: Sequence[tuple[str, str]] = (),
+        group_of: Callable[[str], str] | None = None,
     ) -> None:
         unknown = set(tasks) - set(TASKS)
         if unknown:
@@ -241,8 +247,12 @@ class PairDataset(Sequence[RGBTSample]):
         self.tasks = tuple(tasks)
         self._class_names = dict(class_names)
         self.skip_bad = skip_bad
+        # a pair's group by its name (MSRS: "day" / "night"): splits keep groups apart,
+        # evaluation reports each group's figures
+        self.group_of = group_of
         self.skipped: list[tuple[str, str]] = list(skipped)
         self.dropped_boxes = 0
+        self.clipped_boxes = 0
         kept = []
         for rec in tqdm(records, desc=f"checking {fmt} pairs", unit="pair",
                         disable=len(records) < 2000, leave=False):  # fmt: skip
@@ -273,6 +283,7 @@ class PairDataset(Sequence[RGBTSample]):
         fmt: str,
         root: Path,
         skip_bad: bool,
+        group_of: Callable[[str], str] | None = None,
     ) -> PairDataset:
         """A data set with targets for one task only (what each folder layout carries)."""
         return cls(
@@ -283,6 +294,7 @@ class PairDataset(Sequence[RGBTSample]):
             class_names={task: class_names},
             skip_bad=skip_bad,
             skipped=skipped,
+            group_of=group_of,
         )
 
     @property
@@ -299,6 +311,12 @@ class PairDataset(Sequence[RGBTSample]):
                 f"(it has: {', '.join(self.tasks) or 'none'})"
             )
         return self._class_names[task]
+
+    def subset(self, indices: Iterable[int]) -> PairDataset:
+        """The same data set (classes, tasks, groups) holding only the pairs at `indices`."""
+        out = copy.copy(self)
+        out.records = [self.records[i] for i in indices]
+        return out
 
     @property
     def num_skipped(self) -> int:
@@ -346,13 +364,20 @@ class PairDataset(Sequence[RGBTSample]):
         if rec.boxes is None or len(rec.boxes) == 0:
             return rec
         b = rec.boxes.astype(np.float32).copy()
+        cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+        out = (cx < 0) | (cx > w) | (cy < 0) | (cy > h)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise DatasetError(
+                f"{rec.annotation or rec.name}: box {i} {[round(float(v), 1) for v in b[i]]} "
+                f"lies outside the {w}x{h} image {rec.rgb.name}"
+            )
+        self.clipped_boxes += int(((b[:, :2] < 0).any(1) | (b[:, 2] > w) | (b[:, 3] > h)).sum())
         b[:, 0::2] = b[:, 0::2].clip(0, w)
         b[:, 1::2] = b[:, 1::2].clip(0, h)
         good = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
         self.dropped_boxes += int((~good).sum())
-        return PairRecord(
-            rec.name, rec.rgb, rec.thermal, b[good], rec.labels[good], rec.mask, rec.saliency
-        )
+        return dataclasses.replace(rec, boxes=b[good], labels=rec.labels[good])
 
     def load(self, rec: PairRecord) -> RGBTSample:
         """Read one pair's pixels (cv2); sizes are re-checked so nothing misaligns."""

@@ -32,6 +32,7 @@ RGBT_DIRS = ("images",)
 RGB_DIRS = ("rgb", "visible", "vi", "RGB")
 TH_DIRS = ("thermal", "infrared", "ir", "Thermal")
 LABEL_DIRS = ("labels", "label", "Label", "Labels")
+MFNET_LISTS = ("train", "val", "test", "test_day", "test_night")  # its published split lists
 
 
 def _layout(folder: Path) -> tuple[Path | None, Path | None, Path | None, Path | None]:
@@ -46,6 +47,19 @@ def looks_like(root: Path) -> bool:
         if labels is not None and (rgbt is not None or (rgb is not None and th is not None)):
             return True
     return False
+
+
+def guess_preset(root: Path) -> str:
+    """mfnet or pst900 from their published layouts; "segmentation" (classes from a
+    classes.txt) otherwise."""
+    if (root / "classes.txt").is_file():
+        return "segmentation"
+    if (root / "images").is_dir() and any((root / f"{s}.txt").is_file() for s in MFNET_LISTS):
+        return "mfnet"
+    splits = [p for p in root.iterdir() if p.is_dir() and p.name.lower() in ("train", "test")]
+    if splits and all(None not in _layout(p)[1:] for p in splits):
+        return "pst900"
+    return "segmentation"
 
 
 def load_segmentation(

@@ -118,6 +118,7 @@ def load_voc(
             np.array([b for _, b in objs], np.float32).reshape(-1, 4),
             np.array([index[c] for c, _ in objs], np.int64),
             size=hw,
+            annotation=ann_dir / f"{name}.xml",
         )
         for name, objs, hw in parsed
     ]
