@@ -4,9 +4,9 @@
         rgb_image:=/camera/color/image_raw thermal_image:=/thermal/image_raw use_rviz:=true
 """
 
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
@@ -40,6 +40,17 @@ def generate_launch_description() -> LaunchDescription:
             description="rviz2 configuration.",
         ),
         DeclareLaunchArgument("log_level", default_value="info", description="Node log level."),
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value=EnvironmentVariable(
+                "FASTDDS_DEFAULT_PROFILES_FILE",
+                default_value=PathJoinSubstitution([share, "config", "fastdds_large_images.xml"]),
+            ),
+            description="Fast DDS profile for every process this launch starts (a 64 MiB "
+            "shared-memory segment: camera-sized frames from other processes arrive); your "
+            "own FASTDDS_DEFAULT_PROFILES_FILE wins. Camera drivers started elsewhere need "
+            "it too.",
+        ),
         DeclareLaunchArgument(
             "use_sim_time",
             default_value="false",
@@ -83,4 +94,7 @@ def generate_launch_description() -> LaunchDescription:
         condition=IfCondition(LaunchConfiguration("use_rviz")),
         output="screen",
     )
-    return LaunchDescription([*args, node, rviz])
+    profile = SetEnvironmentVariable(
+        "FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("fastdds_profile")
+    )
+    return LaunchDescription([*args, profile, node, rviz])

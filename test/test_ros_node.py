@@ -26,30 +26,6 @@ S = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained default-preset checkpoint and an engine cache, shared by the session's
-    ROS test modules so the ONNX export happens once."""
-    from ivtuning_ros.model import build_model, load_model_config
-    from ivtuning_ros.model.checkpoint import save_checkpoint
-
-    folder = tmp_path_factory.getbasetemp() / "ros_untrained_model"
-    path = folder / "untrained.safetensors"
-    if not path.is_file():
-        folder.mkdir(exist_ok=True)
-        save_checkpoint(path, build_model(load_model_config("default")), {"note": "untrained"})
-    return path
-
-
-@pytest.fixture(scope="module")
-def pair():
-    """A synthetic dense-fog night pair: RGB uint8 and 16-bit raw thermal counts."""
-    from ivtuning_ros.data.synthetic import render_sample
-
-    s = render_sample("dense_fog", seed=3, size=(W, H), thermal_bits=16)
-    return s.rgb, s.thermal.astype(np.uint16)
-
-
-@pytest.fixture(scope="module")
 def ros(checkpoint, pair, tmp_path_factory):
     """(node, probe) sharing one rclpy context for the module, discovery settled."""
     overrides = {

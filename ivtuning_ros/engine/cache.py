@@ -10,6 +10,7 @@ os.replace, and a file lock keeps two processes from building the same slot at o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -74,9 +75,17 @@ class CacheResult(Generic[T]):
 class EngineCache:
     """One slot folder of the cache: get the artifact for a key, building it if needed."""
 
-    def __init__(self, root: str | Path, slot: str, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        slot: str,
+        log: Callable[[str], None] = print,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.dir = Path(root).expanduser() / slot
         self.log = log
+        # a corrupt artifact is healed, but someone should hear of it at WARN
+        self.warn = warn or (lambda message: log(f"WARNING: {message}"))
 
     @property
     def manifest_path(self) -> Path:
@@ -105,6 +114,7 @@ class EngineCache:
         `info` (json-able) is stored in the manifest (e.g. engine metadata) and returned
         with cache hits, so callers need not rebuild anything to describe the engine.
         """
+        created = [p for p in (self.dir, self.dir.parent) if not p.exists()]
         self.dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.dir / ".lock"))
         try:
@@ -114,8 +124,18 @@ class EngineCache:
             lock.acquire(timeout=lock_timeout_s)
         try:
             return self._get_or_build_locked(key, artifact_name, build, load)
+        except BaseException:
+            if created:  # a failed first build leaves no empty cache folder behind
+                self._remove_if_empty(created)
+            raise
         finally:
             lock.release()
+
+    def _remove_if_empty(self, folders: list[Path]) -> None:
+        (self.dir / ".lock").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: another process uses it
+            for folder in folders:
+                folder.rmdir()
 
     def _get_or_build_locked(
         self,
@@ -138,6 +158,7 @@ class EngineCache:
                 else:
                     return CacheResult(value, artifact, manifest, False, "cache hit")
             reason = f"corrupt artifact {artifact}: {problem}; deleted it"
+            self.warn(f"engine cache: {reason}, rebuilding")
             self._remove(artifact)
         self.log(f"engine cache: building {artifact_name} in {self.dir} because {reason}")
         manifest = self._build(key, artifact, build)

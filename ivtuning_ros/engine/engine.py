@@ -230,9 +230,13 @@ def _inference_module(path: Path):
 
 
 def load_engine(
-    checkpoint_path: str | Path, cfg: EngineConfig | None = None, log: Log = print
+    checkpoint_path: str | Path,
+    cfg: EngineConfig | None = None,
+    log: Log = print,
+    warn: Log | None = None,
 ) -> Engine:
-    """Build (or fetch from cache) and warm up the engine for a checkpoint."""
+    """Build (or fetch from cache) and warm up the engine for a checkpoint; `warn`
+    receives what someone should know although it was handled (a healed cache)."""
     cfg = cfg or EngineConfig()
     path = Path(checkpoint_path).expanduser()
     if not path.is_file():
@@ -279,7 +283,7 @@ def load_engine(
         )  # fmt: skip
         engine = Engine(backend_obj, info, key.digest, None, True, "torch runs the module")
     else:
-        engine = _cached_engine(path, cfg, backend, device, info, key, log)
+        engine = _cached_engine(path, cfg, backend, device, info, key, log, warn)
     if cfg.warmup_runs:
         times = engine.warmup(cfg.warmup_runs)
         log(
@@ -307,10 +311,11 @@ def _cached_engine(
     info: EngineInfo,
     key: CacheKey,
     log: Log,
+    warn: Log | None = None,
 ) -> Engine:
     mod = _backend_module(backend)
     slot = f"{path.stem}-{text_sha256(str(path.resolve()))[:8]}-{backend}-{cfg.precision}"
-    cache = EngineCache(cfg.cache_dir, slot, log)
+    cache = EngineCache(cfg.cache_dir, slot, log, warn)
 
     def build(tmp: Path) -> dict[str, Any]:
         with build_progress(log, f"{backend} {cfg.precision} engine for {path.name}"):

@@ -108,6 +108,10 @@ def save_checkpoint(
     return path
 
 
+def _finite(t: torch.Tensor) -> bool:
+    return not t.is_floating_point() or bool(torch.isfinite(t).all())
+
+
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     """The checkpoint's header (config, thermal norm, metadata) without building a model."""
     from safetensors import safe_open
@@ -125,8 +129,14 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
+            bad = next((k for k in f.keys() if not _finite(f.get_tensor(k))), None)  # noqa: SIM118
     except Exception as err:
         raise ValueError(f"checkpoint {path} is not a readable safetensors file: {err}") from None
+    if bad is not None:
+        raise ValueError(
+            f"checkpoint {path}: tensor {bad!r} holds NaN or infinite values (a diverged "
+            "training run?); every backend refuses it"
+        )
     if header.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} is not an ivtuning_ros checkpoint (no header)")
     version = header.get("format_version")

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,8 +54,89 @@ class RateMeter:
         return None if self._last is None else self._clock() - self._last
 
 
+# The most events one middleware callback can plausibly report: a 1920x1080 camera at
+# 1 kHz for a quarter of an hour. Fast DDS has reported 2**31 - 1 (a counter overflow).
+MAX_EVENT_CHANGE = 1_000_000
+
+
+def plausible_change(change: int) -> int:
+    """A middleware event's count change, clamped: an event means at least one
+    happened; a negative or absurd change (> MAX_EVENT_CHANGE) counts as that one."""
+    return change if 1 <= change <= MAX_EVENT_CHANGE else 1
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1e3
+
+
+TOTALS = {"pairs": "pairs_formed"}  # running totals of ticks other than camera arrivals
+# counted drops that are normal operation, never "the reason" results stopped
+NOT_A_FAILURE = ("dropped_superseded", "middleware_counter_anomaly")
+
+
+class CountWindow:
+    """How much each cumulative counter grew over the last `window` seconds."""
+
+    def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self._window = window
+        self._clock = clock
+        self._history: deque[tuple[float, dict[str, int]]] = deque([(clock(), {})])
+
+    def observe(self, counts: Mapping[str, int]) -> dict[str, int]:
+        now = self._clock()
+        self._history.append((now, dict(counts)))
+        while len(self._history) > 2 and now - self._history[1][0] >= self._window:
+            self._history.popleft()
+        base = self._history[0][1]
+        grown = {k: v - base.get(k, 0) for k, v in counts.items()}
+        return {k: d for k, d in grown.items() if d > 0}
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the level needs beyond rates: recent counter growth and the thresholds."""
+
+    recent: Mapping[str, int]  # counter -> growth over the window (CountWindow)
+    window_s: float
+    active_for_s: float  # since activation: "no result yet" is judged from there
+    result_timeout: float
+    transport_loss_warn: float
+
+
+def _top_problem(recent: Mapping[str, int], reasons: Mapping[str, str]) -> str:
+    problems = {k: n for k, n in recent.items() if k in reasons and k not in NOT_A_FAILURE}
+    if not problems:
+        return "no pair was formed and no drop was counted"
+    key = max(problems, key=problems.__getitem__)
+    return f"{key} x{problems[key]}: {reasons[key]}"
+
+
+def _degraded_warning(recent: Mapping[str, int], reasons: Mapping[str, str]) -> str | None:
+    """Both cameras arrive but results come from one: say which frames are lost and why."""
+    for cam in CAMERAS:
+        if recent.get(f"degraded_{cam}_only"):
+            other = next(c for c in CAMERAS if c != cam)
+            drops = {k: n for k, n in recent.items() if k.startswith(other) and k in reasons}
+            why = _top_problem(drops, reasons) if drops else "they arrive too late to pair"
+            return f"results from {cam} only: {other} frames are dropped ({why})"
+    return None
+
+
+def _loss_warning(health: Health) -> str | None:
+    worst = None
+    for cam in CAMERAS:
+        lost = health.recent.get(f"{cam}_lost_in_transport", 0)
+        share = lost / max(1, lost + health.recent.get(f"{cam}_received", 0))
+        if lost and share > health.transport_loss_warn and (worst is None or share > worst[1]):
+            worst = (cam, share)
+    if worst is None:
+        return None
+    return (
+        f"{worst[0]}: {worst[1]:.0%} of frames lost in transport over the last "
+        f"{health.window_s:g} s: give every process of the graph (the camera driver too) "
+        f"the Fast DDS profile config/fastdds_large_images.xml, or use "
+        f"qos_reliability: reliable or the compressed transport"
+    )
 
 
 class NodeStats:
@@ -70,18 +152,23 @@ class NodeStats:
         self.latency_s: deque[float] = deque(maxlen=window)
 
     def tick(self, name: str) -> None:
+        """An arrival (a camera frame, a pair): its rate, and its running total
+        (`<camera>_received`, `pairs_formed`) for loss accounting."""
         with self._lock:
             self.rates[name].tick()
+            self.counts[TOTALS.get(name, f"{name}_received")] += 1
 
-    def count(self, key: str, why: str | None = None) -> None:
+    def count(self, key: str, why: str | None = None, n: int = 1) -> None:
+        """Add `n` (one addition, whatever n is) to a counter; `why` is kept as its reason."""
         with self._lock:
-            self.counts[key] += 1
+            self.counts[key] += n
             if why:
                 self.reasons[key] = why
 
     def result(self, inference_s: float, latency_s: float) -> None:
         with self._lock:
             self.rates["results"].tick()
+            self.counts["results_published"] += 1
             self.inference_s.append(inference_s)
             self.latency_s.append(latency_s)
 
@@ -109,31 +196,52 @@ def build_status(
     sync_reasons: Mapping[str, str],
     stale_after: float,
     lone_runners: tuple[str, ...] = CAMERAS,
+    health: Health | None = None,
 ):
     """One DiagnosticStatus summarising the node; the level says what needs attention:
+    ERROR when nothing arrives, or when results have stopped while input arrives (naming
+    the commonest recent drop reason; `health` gives the timeout and recent counts),
     WARN while one camera is silent and results go on from the other (`lone_runners`: the
-    cameras whose lone frames run), ERROR when results have stopped."""
+    cameras whose lone frames run) or while a camera loses more than
+    `health.transport_loss_warn` of its frames in transport; "no input" only when
+    nothing arrives, not even a lost-sample event."""
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     counts = {**snapshot["counts"], **sync_counts}  # type: ignore[dict-item]
     reasons = {**snapshot["reasons"], **sync_reasons}  # type: ignore[dict-item]
     level, message = OK, f"{lifecycle_state}: not processing"
     if lifecycle_state == "active":
+        recent = health.recent if health is not None else {}
         silent = [
             s
             for s in CAMERAS
-            if snapshot[f"{s}_silent_s"] is None or snapshot[f"{s}_silent_s"] > stale_after
+            if (snapshot[f"{s}_silent_s"] is None or snapshot[f"{s}_silent_s"] > stale_after)
+            and not recent.get(f"{s}_lost_in_transport")
         ]
+        alive = [s for s in CAMERAS if s not in silent]
         level = (OK, WARN, ERROR)[len(silent)]
         message = (
             f"no {' and no '.join(silent)} input for over {stale_after:g} s"
             if silent
             else "active: processing"
         )
-        alive = [s for s in CAMERAS if s not in silent]
         if len(silent) == 1 and alive[0] not in lone_runners:
             level = ERROR
             message += f": no results, lone {alive[0]} frames are dropped (on_timeout)"
+        elif alive and health is not None:
+            since = snapshot["results_silent_s"]
+            quiet_s = health.active_for_s if since is None else min(since, health.active_for_s)
+            loss = _loss_warning(health)
+            if quiet_s > health.result_timeout:
+                level = ERROR
+                message = (
+                    f"no results for {quiet_s:.0f} s while {' and '.join(alive)} input "
+                    f"arrives: {_top_problem(recent, reasons)}"
+                )
+            elif loss is not None and level == OK:
+                level, message = WARN, loss
+            elif level == OK and (degraded := _degraded_warning(recent, reasons)):
+                level, message = WARN, degraded
 
     kv = []
 

@@ -49,8 +49,18 @@ from .codec import (
     array_to_image,
     check_message,
 )
-from .diagnostics import ERROR, NodeStats, build_status
+from .diagnostics import (
+    ERROR,
+    OK,
+    WARN,
+    CountWindow,
+    Health,
+    NodeStats,
+    build_status,
+    plausible_change,
+)
 from .inputs import Input, InputNode
+from .middleware import use_large_image_profile
 from .params import SPECS, NodeConfig, descriptor, node_config, validate
 from .pipeline import NodeModels, ThermalMemo, load_node_models, pair_inputs
 from .slot import LatestSlot
@@ -67,6 +77,7 @@ MODALITY = {
 BANNER = {MODALITY["both"]: "", MODALITY["rgb"]: "RGB ONLY", MODALITY["thermal"]: "THERMAL ONLY"}
 GIL_SWITCH_INTERVAL_S = 0.0005
 SYNC_POLL_S = 0.02  # how often lone frames are checked against sync_timeout
+DIAGNOSTICS_WINDOW_S = 5.0  # recent drops and transport loss are judged over this
 LOG_EVERY_S = 10.0  # repeated input problems are logged this often (all are counted)
 
 
@@ -109,6 +120,10 @@ class IVTuningNode(LifecycleNode):
         self._thermal_memo = ThermalMemo()  # a thermal frame shared by several RGB frames
         self._camera_info: CameraInfo | None = None
         self._logged: dict[str, float] = {}  # problem kind -> last log time
+        self._anomaly_logged = False
+        self._activated_at = time.monotonic()
+        self._count_window = CountWindow(DIAGNOSTICS_WINDOW_S)
+        self._last_level: bytes | None = None  # diagnostics level last logged
 
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(
@@ -146,7 +161,8 @@ class IVTuningNode(LifecycleNode):
         cfg = self.cfg
         t0 = time.monotonic()
         try:
-            self._models = load_node_models(cfg, log=self.get_logger().info)
+            logger = self.get_logger()
+            self._models = load_node_models(cfg, log=logger.info, warn=logger.warning)
         except Exception as err:  # any failure leaves the node alive and unconfigured
             self._models = None
             self.configure_error = f"configure failed: {type(err).__name__}: {err}"
@@ -188,6 +204,8 @@ class IVTuningNode(LifecycleNode):
             self._sync.reset()
         self._active.set()
         self.state_label = "active"
+        self._activated_at = time.monotonic()
+        self._count_window = CountWindow(DIAGNOSTICS_WINDOW_S)
         self.get_logger().info("active: processing")
         return super().on_activate(state)
 
@@ -266,8 +284,17 @@ class IVTuningNode(LifecycleNode):
         ours (the most common reason a perception node 'outputs nothing')."""
 
         def lost(info) -> None:
-            for _ in range(max(1, info.total_count_change)):
-                self.stats.count(f"{stream}_lost_in_transport", "DDS reported lost samples")
+            change = plausible_change(info.total_count_change)
+            if change != info.total_count_change and not self._anomaly_logged:
+                self._anomaly_logged = True  # once: the middleware keeps repeating it
+                self.get_logger().warning(
+                    f"{stream}: the middleware reported a lost-sample change of "
+                    f"{info.total_count_change} in one event (a counter overflow); counted "
+                    f"as {change} (count middleware_counter_anomaly)"
+                )
+            if change != info.total_count_change:
+                self.stats.count("middleware_counter_anomaly", "implausible lost-sample change")
+            self.stats.count(f"{stream}_lost_in_transport", "DDS reported lost samples", change)
 
         def incompatible(info) -> None:
             self._count_bad(
@@ -454,18 +481,37 @@ class IVTuningNode(LifecycleNode):
 
     def diagnostics_status(self):
         counts, problems, lone_runners = self._sync_report()
+        snapshot = self.stats.snapshot()
+        health = Health(
+            recent=self._count_window.observe({**snapshot["counts"], **counts}),
+            window_s=DIAGNOSTICS_WINDOW_S,
+            active_for_s=time.monotonic() - self._activated_at,
+            result_timeout=float(self.cfg.result_timeout),
+            transport_loss_warn=float(self.cfg.transport_loss_warn),
+        )
         status = build_status(
             f"{self.get_name()}: {self.get_fully_qualified_name()}",
             "ivtuning_ros",
             self.state_label,
-            self.stats.snapshot(),
+            snapshot,
             counts,
             problems,
             float(self.cfg.stale_after),
             lone_runners,
+            health,
         )
         if self.configure_error and self.state_label == "unconfigured":
             status.level, status.message = ERROR, f"unconfigured: {self.configure_error}"
+        if status.level != self._last_level:  # each change once, not every period
+            self._last_level = status.level
+            # (one call site per severity: rclpy refuses two severities from one line)
+            text = f"diagnostics: {status.message}"
+            if status.level == OK:
+                self.get_logger().info(text)
+            elif status.level == WARN:
+                self.get_logger().warning(text)
+            else:
+                self.get_logger().error(text)
         return status
 
     def _publish_diagnostics(self) -> None:
@@ -483,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     # every DDS call; Python's default 5 ms switch interval can add that much latency
     # per hand-over (measured: publish 5.4 ms -> 0.4 ms). This process is ours alone.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    use_large_image_profile()  # camera-sized frames from other processes (middleware.py)
     rclpy.init(args=argv if argv is not None else sys.argv)
     try:
         node = IVTuningNode()

@@ -186,6 +186,20 @@ SPECS: dict[str, Spec] = {
         True,
         (0.1, 60.0),
     ),
+    "result_timeout": Spec(
+        5.0,
+        "Seconds without a published result, while input arrives, after which diagnostics "
+        "report ERROR naming the commonest recent drop reason (e.g. inference_error).",
+        True,
+        (0.5, 600.0),
+    ),
+    "transport_loss_warn": Spec(
+        0.05,
+        "Share of a camera's frames lost in transport (DDS lost-sample events) over the "
+        "diagnostics window above which diagnostics report WARN.",
+        True,
+        (0.0, 1.0),
+    ),
 }
 
 

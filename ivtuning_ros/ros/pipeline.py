@@ -207,7 +207,11 @@ def fallback_problem(main: Engine, fallback: Engine) -> str | None:
     return None
 
 
-def load_node_models(cfg: NodeConfig, log: Callable[[str], None] = lambda _: None) -> NodeModels:
+def load_node_models(
+    cfg: NodeConfig,
+    log: Callable[[str], None] = lambda _: None,
+    warn: Callable[[str], None] | None = None,
+) -> NodeModels:
     """The checkpoint and the fallback checkpoint loaded with the node's engine settings;
     raises (FileNotFoundError, ValueError, ...) naming what is wrong."""
     from ivtuning_ros.engine.config import EngineConfig
@@ -227,7 +231,7 @@ def load_node_models(cfg: NodeConfig, log: Callable[[str], None] = lambda _: Non
 
     def load(path: Path) -> Engine:
         log(f"loading {path} ({cfg.backend}, {cfg.precision})")
-        return load_engine(path, EngineConfig(**settings), log=log)
+        return load_engine(path, EngineConfig(**settings), log=log, warn=warn)
 
     engine = load(resolve_checkpoint(cfg.checkpoint))
     if not cfg.fallback_checkpoint:

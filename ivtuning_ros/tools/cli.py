@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ivtuning_ros.ros.middleware import use_large_image_profile
+
+    use_large_image_profile()  # before any command starts DDS (inherited by its children)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
