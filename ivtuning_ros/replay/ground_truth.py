@@ -2,14 +2,16 @@
 
 Each COCO image carries `stamp_ns`, the header.stamp of its RGB message, which is how
 node outputs (that copy the input header) find their ground truth. Category ids are
-the model's class ids, as in Detection.class_id. Semantic masks, where the scene has
-them, are PNG files (one class id per pixel, 255 = ignore) named by `mask_file`.
+the writer's class list (`categories`); replay maps them to the model's by name.
+Semantic masks, where the scene has them, are PNG files (one class id per pixel,
+255 = ignore) named by `mask_file`.
 The sidecar lives inside the bag folder (`ground_truth.json`), so a bag copied
 anywhere keeps its labels; rosbag2 ignores files that metadata.yaml does not list.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ivtuning_ros.data.classes import match_classes
 
 GT_FILENAME = "ground_truth.json"
 MASK_DIR = "gt_masks"
@@ -99,12 +103,20 @@ class GroundTruthWriter:
 
 
 class GroundTruth:
-    """A loaded sidecar: frames by stamp plus the raw COCO dict for the metric library."""
+    """A loaded sidecar: frames by stamp plus the raw COCO dict for the metric library.
+
+    Images without `stamp_ns` are accepted when they can be tied to the bag's RGB
+    messages: by name (a file stem that is the stamp in ns, or ``<sec>_<nanosec>``), or
+    by order (one image per RGB frame, in bag order: `bind_stamps`). Category ids are
+    mapped to the model's classes by name (`for_model`), never used as they are.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"ground-truth file not found: {self.path}")
+        self.stamp_source = "stamp_ns"
+        self.unscored_classes: tuple[str, ...] = ()
         try:
             self.coco: dict = json.loads(self.path.read_text())
             images = self.coco["images"]
@@ -112,26 +124,78 @@ class GroundTruth:
             boxes: dict[int, list] = {int(im["id"]): [] for im in images}
             for ann in self.coco["annotations"]:
                 boxes[int(ann["image_id"])].append((ann["bbox"], int(ann["category_id"])))
-            self.by_stamp: dict[int, FrameTruth] = {}
+            self._frames: list[tuple[dict, FrameTruth]] = []
             for im in images:
                 items = boxes[int(im["id"])]
                 xywh = np.array([b for b, _ in items], np.float32).reshape(-1, 4)
                 xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
                 mask = im.get("mask_file")
-                self.by_stamp[int(im["stamp_ns"])] = FrameTruth(
+                stamp = im.get("stamp_ns", _stamp_from_name(im.get("file_name", "")))
+                frame = FrameTruth(
                     image_id=int(im["id"]),
-                    stamp_ns=int(im["stamp_ns"]),
+                    stamp_ns=-1 if stamp is None else int(stamp),
                     width=int(im["width"]),
                     height=int(im["height"]),
                     boxes=xyxy,
                     labels=np.array([c for _, c in items], np.int64),
                     mask_path=self.path.parent / mask if mask else None,
                 )
+                self._frames.append((im, frame))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(
-                f"{self.path} is not a ground-truth sidecar (COCO json with a stamp_ns per "
-                f"image): {err!r}"
+                f"{self.path} is not a ground-truth file (COCO json of images with width, "
+                f"height and stamp_ns, annotations and categories): {err!r}"
             ) from None
+        unstamped = [im for im, f in self._frames if f.stamp_ns < 0]
+        if unstamped and len(unstamped) < len(self._frames):
+            raise ValueError(
+                f"{self.path}: {len(unstamped)} of {len(self._frames)} images have no stamp_ns "
+                f"(e.g. {unstamped[0].get('file_name')!r}): give every image one or none"
+            )
+        if not unstamped and any("stamp_ns" not in im for im, _ in self._frames):
+            self.stamp_source = "file names"
+        self.needs_stamps = bool(unstamped)
+        self.by_stamp = {f.stamp_ns: f for _, f in self._frames if f.stamp_ns >= 0}
+
+    def bind_stamps(self, rgb_stamps: Sequence[int]) -> None:
+        """Tie unstamped images to the bag's RGB frames by order (image id order); the
+        counts must agree, else the error says how to add stamps."""
+        if not self.needs_stamps:
+            return
+        stamps = sorted(dict.fromkeys(int(s) for s in rgb_stamps))
+        frames = sorted((f for _, f in self._frames), key=lambda f: f.image_id)
+        if len(frames) != len(stamps):
+            raise ValueError(
+                f"{self.path}: its images have no stamp_ns and there are {len(frames)} of them "
+                f"for {len(stamps)} RGB frames in the bag, so they cannot be matched by order; "
+                'add "stamp_ns" (the RGB message\'s header.stamp in ns) to every image, or '
+                "name each image by its stamp (<ns>.png or <sec>_<nanosec>.png)"
+            )
+        self.by_stamp = {
+            s: dataclasses.replace(f, stamp_ns=s) for s, f in zip(stamps, frames, strict=True)
+        }
+        self.needs_stamps = False
+        self.stamp_source = "order (one image per RGB frame, in bag order)"
+
+    def for_model(self, model_names: Sequence[str]) -> None:
+        """Relabel every frame into the model's class ids, matched by name; classes the
+        model lacks are left out (listed in `unscored_classes`); no common class at all
+        is refused, listing both lists."""
+        ids = sorted(self.class_names)
+        cmap = match_classes([self.class_names[i] for i in ids], model_names, exact=False,
+                             what=f"ground truth {self.path.name}")  # fmt: skip
+        to_model = {cid: int(cmap.to_model[k]) for k, cid in enumerate(ids)}
+        self.unscored_classes = cmap.unmatched_data
+        for stamp, f in list(self.by_stamp.items()):
+            unknown = set(f.labels.tolist()) - set(to_model)
+            if unknown:
+                raise ValueError(
+                    f"{self.path}: image {f.image_id} has category ids {sorted(unknown)} "
+                    "that are not in its categories"
+                )
+            labels = np.array([to_model[c] for c in f.labels.tolist()], np.int64)
+            keep = labels >= 0
+            self.by_stamp[stamp] = dataclasses.replace(f, boxes=f.boxes[keep], labels=labels[keep])
 
     def get(self, stamp_ns: int) -> FrameTruth | None:
         return self.by_stamp.get(int(stamp_ns))
@@ -143,3 +207,14 @@ class GroundTruth:
         if mask is None:
             raise FileNotFoundError(f"ground-truth mask missing or unreadable: {frame.mask_path}")
         return mask
+
+
+def _stamp_from_name(file_name: str) -> int | None:
+    """The stamp a file name carries: ``<ns>`` (19 digits) or ``<sec>_<nanosec>``."""
+    stem = Path(str(file_name)).stem
+    if stem.isdigit() and len(stem) >= 18:
+        return int(stem)
+    sec, sep, nsec = stem.partition("_")
+    if sep and sec.isdigit() and nsec.isdigit() and len(nsec) == 9:
+        return int(sec) * 10**9 + int(nsec)
+    return None

@@ -77,6 +77,10 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     names = run.class_names or (
         tuple(gt.class_names[i] for i in sorted(gt.class_names)) if gt else ()
     )
+    if gt is not None:
+        gt.bind_stamps([stamp for stamp, _ in run.rgb_sent])
+        if run.task == "detection":
+            gt.for_model(names)  # category ids mapped to the model's classes by name
     acc = account(run.rgb_sent, run.thermal_stamps, run.outputs, gt, run.task, names)
     if run.node_counters:
         acc.counts["rgb_not_seen_by_sync"] = rgb_not_seen_by_sync(
@@ -94,6 +98,8 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
             "topics_in_bag": {k: {"type": t, "count": c} for k, (t, c) in held.items()},
             "ground_truth": str(gt.path) if gt else None,
             "ground_truth_sha256": file_hash(gt.path) if gt else None,
+            "ground_truth_stamps": gt.stamp_source if gt else None,
+            "ground_truth_unscored_classes": list(gt.unscored_classes) if gt else [],
             "error": bag_error,
             "note": bag_note,
         },

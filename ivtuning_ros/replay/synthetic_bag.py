@@ -72,7 +72,7 @@ def schedule(timing: StreamTiming, seconds: float, rng: np.random.Generator) -> 
     ]
 
 
-def _header(stamp_ns: int, frame_id: str):
+def stamped_header(stamp_ns: int, frame_id: str):
     from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
@@ -169,7 +169,7 @@ def make_bag(
             sample = scene.frame(cap.capture_s)
             if role == "rgb":
                 pixels = sample.rgb[:, :, ::-1] if rgb_encoding == "bgr8" else sample.rgb
-                header = _header(cap.stamp_ns, "rgb_camera")
+                header = stamped_header(cap.stamp_ns, "rgb_camera")
                 msg = (
                     array_to_compressed(pixels, rgb_encoding, "jpeg", header)
                     if compressed
@@ -180,7 +180,7 @@ def make_bag(
                 gt.add(name, cap.stamp_ns, w, h, sample.boxes, sample.labels, sample.mask)
             else:
                 counts = np.clip(np.rint(sample.thermal), 0, 65535).astype(np.uint16)
-                header = _header(cap.stamp_ns, "thermal_camera")
+                header = stamped_header(cap.stamp_ns, "thermal_camera")
                 msg = (
                     array_to_compressed(counts, "mono16", "png", header)
                     if compressed
