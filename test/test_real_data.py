@@ -79,3 +79,22 @@ def test_eval_matches_classes_by_name(tmp_path):
     assert report["images"] == 6 and np.isfinite(report["metrics"]["map50"])
     assert set(report["by_group"]) <= {"day", "night"} and report["by_group"]
     assert "car" not in report["classes"]["unscored_ground_truth"]
+
+
+def test_bench_tuning_real_config_trains_and_tests_on_block_parts(tmp_path):
+    """`bench tuning --data real`: every mode's config parses; its test splits are the
+    test blocks and their night pairs."""
+    from ivtuning_ros.bench.tuning import bench_config, learning_rates, run_specs
+    from ivtuning_ros.tools.cli import build_parser
+    from ivtuning_ros.train.config import parse_source
+    from ivtuning_ros.train.data import open_source
+
+    args = build_parser().parse_args(["bench", "tuning", "--data", "real"])
+    args.modality_dropout, modes = 0.1, ["ivtuning", "full", "rgb_only", "thermal_only"]
+    config = bench_config(args, tmp_path)
+    specs = run_specs(config, modes, [0], learning_rates(None, modes), args)
+    assert len(specs) == 4 and config["train"]["epochs"] == 24
+    test = open_source(parse_source(config["tests"]["seen"]), tmp_path, skip_bad=False)
+    night = open_source(parse_source(config["tests"]["unseen"]), tmp_path, skip_bad=False)
+    assert {r.name for r in night.records} < {r.name for r in test.records}
+    assert {n.group_of(r.name) for n in (night,) for r in n.records} == {"night"}

@@ -96,3 +96,14 @@ def block_part(dataset: PairDataset, spec: BlockSplit, part: str) -> PairDataset
     group = dataset.group_of or (lambda _: "")
     chosen = set(block_split(names, spec, group)[part])
     return dataset.subset(i for i, n in enumerate(names) if n in chosen)
+
+
+def group_part(dataset: PairDataset, group: str) -> PairDataset:
+    """The pairs of one group (MSRS: "day" or "night")."""
+    if dataset.group_of is None:
+        raise ValueError(f"{dataset.fmt} data set {dataset.root} has no groups (e.g. day / night)")
+    keep = [i for i, rec in enumerate(dataset.records) if dataset.group_of(rec.name) == group]
+    if not keep:
+        found = sorted({dataset.group_of(rec.name) for rec in dataset.records})
+        raise ValueError(f"no pair of group {group!r} in {dataset.root} (groups: {found})")
+    return dataset.subset(keep)

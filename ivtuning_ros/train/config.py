@@ -85,6 +85,7 @@ class SourceSection:
     fraction: float | None = None
     blocks: str | None = None  # train | val | test: this part of DataSection.block_split
     limit: int | None = None  # only the first N pairs (quick checks)
+    group: str | None = None  # only pairs of this group of the data set (MSRS: day | night)
 
     def __post_init__(self) -> None:
         kinds = [self.root is not None, self.synthetic is not None, self.fraction is not None]
@@ -94,6 +95,8 @@ class SourceSection:
             raise ValueError(f"root {self.root!r} needs a format")
         if self.fraction is not None and not 0.0 < self.fraction < 1.0:
             raise ValueError(f"fraction must lie in (0, 1), got {self.fraction}")
+        if self.group is not None and self.root is None:
+            raise ValueError("group: only a data set folder (root) has groups")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
         if self.blocks is not None:

@@ -20,7 +20,7 @@ from torch.utils.data import Subset
 
 from ivtuning_ros.data.dataset import open_dataset
 from ivtuning_ros.data.real import expand_path
-from ivtuning_ros.data.splits import BlockSplit, block_part
+from ivtuning_ros.data.splits import BlockSplit, block_part, group_part
 from ivtuning_ros.train.config import DataSection, SourceSection, SyntheticSpec
 from ivtuning_ros.types import RGBTSample
 
@@ -90,6 +90,8 @@ def open_source(
         dataset = open_dataset(root, src.format, split=src.split, skip_bad=skip_bad)
         if src.blocks is not None:
             dataset = block_part(dataset, block_split or BlockSplit(), src.blocks)
+        if src.group is not None:
+            dataset = group_part(dataset, src.group)
     if src.limit is not None:
         dataset = dataset.subset(range(min(src.limit, len(dataset))))
     return dataset
