@@ -579,7 +579,9 @@ def test_dense_models_publish_their_maps_with_the_input_header(tmp_path, pair, p
 
 
 def test_bench_node_reports_latency_next_to_the_bare_engine(checkpoint, tmp_path):
-    """`ivtuning bench node` runs end to end and writes its report (figures unchecked)."""
+    """`ivtuning bench node` runs end to end with its camera in another process and writes
+    its report: where every frame went, latency beside the bare engine (figures
+    unchecked)."""
     import json
 
     from ivtuning_ros.tools.cli import main
@@ -587,15 +589,20 @@ def test_bench_node_reports_latency_next_to_the_bare_engine(checkpoint, tmp_path
     out = tmp_path / "bench.json"
     code = main(
         ["bench", "node", "--checkpoint", str(checkpoint), "--backend", "onnxruntime",
-         "--cache-dir", str(checkpoint.parent / "engines"), "--rates", "4",
-         "--duration", "1.5", "--runs", "3", "--json", str(out)]
+         "--cache-dir", str(checkpoint.parent / "engines"), "--sizes", "640x480",
+         "--rates", "4", "--duration", "1.5", "--runs", "3", "--json", str(out)]
     )  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
-    (rate,) = report["rates"]
+    (group,) = report["groups"]
+    assert group["size"] == [640, 480] and group["thermal_crop"] == [0, 16, 640, 480]
+    (rate,) = group["rates"]
     assert rate["sent"] == 6 and 0 < rate["received"] <= 6
     assert rate["latency"]["n"] == rate["received"] == rate["node_engine"]["n"]
-    assert report["bare_engine"]["n"] == 3 and report["backend"] == "onnxruntime"
+    # every frame is accounted for: results plus losses by cause
+    assert rate["received"] + sum(rate["loss_counts"].values()) == rate["sent"]
+    assert group["bare_engine"]["n"] == 3 and report["backend"] == "onnxruntime"
     assert rate["bare_engine_paced"]["n"] == 3  # the reference at the same input rate
-    assert report["targets"]["p50_vs_bare_at_rate_below_sustainable"]["rate_hz"] == 4.0
+    assert 0 < rate["node_cpu_percent"] < 400 and rate["frame_bytes"]["rgb"] == 640 * 480 * 3
+    assert report["middleware_profile"].endswith("fastdds_large_images.xml")
     assert report["node_diagnostics"]["count pairs"]
