@@ -143,3 +143,27 @@ def test_lr_schedule_warms_up_then_decays():
     f = [lr_factor(s, 10, 100) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[10] == pytest.approx(1.0)
     assert all(x >= y for x, y in itertools.pairwise(f[10:])) and f[-1] > 0.05
+
+
+def test_init_checkpoint_carries_trained_weights_and_class_rows_by_name(tmp_path):
+    """Fine-tuning from a checkpoint with other classes: shared tensors are copied, the
+    head's class rows follow their names (person stays person, dog is dropped)."""
+    from ivtuning_ros.model import build_model
+    from ivtuning_ros.model.checkpoint import init_from_checkpoint
+
+    out = tmp_path / "run"
+    train(parse_train_config(tiny(tmp_path / "cache", epochs=1)), out, progress=False)
+    source, info = load_checkpoint(out / "best.safetensors")
+    names = list(info.config.class_names)  # person, car, bicycle, dog
+    target = build_model(info.config.replace(class_names=("bicycle", "person", "tram")))
+    report = init_from_checkpoint(target, out / "best.safetensors")
+    assert report["classes_carried"] == ["bicycle", "person"]
+    src_w, new_w = source.head.cls_out.weight, target.head.cls_out.weight
+    assert torch.equal(new_w[0], src_w[names.index("bicycle")])
+    assert torch.equal(new_w[1], src_w[names.index("person")])
+    assert torch.equal(target.head.cls_tower[0][0][0].weight, source.head.cls_tower[0][0][0].weight)
+    # through the training config: the run records what it started from
+    cfg = tiny(tmp_path / "cache", epochs=1, init_checkpoint=str(out / "best.safetensors"))
+    train(parse_train_config(cfg), tmp_path / "tuned", progress=False)
+    metrics = json.loads((tmp_path / "tuned" / "metrics.json").read_text())
+    assert metrics["init"]["classes_carried"] == names and not metrics["init"]["tensors_skipped"]

@@ -188,3 +188,48 @@ def load_checkpoint(path: str | Path) -> tuple[IVTuningModel, CheckpointInfo]:
     model.load_state_dict(state, strict=False)
     model.eval()
     return model, info
+
+
+# per-class tensors of the heads: their rows are matched to the new classes by name
+CLASS_ROWS = ("head.cls_out.weight", "head.cls_out.bias")
+
+
+def init_from_checkpoint(model: IVTuningModel, path: str | Path) -> dict[str, Any]:
+    """Start `model` from another checkpoint's trained weights (fine-tuning): every
+    trainable tensor whose name and shape match is copied; the class rows of the head
+    are copied by class name, so a model with other classes keeps what it shares. The
+    frozen backbone must be the same. Returns what was and was not taken."""
+    info = read_checkpoint_info(path)
+    if info.frozen_hash != frozen_state_hash(model):
+        raise ValueError(
+            f"init_checkpoint {path}: its frozen backbone differs from this model's "
+            f"({info.config.backbone}, {info.config.weights})"
+        )
+    from safetensors.torch import load_file
+
+    source = load_file(str(info.path), device="cpu")
+    own = trainable_state_dict(model)
+    old_names = [n.lower() for n in info.config.class_names]
+    new_names = [n.lower() for n in model.cfg.class_names]
+    rows = [(new_names.index(n), old_names.index(n)) for n in new_names if n in old_names]
+    taken, skipped = {}, []
+    for key, target in own.items():
+        src = source.get(key)
+        if src is None:
+            skipped.append(key)
+        elif key in CLASS_ROWS and src.shape[1:] == target.shape[1:] and rows:
+            value = target.clone()
+            for new, old in rows:
+                value[new] = src[old]
+            taken[key] = value
+        elif src.shape == target.shape:
+            taken[key] = src
+        else:
+            skipped.append(key)
+    model.load_state_dict(taken, strict=False)
+    return {
+        "checkpoint": str(path),
+        "tensors_loaded": len(taken),
+        "tensors_skipped": skipped,
+        "classes_carried": [model.cfg.class_names[new] for new, _ in rows],
+    }

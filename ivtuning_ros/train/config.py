@@ -147,6 +147,8 @@ class TrainSection:
     save_every_steps: int = 0  # extra resume points inside an epoch; 0 = end of epoch only
     select_metric: str | None = None  # validation figure for the best checkpoint (task default)
     val_score_threshold: float = 0.001  # detections kept for mAP (low: AP integrates over scores)
+    # start from this checkpoint's trained weights (fine-tuning; head classes by name)
+    init_checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):

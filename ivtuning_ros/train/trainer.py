@@ -36,9 +36,14 @@ from tqdm import tqdm
 
 from ivtuning_ros.data.classes import Relabeled, match_classes
 from ivtuning_ros.data.dataset import PreparedDataset, collate
+from ivtuning_ros.data.real import expand_path
 from ivtuning_ros.evaluation.metrics import SELECTION_METRICS, metric_for_task
 from ivtuning_ros.model import IVTuningModel, ModelConfig, build_model
-from ivtuning_ros.model.checkpoint import save_checkpoint, trainable_state_dict
+from ivtuning_ros.model.checkpoint import (
+    init_from_checkpoint,
+    save_checkpoint,
+    trainable_state_dict,
+)
 from ivtuning_ros.postprocess import decode_detections, decode_mask, decode_saliency
 from ivtuning_ros.train import distributed as dist_utils
 from ivtuning_ros.train.config import TrainConfig, config_to_dict
@@ -312,7 +317,16 @@ def _train(
     steps_per_epoch = sampler.batches
     total_steps = steps_per_epoch * tc.epochs
 
-    model = build_model(model_cfg).to(ctx.device)
+    model = build_model(model_cfg)
+    init = None
+    if tc.init_checkpoint and not resume:  # a resumed run restores its own weights
+        init = init_from_checkpoint(model, expand_path(tc.init_checkpoint))
+        if show:
+            print(
+                f"init: {init['tensors_loaded']} tensors from {tc.init_checkpoint} (classes "
+                f"{init['classes_carried']}; {len(init['tensors_skipped'])} left as built)"
+            )
+    model = model.to(ctx.device)
     model.train()
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -553,6 +567,7 @@ def _train(
         "validation": history[best["epoch"]]["val"] if history else None,
         "test": test_metrics,
         "parameters": params,
+        "init": init,
         "train_pairs": len(splits.train),
         "val_pairs": len(splits.val),
         "test_pairs": len(splits.test) if splits.test is not None else 0,
