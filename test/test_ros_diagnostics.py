@@ -139,6 +139,23 @@ def test_an_overflowed_lost_sample_count_returns_at_once_and_is_clamped(ros):
     assert counts["middleware_counter_anomaly"] - before.get("middleware_counter_anomaly", 0) == 2
 
 
+def test_frames_of_different_rigs_are_fused_counted_and_warned_once(ros, pair):
+    node, probe, logs = ros
+    msgs = pair_messages(*pair, frame_id="robot1/rgb_camera")
+    msgs["thermal"].header.frame_id = "robot2/thermal_camera"
+    stamps = []
+    for _ in range(4):
+        stamps.append(probe.publish_messages(msgs))
+        time.sleep(0.15)
+    assert probe.wait(lambda: all(probe.result_for(s, 0.0) for s in stamps[-2:]), 10.0)
+    fused = probe.result_for(stamps[-1], 0.0)
+    assert fused.modalities == fused.MODALITY_BOTH and fused.header.frame_id == "robot1/rgb_camera"
+    counts = node.stats.counts
+    assert counts["frame_id_mismatch"] >= 3 and counts["rgb_frame_id_changed"] >= 3
+    assert "robot2/thermal_camera" in node.stats.reasons["frame_id_mismatch"]
+    assert sum(m.startswith("frame_id_mismatch:") for m in logs) == 1
+
+
 @pytest.fixture
 def nan_checkpoint(checkpoint, tmp_path):
     from safetensors import safe_open

@@ -183,10 +183,12 @@ class PreparedDataset(Dataset):
     (detection), "mask" (h,w) int64 with 255 on padding and ignored pixels
     (segmentation), "saliency" (1,h,w) float32 (saliency); always "name", "letterbox"
     (maps predictions back to the original image) and "orig_hw".
-    Modality dropout blanks a stream of a share `modality_dropout` of the pairs, with the
-    same neutral fill as a missing camera at run time: `dropout_stream` "either" (chosen
-    at random), or always "rgb" or "thermal", the camera expected to fail (a thermal-primary
-    model keeps its backbone's input and learns to do without the prompted RGB stream).
+    Augmentation (`augment`) flips and zooms in on a random crop of at least `min_crop` of
+    each side (smaller: more zoom, larger small objects). Modality dropout blanks a stream
+    of a share `modality_dropout` of the pairs, with the same neutral fill as a missing
+    camera at run time: `dropout_stream` "either" (chosen at random), or always "rgb" or
+    "thermal", the camera expected to fail (a thermal-primary model keeps its backbone's
+    input and learns to do without the prompted RGB stream).
     Randomness depends on (seed, epoch, index) only: call `set_epoch` each epoch.
     """
 
@@ -200,6 +202,7 @@ class PreparedDataset(Dataset):
         modality_dropout: float = 0.0,
         seed: int = 0,
         dropout_stream: str = "either",
+        min_crop: float = 0.8,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
@@ -222,7 +225,10 @@ class PreparedDataset(Dataset):
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.thermal_norm = thermal_norm
         self.task = task
+        if not 0.0 < min_crop <= 1.0:
+            raise ValueError(f"min_crop must lie in (0, 1], got {min_crop}")
         self.augment = augment
+        self.min_crop = min_crop
         self.modality_dropout = modality_dropout
         self.dropout_stream = dropout_stream
         self.seed = seed
@@ -238,7 +244,7 @@ class PreparedDataset(Dataset):
         s = self.samples[index]
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         if self.augment:
-            s = augment_sample(s, rng)
+            s = augment_sample(s, rng, min_crop=self.min_crop)
         rgb, thermal = s.rgb, s.thermal
         if self.modality_dropout > 0 and rng.random() < self.modality_dropout:
             stream = self.dropout_stream

@@ -62,7 +62,7 @@ from .diagnostics import (
 from .inputs import Input, InputNode
 from .middleware import use_large_image_profile
 from .params import SPECS, NodeConfig, descriptor, node_config, validate
-from .pipeline import NodeModels, ThermalMemo, load_node_models, pair_inputs
+from .pipeline import FrameIdCheck, NodeModels, ThermalMemo, load_node_models, pair_inputs
 from .slot import LatestSlot
 from .sync import PairSynchronizer, SyncedPair
 
@@ -121,6 +121,8 @@ class IVTuningNode(LifecycleNode):
         self._camera_info: CameraInfo | None = None
         self._logged: dict[str, float] = {}  # problem kind -> last log time
         self._anomaly_logged = False
+        self._frame_check = FrameIdCheck()
+        self._warned_once: set[str] = set()
         self._activated_at = time.monotonic()
         self._count_window = CountWindow(DIAGNOSTICS_WINDOW_S)
         self._last_level: bytes | None = None  # diagnostics level last logged
@@ -401,6 +403,13 @@ class IVTuningNode(LifecycleNode):
         if rgb is not None:
             self._last_rgb = (rgb.shape[:2], pair.rgb.msg.header.frame_id)
             self._check_camera_info(rgb.shape[:2])
+        frame_ids = {cam: part.msg.header.frame_id for cam in CAMERAS
+                     if (part := getattr(pair, cam)) is not None}  # fmt: skip
+        for key, why in self._frame_check.problems(frame_ids):
+            self.stats.count(key, why)
+            if key not in self._warned_once:
+                self._warned_once.add(key)
+                self.get_logger().warning(f"{key}: {why} (counted on /diagnostics)")
         header = self._output_header(pair)
         t0 = time.perf_counter()
         pred = predictor.predict(rgb, thermal01)

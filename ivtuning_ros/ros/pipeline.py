@@ -107,6 +107,38 @@ def pair_inputs(
     return rgb, t01
 
 
+def _rig(frame_id: str) -> str:
+    """The namespace part of a frame id ("robot1/rgb_optical" -> "robot1")."""
+    head, _, _ = frame_id.strip("/").rpartition("/")
+    return head
+
+
+class FrameIdCheck:
+    """Frame ids that say the two images do not belong together: a pair whose frames
+    name different rigs (robot1/... beside robot2/...), or a camera whose frame id
+    changes (another device now publishes on its topic). Fused anyway, as before; the
+    node counts each pair and warns once per kind."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+
+    def problems(self, frame_ids: dict[str, str]) -> list[tuple[str, str]]:
+        out = []
+        for cam, fid in frame_ids.items():
+            first = self.first.setdefault(cam, fid)
+            if fid != first:
+                why = f"{cam} frames now come from {fid!r}, first from {first!r}"
+                out.append((f"{cam}_frame_id_changed", why))
+        if len(frame_ids) == 2:
+            rigs = {cam: _rig(fid) for cam, fid in frame_ids.items()}
+            if all(rigs.values()) and len(set(rigs.values())) == 2:
+                out.append(("frame_id_mismatch",
+                            "the pair's frames name different rigs: "
+                            + ", ".join(f"{c} {frame_ids[c]!r}" for c in frame_ids)
+                            + " (fused anyway: check the topic remaps)"))  # fmt: skip
+        return out
+
+
 def node_predictor(engine, cfg: NodeConfig):
     """A Predictor on a view of `engine` whose thermal norm is the identity (thermal
     arrives normalised from `pair_inputs`), with the configured thresholds."""

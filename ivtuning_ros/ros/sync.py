@@ -5,7 +5,13 @@ each stream keeps a queue of at most `queue_size` frames keyed by stamp; a new f
 paired with the closest-stamped frame of the other stream when they lie within `slop`,
 and both leave their queues. message_filters itself is not used even where it is
 importable, because the additions below need to see and remove queued frames, which its
-API does not offer; the matching rule is the same.
+API does not offer. Two rules differ on purpose:
+- the slop bound is inclusive (|difference| <= slop; message_filters' Python checks
+  < slop), so slop 0 pairs exactly equal stamps (hardware-triggered cameras) instead of
+  nothing;
+- a frame stamped before its own stream's previous frame (out of order) is dropped and
+  counted (`<camera>_backwards_stamp`), where message_filters queues it and may pair it
+  after a newer frame has paired: results never go back in time.
 
 Additions (what Autoware's fusion node learned):
 - a per-stream stamp offset (seconds added to that stream's stamps before matching), for

@@ -114,6 +114,7 @@ class DataSection:
     split_seed: int = 0  # the permutation that carves val/test fractions out of train
     skip_bad: bool = False  # count and skip unreadable pairs instead of stopping
     augment: bool = True  # random crop + flip of training pairs (data.dataset.augment_sample)
+    augment_min_crop: float = 0.8  # smallest crop side (a share of the image): zoom up to 1/x
     cache_dir: str | None = None  # where synthetic sources are rendered (default: user cache)
     block_split: BlockSplit = field(default_factory=BlockSplit)  # for sources with blocks:
 
@@ -127,6 +128,8 @@ class DataSection:
         fractions = sum(s.fraction or 0.0 for s in (self.val, self.test) if s is not None)
         if fractions >= 1.0:
             raise ValueError(f"val + test fractions leave no training data ({fractions})")
+        if not 0.0 < self.augment_min_crop <= 1.0:
+            raise ValueError(f"augment_min_crop must lie in (0, 1], got {self.augment_min_crop}")
 
 
 @dataclass(frozen=True)

@@ -309,7 +309,8 @@ def _train(
     norm = model_cfg.thermal_norm
     train_set = PreparedDataset(
         splits.train, model_cfg.input_size, norm, model_cfg.task,
-        augment=cfg.data.augment, modality_dropout=tc.modality_dropout, seed=tc.seed,
+        augment=cfg.data.augment, min_crop=cfg.data.augment_min_crop,
+        modality_dropout=tc.modality_dropout, seed=tc.seed,
         dropout_stream=tc.dropout_stream,
     )  # fmt: skip
     val_set = PreparedDataset(splits.val, model_cfg.input_size, norm, model_cfg.task)
