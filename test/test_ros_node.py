@@ -17,9 +17,10 @@ from rclpy.parameter import Parameter
 
 from ivtuning_ros.msg import DetectionArray
 from ivtuning_ros.ros.codec import array_to_image
-from ivtuning_ros.ros.node import IVTuningNode, ns_to_stamp
+from ivtuning_ros.ros.node import IVTuningNode
 from ivtuning_ros.ros.params import FALLBACK_SCORE_THRESHOLD
 from ivtuning_ros.ros.probe import NodeProbe, probed_node
+from ivtuning_ros.timestamps import ns_to_stamp
 
 W, H = 320, 256
 S = 1_000_000_000

@@ -178,3 +178,14 @@ def test_a_thermal_frame_shared_by_rgb_frames_is_decoded_once():
     wide = Frame(6, 6, 0.0, array_to_image(np.zeros((48, 96, 3), np.uint8), "rgb8"))
     assert inputs(wide) is inputs(wide)
     assert counted == ["thermal_aspect_mismatch"] * 2  # counted per pair, hit or not
+
+
+def test_modality_ids_are_the_messages_constants():
+    from ivtuning_ros.msg import DetectionArray
+    from ivtuning_ros.ros.outputs import MODALITY
+
+    assert MODALITY == {
+        "both": DetectionArray.MODALITY_BOTH,
+        "rgb": DetectionArray.MODALITY_RGB_ONLY,
+        "thermal": DetectionArray.MODALITY_THERMAL_ONLY,
+    }

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from ivtuning_ros.ros.codec import array_to_compressed, array_to_image
     from ivtuning_ros.ros.inputs import bare_node
     from ivtuning_ros.ros.middleware import use_large_image_profile
-    from ivtuning_ros.ros.node import ns_to_stamp
+    from ivtuning_ros.timestamps import ns_to_stamp
 
     use_large_image_profile()  # a driver launched by our launch file gets it too
     rgb, thermal = frames(args.rgb, args.thermal)

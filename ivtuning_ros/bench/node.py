@@ -202,7 +202,7 @@ class Phase:
         return {k[6:]: int(v) for k, v in diag.items() if k.startswith("count ")}
 
     def run(self, size, transport: str, rate: float, seconds: float, reliable: bool) -> dict:
-        from ivtuning_ros.ros.node import stamp_ns
+        from ivtuning_ros.timestamps import stamp_ns
 
         before = self.fresh_counts()
         cpu0 = cpu_seconds(self.node_pid)

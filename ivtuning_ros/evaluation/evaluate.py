@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ivtuning_ros.bench.common import percentiles_ms
 from ivtuning_ros.data.classes import Relabeled, match_classes
 from ivtuning_ros.engine.predictor import Predictor
 from ivtuning_ros.evaluation.metrics import metric_for_task
 from ivtuning_ros.evaluation.overlays import render_overlay, write_overlay
+from ivtuning_ros.measure import percentiles_ms
 from ivtuning_ros.types import CAMERAS, RGBTSample
 
 # Boxes drawn on overlays: a usable operating point, not the near-zero cut AP needs.

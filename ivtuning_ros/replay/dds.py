@@ -26,6 +26,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from tqdm import tqdm
 
 from ivtuning_ros.replay.bagio import BagStream, open_writer, typestore
+from ivtuning_ros.timestamps import NS
 
 
 class ReplayError(ValueError):
@@ -43,7 +44,7 @@ def header_stamp_ns(raw: bytes) -> int:
         raise ValueError(f"serialized message of {len(raw)} bytes is too short for a header")
     order = "<" if raw[1] & 1 else ">"
     sec, nanosec = struct.unpack_from(order + "iI", raw, 4)
-    return sec * 10**9 + nanosec
+    return sec * NS + nanosec
 
 
 def message_class(type_name: str) -> type:
@@ -101,7 +102,7 @@ class BagClock:
     def _publish(self) -> None:
         ns = self.now_ns()
         msg = self._msg_type()
-        msg.clock.sec, msg.clock.nanosec = divmod(ns, 10**9)
+        msg.clock.sec, msg.clock.nanosec = divmod(ns, NS)
         self._pub.publish(msg)
 
     def _run(self) -> None:

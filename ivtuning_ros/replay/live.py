@@ -23,6 +23,7 @@ from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagStream
 from ivtuning_ros.replay.dds import BagClock, BagPlayer, Recorder, ReplayError
 from ivtuning_ros.replay.matching import OutputRecord
 from ivtuning_ros.replay.options import NODE_NAME, ReplayOptions, RunData
+from ivtuning_ros.timestamps import stamp_ns
 from ivtuning_ros.types import CAMERAS, Detections
 
 DETECTIONS_TYPE = "ivtuning_ros/msg/DetectionArray"
@@ -278,10 +279,10 @@ def _detections_record(raw: bytes, receive_ns: int) -> OutputRecord:
         np.array([x.class_id for x in d], np.int64),
     )
     return OutputRecord(
-        stamp_ns=msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+        stamp_ns=stamp_ns(msg.header.stamp),
         receive_ns=receive_ns,
         modalities=int(msg.modalities),
-        thermal_stamp_ns=msg.thermal_stamp.sec * 10**9 + msg.thermal_stamp.nanosec,
+        thermal_stamp_ns=stamp_ns(msg.thermal_stamp),
         inference_ms=float(msg.inference_time_ms),
         detections=dets,
     )
@@ -303,7 +304,7 @@ def _mask_from_raw(raw: bytes) -> tuple[int, np.ndarray]:
     msg = deserialize_message(raw, Image)
     check_image(msg, ("mono8",), "mask")
     rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, rows[:, : msg.width].copy()
+    return stamp_ns(msg.header.stamp), rows[:, : msg.width].copy()
 
 
 def _node_status(raw: bytes, fully_qualified_name: str) -> dict[str, str] | None:

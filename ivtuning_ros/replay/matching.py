@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ivtuning_ros.bench.common import percentiles_ms
 from ivtuning_ros.evaluation.metrics import metric_for_task
+from ivtuning_ros.measure import percentiles_ms
 from ivtuning_ros.replay.ground_truth import GroundTruth
 from ivtuning_ros.types import Detections
 

@@ -30,15 +30,18 @@ from ivtuning_ros.ros.codec import (
     ImageDecodeError,
     check_message,
 )
+from ivtuning_ros.ros.outputs import MODALITY
 from ivtuning_ros.ros.params import NodeConfig, node_config
 from ivtuning_ros.ros.pipeline import (
+    FrameState,
     NodeModels,
-    ThermalMemo,
+    frame_error_key,
     load_node_models,
-    pair_inputs,
+    process_pair,
     resolve_checkpoint,
 )
 from ivtuning_ros.ros.sync import PairSynchronizer, SyncedPair
+from ivtuning_ros.timestamps import stamp_ns
 
 
 @dataclass
@@ -65,8 +68,7 @@ def run_offline(
     res = OfflineResult()
     clock = {"now": 0.0}
     started: dict[int, int] = {}  # RGB stamp -> wall time its message was read
-    last_rgb_hw: list[tuple[int, int] | None] = [None]
-    thermal_memo = ThermalMemo()
+    state = FrameState()
 
     def fail(key: str, why: str) -> None:
         res.errors[key] = res.errors.get(key, 0) + 1
@@ -74,30 +76,22 @@ def run_offline(
 
     def on_pair(pair: SyncedPair) -> None:
         t_begin = time.time_ns()
-        engine, predictor = models.for_pair(pair)
         try:
-            rgb, thermal01 = pair_inputs(
-                pair, cfg, engine.thermal_norm, last_rgb_hw[0], fail, thermal_memo
-            )
-        except ImageDecodeError as err:
-            fail(f"{err.what}_bad_input", str(err))
+            frame = process_pair(pair, cfg, models, state, fail)
+        except (ImageDecodeError, ValueError) as err:
+            fail(frame_error_key(err), str(err))
             return
-        if rgb is not None:
-            last_rgb_hw[0] = rgb.shape[:2]
-        try:
-            pred = predictor.predict(rgb, thermal01)
-        except ValueError as err:
-            fail("inference_error", str(err))
-            return
-        res.fallback_results += engine is not models.engine
+        for key, why in frame.frame_problems:
+            fail(key, why)
+        res.fallback_results += frame.fallback
         ref = pair.reference
-        modality = 0 if rgb is not None and thermal01 is not None else 1 if rgb is not None else 2
+        pred = frame.prediction
         took = time.time_ns() - t_begin
         # Offline "latency" is the processing time: dated from the RGB frame's log entry.
         record = OutputRecord(
             stamp_ns=ref.stamp_ns,
             receive_ns=started.get(ref.stamp_ns, t_begin) + took,
-            modalities=modality,
+            modalities=MODALITY[frame.modality],
             thermal_stamp_ns=pair.thermal.stamp_ns if pair.thermal is not None else 0,
             inference_ms=pred.timings_ms.get("total", float("nan")),
             detections=pred.detections,
@@ -105,7 +99,7 @@ def run_offline(
         )
         res.outputs.append(record)
         if on_result is not None:
-            on_result(record, rgb)
+            on_result(record, frame.rgb)
 
     sync = PairSynchronizer(
         cfg.sync, on_pair, clock=lambda: clock["now"], standalone=models.standalone_cameras
@@ -118,7 +112,7 @@ def run_offline(
         clock["now"] = t_ns / 1e9
         msg = deserialize_message(raw, msg_types[role])
         accepted = RGB_ENCODINGS if role == "rgb" else THERMAL_ENCODINGS
-        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        stamp = stamp_ns(msg.header.stamp)
         if role == "rgb":
             res.rgb_sent.append((stamp, time.time_ns()))
             started.setdefault(stamp, res.rgb_sent[-1][1])

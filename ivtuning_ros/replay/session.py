@@ -26,6 +26,7 @@ from ivtuning_ros.replay.options import (
     topic_candidates,
 )
 from ivtuning_ros.replay.report import file_hash, library_versions, render_table
+from ivtuning_ros.timestamps import stamp_ns
 from ivtuning_ros.types import CAMERAS
 
 
@@ -160,7 +161,7 @@ def _overlays(opts, topics, acc, gt, names) -> list[Path]:
         msg_type = message_class(stream.connections["rgb"].msgtype)
         for _, _, raw in stream.messages():
             msg = deserialize_message(raw, msg_type)
-            stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            stamp = stamp_ns(msg.header.stamp)
             if stamp not in wanted:
                 continue
             try:

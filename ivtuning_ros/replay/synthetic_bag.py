@@ -25,6 +25,7 @@ from ivtuning_ros.replay.bagio import COMPRESSED_TYPE, IMAGE_TYPE, open_writer, 
 from ivtuning_ros.replay.ground_truth import GT_FILENAME, GroundTruthWriter
 from ivtuning_ros.ros.codec import array_to_compressed, array_to_image
 from ivtuning_ros.ros.params import SPECS
+from ivtuning_ros.timestamps import ns_to_stamp
 from ivtuning_ros.types import CAMERAS
 
 # The node's default input topics (resolved in the root namespace): the bag plays into
@@ -73,10 +74,9 @@ def schedule(timing: StreamTiming, seconds: float, rng: np.random.Generator) -> 
 
 
 def stamped_header(stamp_ns: int, frame_id: str):
-    from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
-    return Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
+    return Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
 
 
 @dataclass(frozen=True)

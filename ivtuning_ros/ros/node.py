@@ -39,6 +39,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
+from ivtuning_ros.timestamps import ns_to_stamp, stamp_ns
 from ivtuning_ros.types import CAMERAS, Detections
 
 from . import outputs
@@ -62,33 +63,25 @@ from .diagnostics import (
 from .inputs import Input, InputNode
 from .middleware import use_large_image_profile
 from .params import SPECS, NodeConfig, descriptor, node_config, validate
-from .pipeline import FrameIdCheck, NodeModels, ThermalMemo, load_node_models, pair_inputs
+from .pipeline import (
+    FrameState,
+    NodeModels,
+    frame_error_key,
+    load_node_models,
+    process_pair,
+)
 from .slot import LatestSlot
 from .sync import PairSynchronizer, SyncedPair
 
 __all__ = ["IVTuningNode", "main"]
 
 NODE_NAME = "ivtuning_node"
-MODALITY = {
-    "both": DetectionArray.MODALITY_BOTH,
-    "rgb": DetectionArray.MODALITY_RGB_ONLY,
-    "thermal": DetectionArray.MODALITY_THERMAL_ONLY,
-}
+MODALITY = outputs.MODALITY
 BANNER = {MODALITY["both"]: "", MODALITY["rgb"]: "RGB ONLY", MODALITY["thermal"]: "THERMAL ONLY"}
 GIL_SWITCH_INTERVAL_S = 0.0005
 SYNC_POLL_S = 0.02  # how often lone frames are checked against sync_timeout
 DIAGNOSTICS_WINDOW_S = 5.0  # recent drops and transport loss are judged over this
 LOG_EVERY_S = 10.0  # repeated input problems are logged this often (all are counted)
-
-
-def stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def ns_to_stamp(ns: int):
-    from builtin_interfaces.msg import Time
-
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class IVTuningNode(LifecycleNode):
@@ -116,12 +109,12 @@ class IVTuningNode(LifecycleNode):
         self._inputs: InputNode | None = None
         self._pubs: dict[str, Any] = {}
         self._label_map_sent = False
-        self._last_rgb: tuple[tuple[int, int], str] | None = None  # (h, w), frame_id
-        self._thermal_memo = ThermalMemo()  # a thermal frame shared by several RGB frames
+        # the per-pair step's memory: last RGB size and frame, the thermal frame shared by
+        # several RGB frames, the frame ids seen
+        self._frame_state = FrameState()
         self._camera_info: CameraInfo | None = None
         self._logged: dict[str, float] = {}  # problem kind -> last log time
         self._anomaly_logged = False
-        self._frame_check = FrameIdCheck()
         self._warned_once: set[str] = set()
         self._activated_at = time.monotonic()
         self._count_window = CountWindow(DIAGNOSTICS_WINDOW_S)
@@ -246,7 +239,7 @@ class IVTuningNode(LifecycleNode):
             self._models.close()  # frees the model(s)
         self._models = None
         self._label_map_sent = False
-        self._thermal_memo = ThermalMemo()
+        self._frame_state = FrameState()
 
     # ---------------------------------------------------------------- wiring
     def _input_qos(self) -> QoSProfile:
@@ -382,52 +375,40 @@ class IVTuningNode(LifecycleNode):
                 continue
             try:
                 self._process(pair)
-            except ImageDecodeError as err:
-                self._count_bad(f"{err.what}_bad_input", str(err))
-            except ValueError as err:  # e.g. non-finite network output: frame dropped
-                self._count_bad("inference_error", str(err))
             except Exception as err:  # the node must outlive any single frame
-                self._count_bad("internal_error", f"{type(err).__name__}: {err}")
-                self.get_logger().error(traceback.format_exc())
+                key = frame_error_key(err)
+                if key is not None:
+                    self._count_bad(key, str(err))
+                else:
+                    self._count_bad("internal_error", f"{type(err).__name__}: {err}")
+                    self.get_logger().error(traceback.format_exc())
 
     def _process(self, pair: SyncedPair) -> None:
-        engine, predictor = self._models.for_pair(pair)
-        rgb, thermal01 = pair_inputs(
-            pair,
-            self.cfg,
-            engine.thermal_norm,
-            self._last_rgb[0] if self._last_rgb else None,
-            self._count_bad,
-            self._thermal_memo,
-        )
-        if rgb is not None:
-            self._last_rgb = (rgb.shape[:2], pair.rgb.msg.header.frame_id)
-            self._check_camera_info(rgb.shape[:2])
-        frame_ids = {cam: part.msg.header.frame_id for cam in CAMERAS
-                     if (part := getattr(pair, cam)) is not None}  # fmt: skip
-        for key, why in self._frame_check.problems(frame_ids):
+        frame = process_pair(pair, self.cfg, self._models, self._frame_state, self._count_bad)
+        if frame.rgb is not None:
+            self._check_camera_info(frame.rgb.shape[:2])
+        for key, why in frame.frame_problems:  # fused anyway: counted, warned once
             self.stats.count(key, why)
             if key not in self._warned_once:
                 self._warned_once.add(key)
                 self.get_logger().warning(f"{key}: {why} (counted on /diagnostics)")
-        header = self._output_header(pair)
-        t0 = time.perf_counter()
-        pred = predictor.predict(rgb, thermal01)
-        infer_s = time.perf_counter() - t0
-        if engine is not self._models.engine:
+        if frame.fallback:
             self.stats.count("fallback_results")
         # (degraded pairs are counted by the synchroniser that made them)
-        modality = MODALITY["both" if rgb is not None and thermal01 is not None else
-                            "rgb" if rgb is not None else "thermal"]  # fmt: skip
-        self._publish(pair, pred, header, modality, infer_s, rgb, thermal01)
+        header = self._output_header(pair)
+        modality = MODALITY[frame.modality]
+        self._publish(
+            pair, frame.prediction, header, modality, frame.infer_s, frame.rgb, frame.thermal01
+        )
         latency = (self.get_clock().now().nanoseconds - stamp_ns(header.stamp)) * 1e-9
-        self.stats.result(infer_s, latency)
+        self.stats.result(frame.infer_s, latency)
 
     def _output_header(self, pair: SyncedPair) -> Header:
         ref = pair.reference
         header = Header(stamp=ns_to_stamp(ref.stamp_ns), frame_id=ref.msg.header.frame_id)
-        if pair.rgb is None and self._last_rgb is not None:
-            header.frame_id = self._last_rgb[1]  # results are on the RGB camera's grid
+        last = self._frame_state.last_rgb
+        if pair.rgb is None and last is not None:
+            header.frame_id = last[1]  # results are on the RGB camera's grid
         return header
 
     def _check_camera_info(self, hw: tuple[int, int]) -> None:

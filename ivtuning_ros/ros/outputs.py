@@ -17,6 +17,9 @@ from ivtuning_ros.types import Detections
 
 from .codec import array_to_image
 
+# DetectionArray.modalities by the cameras a result saw (its MODALITY_* constants)
+MODALITY = {"both": 0, "rgb": 1, "thermal": 2}
+
 try:  # a ROS 2 install, or compat/vision_msgs built into the pip-only venv
     from vision_msgs.msg import (
         BoundingBox2D,

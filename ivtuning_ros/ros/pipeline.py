@@ -1,16 +1,18 @@
 """The node's per-pair steps as plain functions, shared with offline replay.
 
 `load_node_models` loads the checkpoint (and the fallback model) with the node's engine
-settings; `pair_inputs` turns a synchronised pair into model inputs exactly as the live
-node does (decode, thermal normalisation, thermal -> RGB geometry); `NodeModels.for_pair`
-picks the model that runs it. Offline replay (replay/offline.py) calls the same
-functions, so a bag replayed offline goes through the very code that runs on the robot.
+settings; `process_pair` is the per-pair step: `pair_inputs` turns a synchronised pair
+into model inputs (decode, thermal normalisation, thermal -> RGB geometry),
+`NodeModels.for_pair` picks the model, its Predictor predicts. The node and offline
+replay (replay/offline.py) both call `process_pair`, so a bag replayed offline goes
+through the very code that runs on the robot.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,26 +141,78 @@ class FrameIdCheck:
         return out
 
 
-def node_predictor(engine, cfg: NodeConfig):
-    """A Predictor on a view of `engine` whose thermal norm is the identity (thermal
-    arrives normalised from `pair_inputs`), with the configured thresholds."""
-    from ivtuning_ros.engine.engine import Engine
+def node_predictor(engine: Engine, cfg: NodeConfig) -> Predictor:
+    """The engine's Predictor with the configured thresholds and the identity thermal
+    norm: thermal arrives already normalised from `pair_inputs`."""
     from ivtuning_ros.engine.predictor import Predictor
 
-    view = Engine(
-        engine.backend,
-        replace(engine.info, thermal_norm=IDENTITY_NORM),
-        engine.key,
-        engine.artifact,
-        engine.built,
-        engine.reason,
-    )
     return Predictor(
-        view,
+        engine,
         score_threshold=cfg.score_threshold_for(engine.info.score_threshold),
         iou_threshold=float(cfg.nms_iou),
         max_detections=int(cfg.max_detections),
+        thermal_norm=IDENTITY_NORM,
     )
+
+
+@dataclass
+class FrameState:
+    """What the per-pair step remembers between pairs."""
+
+    last_rgb: tuple[tuple[int, int], str] | None = None  # (h, w), frame_id of the last RGB
+    thermal_memo: ThermalMemo = field(default_factory=lambda: ThermalMemo())
+    frame_ids: FrameIdCheck = field(default_factory=lambda: FrameIdCheck())
+
+
+@dataclass
+class FrameResult:
+    """One pair's way through the model: the inputs it got and the prediction."""
+
+    rgb: np.ndarray | None  # uint8 RGB
+    thermal01: np.ndarray | None  # [0, 1] on the RGB grid
+    prediction: Any  # engine.predictor.Prediction
+    modality: str  # "both", "rgb" or "thermal": the cameras the result saw
+    fallback: bool  # made by the fallback model
+    infer_s: float  # Predictor.predict wall time
+    frame_problems: list[tuple[str, str]]  # (count key, why): fused anyway
+
+
+def process_pair(
+    pair: SyncedPair,
+    cfg: NodeConfig,
+    models: NodeModels,
+    state: FrameState,
+    count: Callable[[str, str], None],
+) -> FrameResult:
+    """The per-pair step of the node and of offline replay (no rclpy): decode, normalise
+    and register, pick the model, predict. Raises ImageDecodeError (a frame to drop,
+    naming the camera) or ValueError (inference failed, e.g. non-finite outputs):
+    `frame_error_key` names the counter either goes to."""
+    engine, predictor = models.for_pair(pair)
+    last_hw = state.last_rgb[0] if state.last_rgb else None
+    rgb, thermal01 = pair_inputs(pair, cfg, engine.thermal_norm, last_hw, count, state.thermal_memo)
+    if rgb is not None:
+        state.last_rgb = (rgb.shape[:2], pair.rgb.msg.header.frame_id)
+    frame_ids = {cam: part.msg.header.frame_id for cam in CAMERAS
+                 if (part := getattr(pair, cam)) is not None}  # fmt: skip
+    problems = state.frame_ids.problems(frame_ids)
+    t0 = time.perf_counter()
+    pred = predictor.predict(rgb, thermal01)
+    infer_s = time.perf_counter() - t0
+    modality = "both" if rgb is not None and thermal01 is not None else (
+        "rgb" if rgb is not None else "thermal")  # fmt: skip
+    return FrameResult(
+        rgb, thermal01, pred, modality, engine is not models.engine, infer_s, problems
+    )
+
+
+def frame_error_key(err: Exception) -> str | None:
+    """The counter a per-pair failure goes to; None for an unexpected error (a bug)."""
+    if isinstance(err, ImageDecodeError):
+        return f"{err.what}_bad_input"
+    if isinstance(err, ValueError):  # e.g. non-finite network output: frame dropped
+        return "inference_error"
+    return None
 
 
 def resolve_checkpoint(path: str) -> Path:

@@ -27,11 +27,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
+from ivtuning_ros.timestamps import ns_to_stamp, stamp_ns
 
 from . import outputs
 from .codec import array_to_image
 from .inputs import bare_node
-from .node import ns_to_stamp, stamp_ns
 
 
 class NodeProbe:

@@ -51,12 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ivtuning_ros.bench.common import write_json
     from ivtuning_ros.data.dataset import open_dataset
     from ivtuning_ros.engine.config import EngineConfig
     from ivtuning_ros.engine.engine import load_engine
     from ivtuning_ros.engine.predictor import Predictor
     from ivtuning_ros.evaluation.evaluate import evaluate_predictor, format_table
+    from ivtuning_ros.measure import write_json
 
     samples = open_dataset(args.data, args.format, split=args.split, skip_bad=args.skip_bad)
     if args.blocks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ivtuning_ros.bench.common import write_json
+from ivtuning_ros.measure import write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
