@@ -84,7 +84,7 @@ def test_eval_matches_classes_by_name(tmp_path):
 def test_bench_tuning_real_config_trains_and_tests_on_block_parts(tmp_path):
     """`bench tuning --data real`: every mode's config parses; its test splits are the
     test blocks and their night pairs."""
-    from ivtuning_ros.bench.tuning import bench_config, learning_rates, run_specs
+    from ivtuning_ros.bench.tuning.recipe import bench_config, learning_rates, run_specs
     from ivtuning_ros.tools.cli import build_parser
     from ivtuning_ros.train.config import parse_source
     from ivtuning_ros.train.data import open_source

@@ -2,15 +2,17 @@
 
 import pytest
 
-from ivtuning_ros.bench.tuning import (
-    AVERAGED,
-    DEGRADED,
+from ivtuning_ros.bench.tuning.recipe import (
     LEARNING_RATES,
     PRESET_LEARNING_RATES,
     bench_config,
+    learning_rates,
+)
+from ivtuning_ros.bench.tuning.results import (
+    AVERAGED,
+    DEGRADED,
     combine_seeds,
     format_table,
-    learning_rates,
     merge_reports,
     paired_by_seed,
     targets,
@@ -216,7 +218,7 @@ def test_thermal_optics_reach_every_split_and_are_checked(tmp_path, capsys):
 def test_fusion_modes_train_with_the_shipped_dropout_unless_told_otherwise():
     """Default 0.1 where a two-camera mode trains, none for single-camera runs (their
     reports then join fusion runs with --merge); an explicit 0 turns it off."""
-    from ivtuning_ros.bench.tuning import MODALITY_DROPOUT, modality_dropout
+    from ivtuning_ros.bench.tuning.recipe import MODALITY_DROPOUT, modality_dropout
 
     assert MODALITY_DROPOUT == 0.1
     assert modality_dropout(None, ["ivtuning", "thermal_only"]) == MODALITY_DROPOUT

@@ -392,6 +392,10 @@ def _size_group(args, phase: Phase, predictor, frames, size, transport, asked, c
     return group
 
 
+def _at_most(rate_hz: float, value: float, limit: float) -> dict:
+    return {"rate_hz": rate_hz, "value": round(value, 4), "limit": limit, "met": value <= limit}
+
+
 def _targets(groups: list[dict]) -> dict:
     """The issue's targets, for 1280x720 raw frames where measured: loss <= 1% at 1x the
     sustainable rate; at 30 Hz no loss beyond the latest-only policy's (<= 5%); node p50
@@ -403,25 +407,19 @@ def _targets(groups: list[dict]) -> dict:
         s = g["sustainable_rate_hz"]
         at_1x = min(g["rates"], key=lambda r: abs(r["rate_hz"] - s))
         if abs(at_1x["rate_hz"] - s) <= 0.15 * s:
-            out["loss_at_1x_sustainable"] = {
-                "rate_hz": at_1x["rate_hz"], "value": round(at_1x["loss"], 4),
-                "limit": TARGET_LOSS_AT_SUSTAINABLE,
-                "met": at_1x["loss"] <= TARGET_LOSS_AT_SUSTAINABLE,
-            }  # fmt: skip
+            out["loss_at_1x_sustainable"] = _at_most(
+                at_1x["rate_hz"], at_1x["loss"], TARGET_LOSS_AT_SUSTAINABLE
+            )
         fast = [r for r in g["rates"] if abs(r["rate_hz"] - TARGET_RATE_HZ) < 0.5]
         if fast:
-            r = fast[0]
-            out["loss_except_superseded_at_30hz"] = {
-                "rate_hz": r["rate_hz"], "value": round(r["loss_except_superseded"], 4),
-                "limit": LOSS_LIMIT, "met": r["loss_except_superseded"] <= LOSS_LIMIT,
-            }  # fmt: skip
+            out["loss_except_superseded_at_30hz"] = _at_most(
+                fast[0]["rate_hz"], fast[0]["loss_except_superseded"], LOSS_LIMIT
+            )
         below = [r for r in g["rates"] if r["rate_hz"] <= 0.75 * s and r["received"]]
         if below:
-            r = below[0]
-            out["p50_vs_bare_at_rate_below_sustainable"] = {
-                "rate_hz": r["rate_hz"], "value": round(r["p50_over_bare_at_rate"], 3),
-                "limit": TARGET_P50_RATIO, "met": r["p50_over_bare_at_rate"] <= TARGET_P50_RATIO,
-            }  # fmt: skip
+            out["p50_vs_bare_at_rate_below_sustainable"] = _at_most(
+                below[0]["rate_hz"], below[0]["p50_over_bare_at_rate"], TARGET_P50_RATIO
+            )
     return out
 
 
