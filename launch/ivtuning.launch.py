@@ -63,6 +63,12 @@ def generate_launch_description() -> LaunchDescription:
             "manager (e.g. nav2_lifecycle_manager).",
         ),
     ]
+    # the camera remaps, for the node and for rviz2 (whose layout names relative topics)
+    camera_remaps = [
+        ("rgb/image_raw", LaunchConfiguration("rgb_image")),
+        ("thermal/image_raw", LaunchConfiguration("thermal_image")),
+        ("rgb/camera_info", LaunchConfiguration("rgb_camera_info")),
+    ]
     node = Node(
         package=PACKAGE,
         executable="ivtuning_node",
@@ -75,11 +81,7 @@ def generate_launch_description() -> LaunchDescription:
                 "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],
-        remappings=[
-            ("rgb/image_raw", LaunchConfiguration("rgb_image")),
-            ("thermal/image_raw", LaunchConfiguration("thermal_image")),
-            ("rgb/camera_info", LaunchConfiguration("rgb_camera_info")),
-        ],
+        remappings=camera_remaps,
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
         output="screen",
         emulate_tty=True,
@@ -90,6 +92,7 @@ def generate_launch_description() -> LaunchDescription:
         name="rviz2",
         namespace=LaunchConfiguration("namespace"),
         arguments=["-d", LaunchConfiguration("rviz_config")],
+        remappings=camera_remaps,
         parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
         condition=IfCondition(LaunchConfiguration("use_rviz")),
         output="screen",

@@ -165,10 +165,27 @@ def test_launch_file_names_an_executable_and_files_that_exist():
         assert topic in {SPECS[k].default for k in SPECS if k.endswith("_topic")}
 
 
-def test_rviz_layout_shows_inputs_overlay_and_mask():
+def test_rviz_layout_shows_the_nodes_topics_under_its_namespace_and_remaps():
+    """Every rviz topic is relative and one the node subscribes or publishes; the launch
+    file starts rviz2 in the node's namespace with the node's camera remaps, so a
+    namespaced or remapped node still fills every panel."""
     cfg = yaml.safe_load((ROOT / "config" / "ivtuning.rviz").read_text())
     topics = [d["Topic"]["Value"] for d in cfg["Visualization Manager"]["Displays"]]
-    assert topics == ["/rgb/image_raw", "/thermal/image_raw", "/overlay", "/mask_color"]
+    assert topics == ["rgb/image_raw", "thermal/image_raw", "overlay", "mask_color"]
+    inputs = {SPECS[k].default for k in SPECS if k.endswith("_topic")}
+    outputs = {"detections", "vision_detections", "overlay", "mask", "mask_color", "label_map"}
+    assert all(not t.startswith("/") and t in inputs | outputs for t in topics)
+    tree = ast.parse((ROOT / "launch" / "ivtuning.launch.py").read_text())
+    nodes = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"
+    ]
+    kwargs = [{kw.arg: ast.dump(kw.value) for kw in n.keywords} for n in nodes]
+    assert len(kwargs) == 2 and kwargs[0]["namespace"] == kwargs[1]["namespace"]
+    assert (
+        kwargs[0]["remappings"]
+        == kwargs[1]["remappings"]
+        == ast.dump(ast.Name("camera_remaps", ast.Load()))
+    )
 
 
 def test_thermal_norm_by_encoding_preset_or_checkpoint():
