@@ -5,6 +5,7 @@ The full model goes through the same backends in test_engine_onnxruntime.py; her
 small module keeps the torch.compile parity check (inductor compiles in ~15 s) cheap.
 """
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -108,8 +109,9 @@ def test_precision_checks_name_the_alternative():
         TorchBackend(SmallDetector(), HW, precision="fp16")
     with pytest.raises(ValueError, match="tensorrt"):
         TorchBackend(SmallDetector(), HW, precision="int8")
-    with pytest.raises(ValueError, match="fp32 only"):
+    with pytest.raises(ValueError, match=r"runs fp32 or int8 .* tensorrt backend"):
         ort_backend.check_precision("fp16")
+    ort_backend.check_precision("int8")
 
 
 def test_engine_config_validation(monkeypatch, tmp_path):
@@ -193,6 +195,49 @@ def test_build_verification_refuses_an_engine_that_disagrees(module, tmp_path):
     other = SmallDetector().eval()  # same architecture, different BN statistics
     with pytest.raises(RuntimeError, match="disagrees with torch eager"):
         verify_against_module(backend, other, info, "fp32", "cpu")
+
+
+def test_onnxruntime_int8_engine_is_quantised_and_close_to_fp32(module, inputs, tmp_path):
+    """A tiny int8 engine: static QDQ quantisation calibrated on pairs, checked against
+    the fp32 module with the int8 tolerance the engine build uses."""
+    import onnx
+
+    from ivtuning_ros.engine.engine import EngineInfo, verify_against_module
+    from ivtuning_ros.preprocess import THERMAL_PRESETS
+
+    rgb, thermal = inputs
+    calibration = [(torch.from_numpy(rgb[i : i + 1]), torch.from_numpy(thermal[i : i + 1]))
+                   for i in range(len(rgb))]  # fmt: skip
+    path = tmp_path / "int8.onnx"
+    ort_backend.build(module, HW, path, calibration)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert not (tmp_path / "int8.fp32.onnx").exists()
+    backend = ort_backend.OnnxRuntimeBackend(path, HW)
+    info = EngineInfo("detection", ("a", "b", "c"), HW, THERMAL_PRESETS["agc8"])
+    error = verify_against_module(backend, module, info, "int8", "cpu")
+    assert 0 < error < 0.25  # quantised (not bit-exact), yet within the int8 tolerance
+    with pytest.raises(ValueError, match="calibration pairs"):
+        ort_backend.build(module, HW, tmp_path / "none.onnx", [])
+
+
+def test_calibration_folder_errors_name_it(tmp_path):
+    from ivtuning_ros.engine.calibration import calibration_batches, calibration_pairs
+    from ivtuning_ros.preprocess import THERMAL_PRESETS
+
+    with pytest.raises(FileNotFoundError, match=r"calibration folder .*nowhere does not exist"):
+        calibration_pairs(tmp_path / "nowhere")
+    (tmp_path / "vi").mkdir()
+    (tmp_path / "ir").mkdir()
+    with pytest.raises(ValueError, match=r"no same-named images in vi/ and ir/"):
+        calibration_pairs(tmp_path)
+    cv2.imwrite(str(tmp_path / "vi" / "a.png"), np.zeros((16, 16, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "ir" / "a.png"), np.zeros((16, 16), np.uint8))
+    with pytest.raises(ValueError, match=r"a\.png is too small \(16x16"):
+        list(calibration_batches(tmp_path, HW, THERMAL_PRESETS["agc8"], 4))
+    (tmp_path / "ir" / "a.png").write_bytes(b"broken")
+    with pytest.raises(ValueError, match="cannot read calibration pair"):
+        list(calibration_batches(tmp_path, HW, THERMAL_PRESETS["agc8"], 4))
 
 
 def test_closed_backend_refuses_to_run(module):

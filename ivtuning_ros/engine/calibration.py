@@ -1,9 +1,9 @@
 """Calibration images for int8 engines, read from a folder of registered RGB-T pairs.
 
-Layout: `<dir>/visible/` + `<dir>/infrared/` (LLVIP style) or `<dir>/rgb/` +
-`<dir>/thermal/`, files paired by name stem. Thermal images may be 8- or 16-bit; they go
-through the checkpoint's ThermalNorm exactly as in the node, so the calibrated ranges
-match what the engine will see.
+Layout: `<dir>/visible/` + `<dir>/infrared/` (LLVIP style), `<dir>/vi/` + `<dir>/ir/`
+(MSRS) or `<dir>/rgb/` + `<dir>/thermal/`, files paired by name stem. Thermal images
+may be 8- or 16-bit; they go through the checkpoint's ThermalNorm exactly as in the node,
+so the calibrated ranges match what the engine will see.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import torch
 
 from ivtuning_ros.preprocess import ThermalNorm, prepare_pair
 
+MIN_SIDE = 32  # smaller images are no sample of what a camera sends
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-LAYOUTS = (("visible", "infrared"), ("rgb", "thermal"))
+LAYOUTS = (("visible", "infrared"), ("vi", "ir"), ("rgb", "thermal"))
 
 
 def calibration_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
@@ -39,8 +40,11 @@ def calibration_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
                     f"{rgb_name}/ and {th_name}/"
                 )
             return pairs
+    if not folder.is_dir():
+        raise FileNotFoundError(f"calibration folder {folder} does not exist")
     raise FileNotFoundError(
-        f"calibration folder {folder} needs visible/ + infrared/ or rgb/ + thermal/ subfolders"
+        f"calibration folder {folder} needs visible/ + infrared/, vi/ + ir/ or rgb/ + "
+        "thermal/ subfolders"
     )
 
 
@@ -53,6 +57,12 @@ def calibration_batches(
         thermal = cv2.imread(str(th_path), cv2.IMREAD_UNCHANGED)
         if bgr is None or thermal is None:
             raise ValueError(f"cannot read calibration pair {rgb_path} / {th_path}")
+        if min(bgr.shape[:2]) < MIN_SIDE or min(thermal.shape[:2]) < MIN_SIDE:
+            raise ValueError(
+                f"calibration pair {rgb_path} / {th_path} is too small "
+                f"({bgr.shape[1]}x{bgr.shape[0]}, {thermal.shape[1]}x{thermal.shape[0]}): "
+                f"give camera-sized images (>= {MIN_SIDE} px a side)"
+            )
         if thermal.ndim == 3:
             thermal = cv2.cvtColor(thermal, cv2.COLOR_BGR2GRAY)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -320,19 +320,19 @@ def _cached_engine(
     def build(tmp: Path) -> dict[str, Any]:
         with build_progress(log, f"{backend} {cfg.precision} engine for {path.name}"):
             module = _inference_module(path)
-            if backend == "onnxruntime":
-                mod.build(module, info.input_hw, tmp)
-            else:
-                batches = None
-                if cfg.precision == "int8":
-                    from ivtuning_ros.engine.calibration import calibration_batches
+            batches = None
+            if cfg.precision == "int8":
+                from ivtuning_ros.engine.calibration import calibration_batches
 
-                    batches = list(
-                        calibration_batches(
-                            cfg.calibration_dir, info.input_hw, info.thermal_norm,
-                            cfg.calibration_images,
-                        )
-                    )  # fmt: skip
+                batches = list(
+                    calibration_batches(
+                        cfg.calibration_dir, info.input_hw, info.thermal_norm,
+                        cfg.calibration_images,
+                    )
+                )  # fmt: skip
+            if backend == "onnxruntime":
+                mod.build(module, info.input_hw, tmp, batches)
+            else:
                 mod.build(module, info.input_hw, tmp, cfg.precision, device, batches)
             backend_obj = load(tmp)
             try:

@@ -53,11 +53,18 @@ SPECS: dict[str, Spec] = {
         "Inference backend; auto = TensorRT with a GPU, else ONNX Runtime, else torch.",
         choices=("auto", "tensorrt", "onnxruntime", "torch"),
     ),
-    "precision": Spec("fp32", "Engine precision.", choices=("fp32", "fp16", "int8")),
+    "precision": Spec(
+        "fp32",
+        "Engine precision: fp32; int8 (ONNX Runtime on CPUs, TensorRT on NVIDIA; needs "
+        "int8_calibration_dir); fp16 (TensorRT, torch on CUDA).",
+        choices=("fp32", "fp16", "int8"),
+    ),
     "device": Spec("auto", "Torch device for the torch/TensorRT backends (auto, cpu, cuda:0)."),
     "cache_dir": Spec("", "Engine cache folder; empty = the engine's default (~/.cache)."),
     "int8_calibration_dir": Spec(
-        "", "Folder of calibration images, needed for precision int8 (TensorRT)."
+        "",
+        "Registered RGB-T pairs (visible/ + infrared/, vi/ + ir/ or rgb/ + thermal/) that "
+        "calibrate an int8 engine; part of its cache key.",
     ),
     "warmup_runs": Spec(
         3, "Inference passes run at configure before the node is ready.", range=(0, 100)

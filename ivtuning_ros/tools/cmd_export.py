@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--num-threads", type=int, default=0, help="0 = one per core")
-    p.add_argument("--calibration-dir", type=Path, default=None, help="images for int8")
+    p.add_argument(
+        "--calibration", "--calibration-dir", dest="calibration_dir", type=Path, default=None,
+        help="registered RGB-T pairs (visible/ + infrared/, vi/ + ir/ or rgb/ + thermal/) "
+        "that calibrate an int8 engine",
+    )  # fmt: skip
     p.add_argument("--warmup-runs", type=int, default=1, help="test runs after the build")
     p.set_defaults(func=run)
 
