@@ -36,6 +36,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--compile", action="store_true", help="also time the torch.compile'd torch backend"
     )
     p.add_argument("--ort-profile", action="store_true", help="ONNX Runtime time per operator type")
+    p.add_argument(
+        "--checkpoint", type=Path, default=None,
+        help="a trained checkpoint (e.g. models/default.safetensors) instead of the preset's "
+        "untrained weights: needed for the accuracy column",
+    )  # fmt: skip
+    p.add_argument(
+        "--int8-calibration", type=Path, default=None, metavar="DIR",
+        help="registered RGB-T pairs that calibrate the ONNX Runtime int8 engine (default: "
+        "the real MSRS train folder when present; int8 is skipped without one)",
+    )  # fmt: skip
+    p.add_argument(
+        "--accuracy", action="store_true",
+        help="also score every CPU precision (mAP50) on the real MSRS test blocks",
+    )  # fmt: skip
+    p.add_argument("--real-data", default=None, help="MSRS folder (default: IVTUNING_REAL_DATA)")
     p.set_defaults(func=run)
 
 
@@ -109,7 +124,42 @@ def _save_default_checkpoint(preset: str, folder: Path) -> tuple[Path, torch.nn.
     return path, model.inference_module().eval()
 
 
-def available_backends(compile_too: bool) -> list[tuple[str, dict]]:
+def int8_calibration(args: argparse.Namespace) -> Path | None:
+    """The folder that calibrates the int8 engine: asked for, else MSRS's train folder."""
+    if args.int8_calibration is not None:
+        return args.int8_calibration
+    from ivtuning_ros.data.real import missing_reason, real_data_root
+
+    if missing_reason(args.real_data) is None:
+        return real_data_root(args.real_data) / "train"
+    print("bench engine: onnxruntime int8 skipped: no --int8-calibration and no real data")
+    return None
+
+
+def accuracy(engines: dict, real_data: str | None) -> dict[str, dict]:
+    """mAP50 of each CPU engine on the real MSRS test blocks, through the node's Predictor."""
+    from ivtuning_ros.data.dataset import open_dataset
+    from ivtuning_ros.data.real import missing_reason, real_data_root
+    from ivtuning_ros.data.splits import BlockSplit, block_part
+    from ivtuning_ros.engine.predictor import Predictor
+    from ivtuning_ros.evaluation.evaluate import evaluate_predictor
+
+    problem = missing_reason(real_data)
+    if problem:
+        raise FileNotFoundError(f"--accuracy: {problem}")
+    test = block_part(open_dataset(real_data_root(real_data), "msrs", "train+test"),
+                      BlockSplit(), "test")  # fmt: skip
+    out = {}
+    for label, engine in engines.items():
+        if label.startswith("onnxruntime"):
+            report = evaluate_predictor(Predictor(engine, score_threshold=0.001), test,
+                                        progress=False)  # fmt: skip
+            out[label] = {"map50": report["metrics"]["map50"], "map": report["metrics"]["map"],
+                          "images": report["images"]}  # fmt: skip
+    return out
+
+
+def available_backends(compile_too: bool, calibration: Path | None) -> list[tuple[str, dict]]:
     """(label, EngineConfig overrides) of each backend that can run on this machine."""
     from ivtuning_ros.engine.backends import tensorrt
 
@@ -117,6 +167,9 @@ def available_backends(compile_too: bool) -> list[tuple[str, dict]]:
     if compile_too:
         out.append(("torch compile", {"backend": "torch", "torch_compile": True}))
     out.append(("onnxruntime", {"backend": "onnxruntime"}))
+    if calibration is not None:
+        out.append(("onnxruntime int8", {"backend": "onnxruntime", "precision": "int8",
+                                         "calibration_dir": calibration}))  # fmt: skip
     ok, why = tensorrt.available()
     if ok:
         out.append(("tensorrt fp32", {"backend": "tensorrt"}))
@@ -137,11 +190,19 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {"machine": machine_info(), "preset": args.preset, "runs": args.runs}
     # Other processes skew CPU timings: record how busy the machine was.
     report["load_average_before"] = os.getloadavg()
+    calibration = int8_calibration(args)
     with tempfile.TemporaryDirectory(prefix="ivtuning-bench-") as tmp:
-        ckpt, module = _save_default_checkpoint(args.preset, Path(tmp))
+        if args.checkpoint is not None:
+            from ivtuning_ros.model.checkpoint import load_checkpoint
+
+            ckpt = args.checkpoint
+            module = load_checkpoint(ckpt)[0].inference_module().eval()
+        else:
+            ckpt, module = _save_default_checkpoint(args.preset, Path(tmp))
+        report["checkpoint"] = str(args.checkpoint or f"untrained {args.preset}")
         engines = {}
         builds = {}
-        for label, overrides in available_backends(args.compile):
+        for label, overrides in available_backends(args.compile, calibration):
             cfg = EngineConfig(
                 cache_dir=Path(tmp) / "cache", warmup_runs=args.warmup,
                 num_threads=args.threads, **overrides,
@@ -165,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
                     t0 = time.perf_counter()
                     engine.run(rgb, thermal)
                     samples[label].append(time.perf_counter() - t0)
+        if args.accuracy:
+            report["accuracy"] = accuracy(engines, args.real_data)
         for engine in engines.values():
             engine.close()
         peak = max(peak_before, matmul_flops_per_s())  # before and after: the less disturbed
@@ -194,6 +257,10 @@ def run(args: argparse.Namespace) -> int:
     if "onnxruntime" in results:
         eager = results["torch eager"]["p50_ms"]
         report["onnxruntime_speedup_vs_eager_p50"] = eager / results["onnxruntime"]["p50_ms"]
+    if "onnxruntime int8" in results:
+        fp32 = results["onnxruntime"]["p50_ms"]
+        int8 = results["onnxruntime int8"]["p50_ms"]
+        report["int8_speedup_vs_onnxruntime_fp32_p50"] = fp32 / int8
 
     bound = report["lower_bound_ms"]
     print(f"\nload average before/after: {report['load_average_before'][0]:.1f} / "
@@ -211,6 +278,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"onnxruntime vs torch eager at p50: {report['onnxruntime_speedup_vs_eager_p50']:.2f}x"
         )
+    if "int8_speedup_vs_onnxruntime_fp32_p50" in report:
+        speedup = report["int8_speedup_vs_onnxruntime_fp32_p50"]
+        print(f"onnxruntime int8 vs fp32 at p50: {speedup:.2f}x")
+    for label, acc in report.get("accuracy", {}).items():
+        print(f"mAP50 on the real test blocks, {label}: {acc['map50']:.4f} ({acc['images']} pairs)")
     for op, p in list(report.get("ort_profile", {}).items())[:10]:
         print(f"  ort {op:<24}{p['ms_per_run']:>8.2f} ms {p['share']:>7.1%}  x{p['nodes']}")
     write_json(args.json, report)
