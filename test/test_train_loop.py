@@ -167,3 +167,33 @@ def test_init_checkpoint_carries_trained_weights_and_class_rows_by_name(tmp_path
     train(parse_train_config(cfg), tmp_path / "tuned", progress=False)
     metrics = json.loads((tmp_path / "tuned" / "metrics.json").read_text())
     assert metrics["init"]["classes_carried"] == names and not metrics["init"]["tensors_skipped"]
+
+
+def test_train_extra_pools_another_source_with_its_classes_matched_by_name(tmp_path):
+    """A second training source joins the first; its classes map to the model's by name
+    and a class the model lacks (dog, for a person/car/bicycle model) is left out."""
+    from ivtuning_ros.data.classes import Relabeled
+    from ivtuning_ros.train.config import parse_train_config as parse
+    from ivtuning_ros.train.data import build_splits
+    from ivtuning_ros.train.trainer import _match_classes
+
+    raw = tiny(tmp_path / "cache", epochs=1)
+    extra = {"synthetic": {"conditions": ["dense_fog"], "count": 6, "seed": 9, "size": [96, 64]}}
+    raw["data"]["train_extra"] = [extra]
+    train(parse(raw), tmp_path / "run", progress=False)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train_pairs"] == 12 + 6  # 16 minus a quarter for validation, plus 6
+    cfg = parse(raw)
+    model_cfg = cfg.model.resolve().replace(class_names=("person", "car", "bicycle"))
+    names = cfg.model.resolve().class_names
+    splits = build_splits(cfg.data, progress=False)
+    with pytest.raises(ValueError, match="class names differ"):  # the main source: exact
+        _match_classes(model_cfg, splits)
+    splits.class_names["detection"] = ("person", "car", "bicycle")  # as if it had no dogs
+    pooled = _match_classes(model_cfg, splits).train
+    extra_part = pooled.datasets[1]
+    assert isinstance(extra_part, Relabeled) and extra_part.cmap.unmatched_data == ("dog",)
+    dogs = names.index("dog")
+    raw_labels = [int(c) for s in splits.train_extra[0] for c in s.labels]
+    kept = [int(c) for i in range(len(extra_part)) for c in extra_part[i].labels]
+    assert len(kept) == len([c for c in raw_labels if c != dogs]) and max(kept) < 3

@@ -117,6 +117,10 @@ class DataSection:
     augment_min_crop: float = 0.8  # smallest crop side (a share of the image): zoom up to 1/x
     cache_dir: str | None = None  # where synthetic sources are rendered (default: user cache)
     block_split: BlockSplit = field(default_factory=BlockSplit)  # for sources with blocks:
+    # more training sources, pooled with train (detection: their classes are matched to
+    # the model's by name, boxes of classes it lacks dropped), e.g. synthetic scenes
+    # beside real ones
+    train_extra: tuple[SourceSection, ...] = ()
 
     def __post_init__(self) -> None:
         if self.train.fraction is not None:
@@ -128,6 +132,8 @@ class DataSection:
         fractions = sum(s.fraction or 0.0 for s in (self.val, self.test) if s is not None)
         if fractions >= 1.0:
             raise ValueError(f"val + test fractions leave no training data ({fractions})")
+        if any(src.fraction is not None for src in self.train_extra):
+            raise ValueError("train_extra: a fraction only makes sense for val and test")
         if not 0.0 < self.augment_min_crop <= 1.0:
             raise ValueError(f"augment_min_crop must lie in (0, 1], got {self.augment_min_crop}")
 

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,7 @@ class Splits:
     val: Sequence[RGBTSample]
     test: Sequence[RGBTSample] | None
     class_names: dict[str, tuple[str, ...]]  # task -> class names of the training source
+    train_extra: list[Sequence[RGBTSample]] = field(default_factory=list)  # pooled with train
 
 
 def build_splits(data: DataSection, render: bool = True, progress: bool = True) -> Splits:
@@ -112,7 +113,7 @@ def build_splits(data: DataSection, render: bool = True, progress: bool = True) 
     wait for rank 0 to render them)."""
     cache = Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_dir()
     if not render:
-        for src in (data.train, data.val, data.test):
+        for src in (data.train, data.val, data.test, *data.train_extra):
             if src is not None and src.synthetic is not None:
                 folder = synthetic_folder(src.synthetic, cache)
                 if not (folder / "annotations").is_dir():
@@ -136,4 +137,8 @@ def build_splits(data: DataSection, render: bool = True, progress: bool = True) 
         raise ValueError(f"no training pairs left after holding out {taken} for val/test")
     if len(held["val"]) == 0:
         raise ValueError("the validation split is empty")
-    return Splits(train, held["val"], held["test"], names)
+    extra = [
+        open_source(src, cache, data.skip_bad, progress, data.block_split)
+        for src in data.train_extra
+    ]
+    return Splits(train, held["val"], held["test"], names, extra)

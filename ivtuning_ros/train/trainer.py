@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Sampler
 from tqdm import tqdm
 
 from ivtuning_ros.data.classes import Relabeled, match_classes
@@ -226,6 +226,12 @@ def evaluate_model(
     return metric.compute()
 
 
+def _refuse_extra(splits: Splits, task: str) -> Splits:
+    if splits.train_extra:
+        raise ValueError(f"data.train_extra pools detection data; this model's task is {task}")
+    return splits
+
+
 def _match_classes(model_cfg: ModelConfig, splits: Splits) -> Splits:
     """The splits with their labels in the model's class ids, matched by name (a data
     set may number the same classes in another order); segmentation and saliency
@@ -237,20 +243,29 @@ def _match_classes(model_cfg: ModelConfig, splits: Splits) -> Splits:
             f"{', '.join(data_names) or 'no'} targets"
         )
     if task == "saliency":
-        return splits
+        return _refuse_extra(splits, task)
     if task != "detection":
         if tuple(data_names[task]) != tuple(model_cfg.class_names):
             raise ValueError(
                 f"class names differ: model {list(model_cfg.class_names)} vs training data "
                 f"{list(data_names[task])} (same names in the same order are needed)"
             )
-        return splits
+        return _refuse_extra(splits, task)
     cmap = match_classes(data_names[task], model_cfg.class_names, exact=True, what="training data")
-    if cmap.identity:
-        return splits
     relabel = partial(Relabeled, cmap=cmap)
-    test = relabel(splits.test) if splits.test is not None else None
-    return Splits(relabel(splits.train), relabel(splits.val), test, splits.class_names)
+    train, val = splits.train, splits.val
+    test = splits.test
+    if not cmap.identity:
+        train, val = relabel(train), relabel(val)
+        test = relabel(test) if test is not None else None
+    if splits.train_extra:
+        pooled = [train]
+        for extra in splits.train_extra:  # another data set's classes, matched by name
+            names = getattr(extra, "class_names", None) or data_names[task]
+            emap = match_classes(names, model_cfg.class_names, exact=False, what="train_extra")
+            pooled.append(Relabeled(extra, emap))
+        train = ConcatDataset(pooled)
+    return Splits(train, val, test, splits.class_names)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
