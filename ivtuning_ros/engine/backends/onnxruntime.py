@@ -9,8 +9,8 @@ int8: static quantisation of that graph (onnxruntime.quantization, QDQ format, i
 weights per output channel, uint8 activations: the u8s8 kernels that x86 VNNI runs),
 its activation ranges calibrated on registered RGB-T pairs preprocessed as the node
 does. What the measurements chose (docs/benchmarks.md, "int8 on the CPU"): only the
-convolutions and matrix products are quantised (`QUANTIZED_OPS`: they are the time; the
-rest stays fp32), the first convolution (it sees raw pixels) stays fp32, and activation
+convolutions and matrix products are quantised (`QUANTIZED_OPS`: they are the time;
+the rest stays fp32), the first convolution (it sees raw pixels) stays fp32, and activation
 ranges are the 99.99th percentile of the calibration values, not their extremes
 (min/max lost 0.08 mAP50 on real pairs, the percentile 0.01).
 """
@@ -44,7 +44,7 @@ def library_versions() -> dict[str, str]:
 
 
 PRECISIONS = ("fp32", "int8")
-QUANTIZED_OPS = ("Conv", "Gemm")
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")  # MatMul: the ViT presets' attention
 CALIBRATION_PERCENTILE = 99.99
 
 
