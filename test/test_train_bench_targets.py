@@ -289,7 +289,11 @@ def test_bench_tuning_runs_end_to_end(tmp_path):
     assert plot.stat().st_size > 0
     apart = [tmp_path / f"s{seed}.json" for seed in (0, 1)]
     for seed, path in zip((0, 1), apart, strict=True):
-        bench("--modes", "thermal_only", "--seeds", str(seed), "--json", str(path))
+        bench("--modes", "thermal_only", "--seeds", str(seed), "--json", str(path),
+              "--keep", str(tmp_path / "kept"))  # fmt: skip
+    kept = tmp_path / "kept" / "thermal_only_s1"
+    assert (kept / "best.safetensors").is_file() and not list(kept.glob("resume*"))
+    assert json.loads((kept / "bench_result.json").read_text())["seed"] == 1
     merged = tmp_path / "merged.json"
     assert main(["bench", "tuning", "--merge", *map(str, apart), "--json", str(merged)]) == 0
     (joined,) = json.loads(merged.read_text())["modes"]

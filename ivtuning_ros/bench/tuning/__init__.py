@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
                     )
                 r = {**json.loads(out_path.read_text()), "seed": seed}
                 runs.append(r)
+                if args.keep is not None:  # the trained checkpoints outlive the run
+                    kept = args.keep / name
+                    shutil.copytree(Path(tmp) / name, kept, dirs_exist_ok=True,
+                                    ignore=shutil.ignore_patterns("resume*"))  # fmt: skip
+                    (kept / "bench_result.json").write_text(json.dumps(r, indent=1))
                 labels = SPLIT_LABELS[args.data]
                 print(
                     f"  {mode}: mAP50 {labels['seen']} {r['map50_seen']:.3f} {labels['unseen']} "
@@ -153,6 +159,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--plot", type=Path, default=None, help="bar charts (PNG)")
+    p.add_argument(
+        "--keep", type=Path, default=None, metavar="DIR",
+        help="keep every run's checkpoints and logs in DIR/<mode>_s<seed>/",
+    )  # fmt: skip
     p.add_argument(
         "--data", choices=("synthetic", "real"), default="synthetic",
         help="synthetic night/fog scenes (seen / unseen conditions), or real MSRS road "
