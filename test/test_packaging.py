@@ -117,3 +117,64 @@ def test_colcon_style_install_merges_messages_and_python_package(tmp_path):
     assert out.returncode == 0, out.stderr
     msg_file, cli_file = out.stdout.split()
     assert msg_file.startswith(str(site)) and cli_file.startswith(str(site))
+
+
+# Third-party imports of the runtime package -> where a robot install gets them: a
+# rosdep key in package.xml or a pin in requirements-robot.txt. Optional extras
+# (TensorRT, its int8 calibration) install with `pip install -e ".[tensorrt]"`.
+IMPORT_SOURCES = {
+    "PIL": ("python3-pil", "pillow"), "cv2": ("python3-opencv", "opencv-python-headless"),
+    "numpy": ("python3-numpy", "numpy"), "yaml": ("python3-yaml", "PyYAML"),
+    "tqdm": ("python3-tqdm", "tqdm"), "matplotlib": ("python3-matplotlib", "matplotlib"),
+    "filelock": ("python3-filelock", "filelock"), "torch": (None, "torch"),
+    "torchvision": (None, "torchvision"), "timm": (None, "timm"), "onnx": (None, "onnx"),
+    "onnxruntime": (None, "onnxruntime"), "onnxscript": (None, "onnxscript"),
+    "safetensors": (None, "safetensors"), "pycocotools": (None, "pycocotools"),
+    "py_sod_metrics": (None, "pysodmetrics"), "rosbags": (None, "rosbags"),
+}  # fmt: skip
+ROS_PACKAGES = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "vision_msgs",
+                "builtin_interfaces", "rcl_interfaces", "rosgraph_msgs", "cv_bridge",
+                "ament_index_python"}  # fmt: skip
+OPTIONAL = {"torch_tensorrt", "modelopt"}  # the [tensorrt] extra
+
+
+def test_every_runtime_import_has_an_install_source():
+    """A new import without a rosdep key or a pinned requirement fails here, before a
+    robot install finds out."""
+    imported = set()
+    for path in (ROOT / "ivtuning_ros").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"ivtuning_ros"}
+    unknown = third_party - set(IMPORT_SOURCES) - ROS_PACKAGES - OPTIONAL
+    assert not unknown, f"imports with no install source: {sorted(unknown)}"
+    root = ET.parse(ROOT / "package.xml").getroot()
+    keys = {e.text for tag in ("depend", "exec_depend") for e in root.findall(tag)}
+    pins = {
+        line.split("==")[0].strip().lower()
+        for line in (ROOT / "requirements-robot.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    for module in sorted(third_party & set(IMPORT_SOURCES)):
+        key, pin = IMPORT_SOURCES[module]
+        assert pin.lower() in pins, f"{module}: {pin} is not pinned in requirements-robot.txt"
+        assert key is None or key in keys, f"{module}: rosdep key {key} not in package.xml"
+    for package in sorted(third_party & ROS_PACKAGES):
+        assert package in keys, f"{package} is not a dependency in package.xml"
+    extras = (ROOT / "setup.py").read_text()
+    assert "torch-tensorrt" in extras and "nvidia-modelopt" in extras
+
+
+def test_colcon_test_runs_the_pytest_suite():
+    """`colcon test` on a ROS install: ament_cmake_pytest registered over test/, and the
+    PyPI-wheel build (no ament_cmake_pytest there) configures with testing off."""
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    assert "find_package(ament_cmake_pytest REQUIRED)" in cmake
+    assert "ament_add_pytest_test(ivtuning_ros_pytest test" in cmake
+    assert cmake.index("if(BUILD_TESTING)") < cmake.index("ament_add_pytest_test")
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert "ament_cmake_pytest" in [e.text for e in root.findall("test_depend")]
+    assert "-DBUILD_TESTING=OFF" in (ROOT / "scripts" / "build_msgs.sh").read_text()
