@@ -17,6 +17,12 @@ from torchvision.ops import batched_nms
 from ivtuning_ros.preprocess import Letterbox
 from ivtuning_ros.types import Detections
 
+# One operating point for every place that needs a score threshold and has no better one:
+# the node for a checkpoint that records no validated threshold, overlays, the Predictor.
+DEFAULT_SCORE_THRESHOLD = 0.3
+# Scoring mAP keeps nearly every candidate: average precision integrates over scores.
+AP_SCORE_THRESHOLD = 0.001
+
 
 def _check_finite(name: str, array: np.ndarray) -> None:
     if not np.isfinite(array).all():
@@ -29,7 +35,7 @@ def decode_detections(
     scores: np.ndarray,
     class_ids: np.ndarray,
     letterbox: Letterbox,
-    score_threshold: float = 0.25,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     iou_threshold: float = 0.5,
     max_detections: int = 100,
 ) -> Detections:

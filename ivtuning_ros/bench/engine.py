@@ -143,6 +143,7 @@ def accuracy(engines: dict, real_data: str | None) -> dict[str, dict]:
     from ivtuning_ros.data.splits import BlockSplit, block_part
     from ivtuning_ros.engine.predictor import Predictor
     from ivtuning_ros.evaluation.evaluate import evaluate_predictor
+    from ivtuning_ros.postprocess import AP_SCORE_THRESHOLD
 
     problem = missing_reason(real_data)
     if problem:
@@ -152,7 +153,7 @@ def accuracy(engines: dict, real_data: str | None) -> dict[str, dict]:
     out = {}
     for label, engine in engines.items():
         if label.startswith("onnxruntime"):
-            report = evaluate_predictor(Predictor(engine, score_threshold=0.001), test,
+            report = evaluate_predictor(Predictor(engine, score_threshold=AP_SCORE_THRESHOLD), test,
                                         progress=False)  # fmt: skip
             out[label] = {"map50": report["metrics"]["map50"], "map": report["metrics"]["map"],
                           "images": report["images"]}  # fmt: skip

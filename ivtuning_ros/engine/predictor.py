@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ivtuning_ros.engine.engine import Engine
-from ivtuning_ros.postprocess import decode_detections, decode_mask, decode_saliency
+from ivtuning_ros.postprocess import (
+    DEFAULT_SCORE_THRESHOLD,
+    decode_detections,
+    decode_mask,
+    decode_saliency,
+)
 from ivtuning_ros.preprocess import Letterbox, ThermalNorm, prepare_pair
 from ivtuning_ros.types import Detections
 
@@ -37,7 +42,7 @@ class Predictor:
     def __init__(
         self,
         engine: Engine,
-        score_threshold: float = 0.25,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         iou_threshold: float = 0.5,
         max_detections: int = 100,
         thermal_norm: ThermalNorm | None = None,

@@ -20,10 +20,11 @@ from ivtuning_ros.engine.predictor import Predictor
 from ivtuning_ros.evaluation.metrics import metric_for_task
 from ivtuning_ros.evaluation.overlays import render_overlay, write_overlay
 from ivtuning_ros.measure import percentiles_ms
+from ivtuning_ros.postprocess import DEFAULT_SCORE_THRESHOLD
 from ivtuning_ros.types import CAMERAS, RGBTSample
 
 # Boxes drawn on overlays: a usable operating point, not the near-zero cut AP needs.
-OVERLAY_SCORE = 0.3
+OVERLAY_SCORE = DEFAULT_SCORE_THRESHOLD
 
 
 def overlay_indices(count: int, wanted: int) -> set[int]:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ivtuning_ros.postprocess import DEFAULT_SCORE_THRESHOLD
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
 
 from .geometry import ThermalGeometry
@@ -29,7 +30,8 @@ class Spec:
     choices: tuple[str, ...] | None = None
 
 
-FALLBACK_SCORE_THRESHOLD = 0.3  # for checkpoints that record no validated threshold
+# for checkpoints that record no validated threshold
+FALLBACK_SCORE_THRESHOLD = DEFAULT_SCORE_THRESHOLD
 THERMAL_NORMS = ("checkpoint", "auto", *THERMAL_PRESETS, "fixed", "percentile")
 TRANSPORTS = ("raw", "compressed")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ivtuning_ros.data.dataset import FORMATS
+    from ivtuning_ros.postprocess import AP_SCORE_THRESHOLD
     from ivtuning_ros.types import CAMERAS
 
     p = subparsers.add_parser(
@@ -36,7 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overlay-dir", type=Path, default=None, help="default: overlays/ beside --json"
     )
     p.add_argument("--backend", default="torch", help="engine backend (auto, onnxruntime, torch)")
-    p.add_argument("--score-threshold", type=float, default=0.001, help="detection score cut")
+    p.add_argument(
+        "--score-threshold", type=float, default=AP_SCORE_THRESHOLD,
+        help="detection score cut (low: AP integrates over scores)",
+    )  # fmt: skip
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N pairs")
     p.add_argument("--skip-bad", action="store_true", help="count and skip unreadable pairs")
     p.add_argument(

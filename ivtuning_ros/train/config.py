@@ -31,6 +31,7 @@ from ivtuning_ros.data.dataset import DROPOUT_STREAMS
 from ivtuning_ros.data.scene import check_zoom, parse_thermal_optics
 from ivtuning_ros.data.splits import PARTS, BlockSplit
 from ivtuning_ros.model.config import ModelConfig, load_model_config
+from ivtuning_ros.postprocess import AP_SCORE_THRESHOLD
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
@@ -155,7 +156,7 @@ class TrainSection:
     threads: int = 0  # torch intra-op threads per process; 0 leaves torch's default
     save_every_steps: int = 0  # extra resume points inside an epoch; 0 = end of epoch only
     select_metric: str | None = None  # validation figure for the best checkpoint (task default)
-    val_score_threshold: float = 0.001  # detections kept for mAP (low: AP integrates over scores)
+    val_score_threshold: float = AP_SCORE_THRESHOLD  # detections kept for mAP (AP integrates)
     # start from this checkpoint's trained weights (fine-tuning; head classes by name)
     init_checkpoint: str | None = None
 
