@@ -263,3 +263,33 @@ def test_frozen_backbone_cuts_training_memory(cfg):
     assert step_bytes(stored) < 0.8 * full
     assert step_bytes(recomputed) < 0.6 * full
     assert step_bytes(recomputed) < 0.5 * step_bytes(stored)
+
+
+def test_four_level_head_adds_stride_4_and_keeps_the_three_level_names(cfg, tmp_path):
+    """head.levels 4 detects on a stride-4 level too (small, distant objects); the other
+    levels keep their tensor names, so a 3-level checkpoint starts a 4-level model."""
+    from ivtuning_ros.model.checkpoint import init_from_checkpoint
+
+    fine_cfg = cfg.replace(head={"levels": 4}, input_size=(128, 160))
+    fine = build_model(fine_cfg).eval()
+    rgb, thermal = torch.rand(1, 3, 128, 160), torch.rand(1, 1, 128, 160)
+    out = fine(rgb, thermal)
+    assert sorted(set(out["strides"].tolist())) == [4.0, 8.0, 16.0, 32.0]
+    assert out["cls_logits"].shape[1] == sum((128 // s) * (160 // s) for s in (4, 8, 16, 32))
+    fine.train()
+    targets = [{"boxes": torch.tensor([[10.0, 10, 22, 30]]), "labels": torch.tensor([0])}]
+    loss, _ = fine.loss(fine(rgb, thermal), targets)
+    assert torch.isfinite(loss)
+    # a 16 px object is the stride-4 level's: it gets positive points there
+    labels, _ = fine.head.assign(fine(rgb, thermal), targets[0]["boxes"], targets[0]["labels"])
+    assert (out["strides"][labels >= 0] == 4).all() and (labels >= 0).any()
+    three = save_checkpoint(
+        tmp_path / "three.safetensors", build_model(cfg.replace(input_size=(128, 160)))
+    )
+    report = init_from_checkpoint(fine, three)
+    assert sorted({k.split(".")[1] for k in report["tensors_skipped"]}) == [
+        "lateral_fine",
+        "smooth_fine",
+    ]
+    with pytest.raises(ValueError, match=r"head\.levels"):
+        cfg.replace(head={"levels": 5})

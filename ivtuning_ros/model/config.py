@@ -48,6 +48,13 @@ class HeadConfig:
     width: int = 64
     topk: int = 100  # detection: fixed number of pre-NMS candidates the export returns
     dropout: float = 0.1
+    # detection: pyramid levels, 3 (strides 8/16/32) or 4 (adds stride 4, for objects
+    # under ~32 px: distant people)
+    levels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.levels not in (3, 4):
+            raise ValueError(f"model config 'head.levels': 3 or 4, got {self.levels}")
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,7 @@ def _convert(cls: type, name: str, value: Any, key: str) -> Any:
         "dropout": float,
         "width": int,
         "topk": int,
+        "levels": int,
         "seed": int,
     }.get(name, str)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):

@@ -15,7 +15,9 @@ def build_head(
     task: str, in_channels: list[int], num_classes: int, input_size: tuple[int, int], head_cfg
 ) -> nn.Module:
     if task == "detection":
-        return DetectionHead(in_channels, num_classes, input_size, head_cfg.width, head_cfg.topk)
+        return DetectionHead(
+            in_channels, num_classes, input_size, head_cfg.width, head_cfg.topk, head_cfg.levels
+        )
     if task == "segmentation":
         return SegmentationHead(
             in_channels, num_classes, input_size, head_cfg.width, head_cfg.dropout

@@ -1,4 +1,5 @@
-"""Real-time anchor-free detection head (FCOS-style) on a strides 8/16/32 pyramid.
+"""Real-time anchor-free detection head (FCOS-style) on a strides 8/16/32 pyramid, or
+4/8/16/32 with `levels=4` (small objects: a 20 px person covers one stride-8 cell).
 
 Neck: 1x1 laterals + top-down nearest upsampling + depthwise-separable 3x3 smoothing.
 Head: shared depthwise-separable towers, per-point class logits, ltrb distances
@@ -21,7 +22,11 @@ from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 from ivtuning_ros.model.heads.common import conv_bn_act, dw_separable
 
 LEVEL_STRIDES = (8, 16, 32)
+FINE_STRIDE = 4  # the extra level of levels=4
 CENTER_RADIUS = 2.5
+# max ltrb distance each level is responsible for, finest first
+SIZE_RANGES = ((0.0, 64.0), (64.0, 128.0), (128.0, float("inf")))
+FINE_SIZE_RANGES = ((0.0, 32.0), (32.0, 64.0), (64.0, 128.0), (128.0, float("inf")))
 
 
 class DetectionHead(nn.Module):
@@ -32,6 +37,7 @@ class DetectionHead(nn.Module):
         input_size: tuple[int, int],
         width: int = 64,
         topk: int = 100,
+        levels: int = 3,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -39,6 +45,12 @@ class DetectionHead(nn.Module):
         chans = in_channels[-3:]  # strides 8, 16, 32 of the four backbone levels
         self.lateral = nn.ModuleList(conv_bn_act(c, width, 1) for c in chans)
         self.smooth = nn.ModuleList(dw_separable(width) for _ in chans)
+        # the stride-4 level lives apart, so a 3-level checkpoint's tensors keep their names
+        self.fine = levels == 4
+        if self.fine:
+            self.lateral_fine = conv_bn_act(in_channels[-4], width, 1)
+            self.smooth_fine = dw_separable(width)
+        self.strides = ((FINE_STRIDE,) if self.fine else ()) + LEVEL_STRIDES
         self.cls_tower = nn.Sequential(dw_separable(width), dw_separable(width))
         self.reg_tower = nn.Sequential(dw_separable(width), dw_separable(width))
         self.cls_out = nn.Conv2d(width, num_classes, 1)
@@ -46,18 +58,23 @@ class DetectionHead(nn.Module):
         self.ctr_out = nn.Conv2d(width, 1, 1)
         nn.init.constant_(self.cls_out.bias, -math.log((1 - 0.01) / 0.01))  # prior p=0.01
         h, w = self.input_size
-        points = sum((h // s) * (w // s) for s in LEVEL_STRIDES)
+        points = sum((h // s) * (w // s) for s in self.strides)
         self.topk = min(topk, points * num_classes)
-        # size ranges per level: max ltrb distance a level is responsible for
-        self.size_ranges = ((0.0, 64.0), (64.0, 128.0), (128.0, float("inf")))
+        self.size_ranges = FINE_SIZE_RANGES if self.fine else SIZE_RANGES
 
     def forward(self, features: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         feats = [lat(f) for lat, f in zip(self.lateral, features[-3:], strict=True)]
         for i in range(len(feats) - 2, -1, -1):
             feats[i] = feats[i] + F.interpolate(feats[i + 1], size=feats[i].shape[-2:])
+        fine = None
+        if self.fine:
+            fine = self.lateral_fine(features[-4])
+            fine = self.smooth_fine(fine + F.interpolate(feats[0], size=fine.shape[-2:]))
         feats = [sm(f) for sm, f in zip(self.smooth, feats, strict=True)]
+        if fine is not None:
+            feats.insert(0, fine)
         cls, reg, ctr, points, strides = [], [], [], [], []
-        for f, s in zip(feats, LEVEL_STRIDES, strict=True):
+        for f, s in zip(feats, self.strides, strict=True):
             h, w = f.shape[-2:]
             tc, tr = self.cls_tower(f), self.reg_tower(f)
             cls.append(self.cls_out(tc).flatten(2).transpose(1, 2))
@@ -116,7 +133,7 @@ class DetectionHead(nn.Module):
         max_dist = ltrb.max(dim=-1).values
         lo = torch.zeros_like(strides)
         hi = torch.zeros_like(strides)
-        for s, (a, b) in zip(LEVEL_STRIDES, self.size_ranges, strict=True):
+        for s, (a, b) in zip(self.strides, self.size_ranges, strict=True):
             lo = torch.where(strides == s, torch.full_like(lo, a), lo)
             hi = torch.where(strides == s, torch.full_like(hi, b), hi)
         in_range = (max_dist >= lo[:, None]) & (max_dist <= hi[:, None])
