@@ -197,3 +197,25 @@ def test_train_extra_pools_another_source_with_its_classes_matched_by_name(tmp_p
     raw_labels = [int(c) for s in splits.train_extra[0] for c in s.labels]
     kept = [int(c) for i in range(len(extra_part)) for c in extra_part[i].labels]
     assert len(kept) == len([c for c in raw_labels if c != dogs]) and max(kept) < 3
+
+
+def test_each_rank_resumes_its_own_loss_sums(tmp_path):
+    """Resume points keep every rank's loss sums of the unfinished epoch (a list by rank),
+    so a resumed epoch's logged loss is every rank's mean, not rank 0's sums repeated; a
+    state saved before that (one dict) still resumes."""
+    from ivtuning_ros.train.distributed import DistContext
+    from ivtuning_ros.train.trainer import _own_partial
+
+    raw = tiny(tmp_path / "cache", save_every_steps=1)
+
+    def crash(step, loss):
+        if step == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(parse_train_config(raw), tmp_path / "cut", on_step=crash, progress=False)
+    saved = load_train_state(tmp_path / "cut")["partial"]
+    assert isinstance(saved, list) and len(saved) == 1 and saved[0]["batches"] == 1
+    two = [{"sums": {"loss": 1.0}, "batches": 1}, {"sums": {"loss": 3.0}, "batches": 1}]
+    assert _own_partial(two, DistContext(rank=1, world_size=2)) == two[1]
+    assert _own_partial(two[0], DistContext(rank=1, world_size=2)) == two[0]  # older states

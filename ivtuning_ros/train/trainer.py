@@ -268,6 +268,14 @@ def _match_classes(model_cfg: ModelConfig, splits: Splits) -> Splits:
     return Splits(train, val, test, splits.class_names)
 
 
+def _own_partial(saved: Any, ctx: dist_utils.DistContext) -> dict[str, Any]:
+    """This rank's loss sums of the interrupted epoch: saved per rank (a list), or, from
+    runs saved before that, rank 0's alone (a dict) for every rank."""
+    if isinstance(saved, list):
+        return saved[ctx.rank] if len(saved) == ctx.world_size else saved[0]
+    return saved
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -355,7 +363,8 @@ def _train(
     epoch, start_batch, global_step = 0, 0, 0
     best = {"metric": -math.inf, "epoch": -1}
     history: list[dict[str, Any]] = []
-    partial: dict[str, Any] = {"sums": {}, "batches": 0}  # loss sums of an unfinished epoch
+    # this rank's loss sums of an unfinished epoch (each rank sums its own batches)
+    unfinished: dict[str, Any] = {"sums": {}, "batches": 0}
     torch.manual_seed(tc.seed * 1000 + ctx.rank)  # dropout inside the model, per rank
     if resume:
         state = load_train_state(out)
@@ -376,7 +385,7 @@ def _train(
             scaler.load_state_dict(state["scaler"])
         epoch, start_batch = state["epoch"], state["batch_in_epoch"]
         global_step, best, history = state["global_step"], state["best"], state["history"]
-        partial = state["partial"]
+        unfinished = _own_partial(state["partial"], ctx)
         rngs = state["rng"]
         if len(rngs) == ctx.world_size:
             restore_rng(rngs[ctx.rank])
@@ -418,10 +427,12 @@ def _train(
 
     def save_state(ep: int, batch: int) -> None:
         rngs = capture_rng()
-        all_rngs = [rngs]
-        if ctx.distributed:
-            all_rngs = [None] * ctx.world_size
+        sums = unfinished if batch else {"sums": {}, "batches": 0}
+        all_rngs, all_sums = [rngs], [sums]
+        if ctx.distributed:  # every rank's RNG state and loss sums, for an exact resume
+            all_rngs, all_sums = [None] * ctx.world_size, [None] * ctx.world_size
             torch.distributed.all_gather_object(all_rngs, rngs)
+            torch.distributed.all_gather_object(all_sums, sums)
         if ctx.is_main:
             save_train_state(
                 out,
@@ -437,7 +448,7 @@ def _train(
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict() if use_scaler else {},
                     "rng": all_rngs,
-                    "partial": partial if batch else {"sums": {}, "batches": 0},
+                    "partial": all_sums,
                 },
             )
 
@@ -454,8 +465,8 @@ def _train(
             # Worker seeds from (seed, epoch), not from the global RNG that resume restores.
             generator=torch.Generator().manual_seed(tc.seed * 100_003 + epoch),
         )  # fmt: skip
-        sums: dict[str, float] = dict(partial["sums"]) if start_batch else {}
-        n_batches = int(partial["batches"]) if start_batch else 0
+        sums: dict[str, float] = dict(unfinished["sums"]) if start_batch else {}
+        n_batches = int(unfinished["batches"]) if start_batch else 0
         t_epoch = time.perf_counter()
         bar = tqdm(
             loader, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="step", disable=not show,
@@ -498,7 +509,7 @@ def _train(
             if on_step is not None:
                 on_step(global_step, value)
             done = batch_idx + 1
-            partial = {"sums": sums, "batches": n_batches}
+            unfinished = {"sums": sums, "batches": n_batches}
             mid_epoch = done < steps_per_epoch
             if tc.save_every_steps and global_step % tc.save_every_steps == 0 and mid_epoch:
                 save_state(epoch, done)
