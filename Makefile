@@ -9,7 +9,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 .PHONY: setup test demo lint bench clean
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-robot.txt setup.py package.xml CMakeLists.txt $(wildcard msg/*.msg compat/*/msg/*.msg compat/*/CMakeLists.txt) scripts/setup_env.sh scripts/build_msgs.sh
+$(STAMP): requirements.txt requirements-robot.txt requirements-nodeps.txt setup.py package.xml CMakeLists.txt $(wildcard msg/*.msg compat/*/msg/*.msg compat/*/CMakeLists.txt) scripts/setup_env.sh scripts/build_msgs.sh
 	scripts/setup_env.sh $(VENV)
 	touch $@
 

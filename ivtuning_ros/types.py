@@ -17,6 +17,9 @@ class Detections:
     boxes: np.ndarray  # (N, 4) float32 x_min, y_min, x_max, y_max
     scores: np.ndarray  # (N,) float32 in [0, 1]
     class_ids: np.ndarray  # (N,) int64
+    # (N,) int64 object identities from tracking.DetectionTracker (-1: not yet a track);
+    # None when nothing tracked these detections
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -25,6 +28,8 @@ class Detections:
                 f"Detections: boxes {self.boxes.shape}, scores {self.scores.shape} and "
                 f"class_ids {self.class_ids.shape} disagree"
             )
+        if self.track_ids is not None and self.track_ids.shape != (n,):
+            raise ValueError(f"Detections: {n} boxes but track_ids {self.track_ids.shape}")
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -52,6 +57,9 @@ class RGBTSample:
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     mask: np.ndarray | None = None  # (H, W) uint8 class ids, 255 = ignore
     saliency: np.ndarray | None = None  # (H, W) float32 in [0, 1]
+    # (N,) int64 identity of each box's object over a sequence (synthetic scenes know it;
+    # the ground truth of tracking)
+    instance_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8:

@@ -22,6 +22,9 @@ fi
 echo "setup: installing pinned dependencies (first run: a few minutes, torch is large)"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt 2> >(grep -v "is ignored: it is neither" >&2) ||
   fail "pip could not install requirements.txt (see the error above)"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt \
+  2> >(grep -v "is ignored: it is neither" >&2) ||
+  fail "pip could not install requirements-nodeps.txt (see the error above)"
 echo "setup: building msg/ into $VENV"
 scripts/build_msgs.sh "$VENV" || fail "building the ROS 2 messages failed"
 # vision_msgs has no PyPI wheel: build compat/vision_msgs into the venv (again, when an

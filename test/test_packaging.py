@@ -131,6 +131,8 @@ IMPORT_SOURCES = {
     "onnxruntime": (None, "onnxruntime"), "onnxscript": (None, "onnxscript"),
     "safetensors": (None, "safetensors"), "pycocotools": (None, "pycocotools"),
     "py_sod_metrics": (None, "pysodmetrics"), "rosbags": (None, "rosbags"),
+    "trackers": (None, "trackers"), "supervision": (None, "supervision"),
+    "motmetrics": (None, "motmetrics"),
 }  # fmt: skip
 ROS_PACKAGES = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "vision_msgs",
                 "builtin_interfaces", "rcl_interfaces", "rosgraph_msgs", "cv_bridge",
@@ -155,12 +157,13 @@ def test_every_runtime_import_has_an_install_source():
     keys = {e.text for tag in ("depend", "exec_depend") for e in root.findall(tag)}
     pins = {
         line.split("==")[0].strip().lower()
-        for line in (ROOT / "requirements-robot.txt").read_text().splitlines()
+        for name in ("requirements-robot.txt", "requirements-nodeps.txt")
+        for line in (ROOT / name).read_text().splitlines()
         if "==" in line and not line.startswith("#")
     }
     for module in sorted(third_party & set(IMPORT_SOURCES)):
         key, pin = IMPORT_SOURCES[module]
-        assert pin.lower() in pins, f"{module}: {pin} is not pinned in requirements-robot.txt"
+        assert pin.lower() in pins, f"{module}: {pin} is not pinned in requirements-*.txt"
         assert key is None or key in keys, f"{module}: rosdep key {key} not in package.xml"
     for package in sorted(third_party & ROS_PACKAGES):
         assert package in keys, f"{package} is not a dependency in package.xml"

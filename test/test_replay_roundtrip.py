@@ -193,10 +193,17 @@ def test_dds_round_trip(
         assert f"{namespace}/overlay" not in topics  # drawn lazily: not recorded unless asked
         conn = topics[f"{namespace}/detections"].connections[0]
         store = typestore()
-        stamps = set()
+        stamps, track_ids = set(), []
         for _, _, raw in reader.messages([conn]):
             msg = store.deserialize_cdr(raw, "ivtuning_ros/msg/DetectionArray")
             stamps.add(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+            track_ids += [d.track_id for d in msg.detections]
+        # tracking is on by default: objects seen in consecutive frames carry an identity
+        # (>= 0), the same in many frames; -1 only before a track is confirmed
+        assert all(t >= -1 for t in track_ids)
+        if len(track_ids) >= 10:
+            confirmed = [t for t in track_ids if t >= 0]
+            assert confirmed and len(confirmed) > len(set(confirmed))
         # the vision_msgs twin is recorded too, one per result, at the same stamps
         vision = topics[f"{namespace}/vision_detections"]
         assert vision.msgcount == report["counts"]["outputs"]
@@ -210,6 +217,12 @@ def test_dds_round_trip(
         assert vision_stamps == stamps
     gt = json.loads((bags[storage] / GT_FILENAME).read_text())
     assert stamps <= {im["stamp_ns"] for im in gt["images"]}
+    # the synthetic ground truth names each box's actor: replay scores the tracks
+    assert all("track_id" in a for a in gt["annotations"])
+    tracking = report["tracking"]
+    assert tracking["num_frames"] >= report["counts"]["matched"]
+    assert tracking["num_unique_objects"] == len({a["track_id"] for a in gt["annotations"]})
+    assert "tracking MOTA / IDF1" in report["table"]
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["counts"] == report["counts"]
     for name in ("latency_over_time.png", "latency_hist.png", "overlay_montage.png"):

@@ -49,7 +49,13 @@ class ClassMap:
             return sample
         ids = self.to_model[sample.labels]
         keep = ids >= 0
-        return replace(sample, boxes=sample.boxes[keep], labels=ids[keep].astype(np.int64))
+        instances = sample.instance_ids
+        return replace(
+            sample,
+            boxes=sample.boxes[keep],
+            labels=ids[keep].astype(np.int64),
+            instance_ids=None if instances is None else instances[keep],
+        )
 
 
 def match_classes(

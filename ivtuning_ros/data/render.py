@@ -98,8 +98,10 @@ class FrameRenderer:
         thermal = _thermal_image(sc, cond, temp, dist, st, rng, thermal_bits)
 
         owner = owner_lut[prim_map]
-        boxes, labels, mask, saliency = _annotate(sc, st.kind, owner, actors, full_area, windows)
-        return RGBTSample(rgb, thermal, "", boxes, labels, mask, saliency)
+        boxes, labels, ids, mask, saliency = _annotate(
+            sc, st.kind, owner, actors, full_area, windows
+        )
+        return RGBTSample(rgb, thermal, "", boxes, labels, mask, saliency, instance_ids=ids)
 
     # ------------------------------------------------------------------ actors
 
@@ -428,7 +430,7 @@ def _annotate(sc: Scene, kind, owner, actors, full_area, windows):
     mask = (kind == ROAD).astype(np.uint8)
     saliency = np.zeros((h, w), np.float32)
     min_h = max(5.0, 0.02 * h)
-    boxes, labels = [], []
+    boxes, labels, ids = [], [], []
     for i in actors:
         a = sc.actors[i]
         x0, y0, x1, y1 = windows[i]
@@ -444,10 +446,11 @@ def _annotate(sc: Scene, kind, owner, actors, full_area, windows):
         if ok:
             boxes.append(box)
             labels.append(a.cls)
+            ids.append(i)
             sub[mine] = a.cls + SEG_OFFSET
             if area >= 0.004 * h * w:
                 saliency[y0:y1, x0:x1][mine] = 1.0
         else:
             sub[mine] = 255  # visible but too small/occluded to label: ignore, not background
     b = np.array(boxes, np.float32).reshape(-1, 4)
-    return b, np.array(labels, np.int64), mask, saliency
+    return b, np.array(labels, np.int64), np.array(ids, np.int64), mask, saliency

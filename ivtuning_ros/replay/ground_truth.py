@@ -37,6 +37,7 @@ class FrameTruth:
     boxes: np.ndarray  # (N, 4) float32 xyxy, original RGB pixels
     labels: np.ndarray  # (N,) int64 class ids
     mask_path: Path | None
+    track_ids: np.ndarray | None = None  # (N,) int64 object identities, where known
 
 
 class GroundTruthWriter:
@@ -58,7 +59,10 @@ class GroundTruthWriter:
         boxes: np.ndarray,
         labels: np.ndarray,
         mask: np.ndarray | None = None,
+        track_ids: np.ndarray | None = None,
     ) -> None:
+        """One RGB frame; track_ids (the identity of each box's object over the recording)
+        are written as each annotation's `track_id`, as TAO and MOT-style COCO do."""
         image_id = len(self.images) + 1
         image = {
             "id": image_id,
@@ -75,18 +79,21 @@ class GroundTruthWriter:
                 raise OSError(f"cannot write mask {self.folder / rel}")
             image["mask_file"] = rel
         self.images.append(image)
-        for box, label in zip(np.asarray(boxes, np.float64), np.asarray(labels), strict=True):
+        labels = np.asarray(labels)
+        tracks = [None] * len(labels) if track_ids is None else np.asarray(track_ids).tolist()
+        for box, label, track in zip(np.asarray(boxes, np.float64), labels, tracks, strict=True):
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
-            self.annotations.append(
-                {
-                    "id": len(self.annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": int(label),
-                    "bbox": [float(box[0]), float(box[1]), w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-            )
+            ann = {
+                "id": len(self.annotations) + 1,
+                "image_id": image_id,
+                "category_id": int(label),
+                "bbox": [float(box[0]), float(box[1]), w, h],
+                "area": w * h,
+                "iscrowd": 0,
+            }
+            if track is not None:
+                ann["track_id"] = int(track)
+            self.annotations.append(ann)
 
     def write(self) -> Path:
         path = self.folder / GT_FILENAME
@@ -121,13 +128,18 @@ class GroundTruth:
             self.coco: dict = json.loads(self.path.read_text())
             images = self.coco["images"]
             self.class_names = {int(c["id"]): c["name"] for c in self.coco["categories"]}
+            # tracking is scored only where every box names its object (track_id)
+            annotations = self.coco["annotations"]
+            self.has_tracks = bool(annotations) and all("track_id" in a for a in annotations)
             boxes: dict[int, list] = {int(im["id"]): [] for im in images}
             for ann in self.coco["annotations"]:
-                boxes[int(ann["image_id"])].append((ann["bbox"], int(ann["category_id"])))
+                boxes[int(ann["image_id"])].append(
+                    (ann["bbox"], int(ann["category_id"]), ann.get("track_id"))
+                )
             self._frames: list[tuple[dict, FrameTruth]] = []
             for im in images:
                 items = boxes[int(im["id"])]
-                xywh = np.array([b for b, _ in items], np.float32).reshape(-1, 4)
+                xywh = np.array([b for b, _, _ in items], np.float32).reshape(-1, 4)
                 xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
                 mask = im.get("mask_file")
                 stamp = im.get("stamp_ns", _stamp_from_name(im.get("file_name", "")))
@@ -137,8 +149,9 @@ class GroundTruth:
                     width=int(im["width"]),
                     height=int(im["height"]),
                     boxes=xyxy,
-                    labels=np.array([c for _, c in items], np.int64),
+                    labels=np.array([c for _, c, _ in items], np.int64),
                     mask_path=self.path.parent / mask if mask else None,
+                    track_ids=_track_ids([t for _, _, t in items]),
                 )
                 self._frames.append((im, frame))
         except (KeyError, TypeError, ValueError) as err:
@@ -195,7 +208,10 @@ class GroundTruth:
                 )
             labels = np.array([to_model[c] for c in f.labels.tolist()], np.int64)
             keep = labels >= 0
-            self.by_stamp[stamp] = dataclasses.replace(f, boxes=f.boxes[keep], labels=labels[keep])
+            tracks = None if f.track_ids is None else f.track_ids[keep]
+            self.by_stamp[stamp] = dataclasses.replace(
+                f, boxes=f.boxes[keep], labels=labels[keep], track_ids=tracks
+            )
 
     def get(self, stamp_ns: int) -> FrameTruth | None:
         return self.by_stamp.get(int(stamp_ns))
@@ -207,6 +223,13 @@ class GroundTruth:
         if mask is None:
             raise FileNotFoundError(f"ground-truth mask missing or unreadable: {frame.mask_path}")
         return mask
+
+
+def _track_ids(tracks: list) -> np.ndarray | None:
+    """The frame's object identities when every box has one (else None: not tracked)."""
+    if any(t is None for t in tracks):
+        return None
+    return np.array([int(t) for t in tracks], np.int64)
 
 
 def _stamp_from_name(file_name: str) -> int | None:

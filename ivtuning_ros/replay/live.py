@@ -277,6 +277,7 @@ def _detections_record(raw: bytes, receive_ns: int) -> OutputRecord:
         np.array([[x.x_min, x.y_min, x.x_max, x.y_max] for x in d], np.float32).reshape(-1, 4),
         np.array([x.score for x in d], np.float32),
         np.array([x.class_id for x in d], np.int64),
+        np.array([x.track_id for x in d], np.int64),
     )
     return OutputRecord(
         stamp_ns=stamp_ns(msg.header.stamp),

@@ -6,7 +6,9 @@ RGB + thermal result), `degraded` (a single-modality result) or `dropped` (no re
 Outputs that belong to no RGB frame are counted apart: thermal-only results (stamped
 with a thermal frame's header) and `unmatched` ones (a stamp nobody sent: a node that
 re-stamps its outputs). Accuracy is computed on every RGB frame that got a result and
-has ground truth, with the training helper's metric classes (pycocotools inside).
+has ground truth, with the training helper's metric classes (pycocotools inside), and,
+when the ground truth names each box's object (`track_id`), tracking over every RGB
+frame with ground truth (evaluation/tracking.py, motmetrics inside).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ivtuning_ros.evaluation.metrics import metric_for_task
+from ivtuning_ros.evaluation.tracking import TrackingMetric
 from ivtuning_ros.measure import percentiles_ms
 from ivtuning_ros.replay.ground_truth import GroundTruth
 from ivtuning_ros.types import Detections
@@ -56,6 +59,8 @@ class ReplayAccounting:
     accuracy_note: str
     output_rate_hz: float
     outputs_by_stamp: dict[int, OutputRecord] = field(repr=False)
+    # MOTA, IDF1, ID switches, ... when the ground truth names each box's object
+    tracking: dict[str, float] | None = None
 
 
 def account(
@@ -104,11 +109,16 @@ def account(
     frames: list[FrameOutcome] = []
     scorable = task in ("detection", "segmentation")
     metric = metric_for_task(task, class_names) if gt is not None and scorable else None
+    tracks = TrackingMetric() if gt is not None and gt.has_tracks and task == "detection" else None
     scored = 0
     pair_offsets = []
     for stamp, pub in sorted(sent.items(), key=lambda kv: kv[1]):
         out = by_stamp.get(stamp)
         truth = gt.get(stamp) if gt is not None else None
+        if tracks is not None and truth is not None and truth.track_ids is not None:
+            dets = out.detections if out is not None and out.detections is not None else (
+                Detections.empty())  # fmt: skip
+            tracks.update(truth.boxes, truth.track_ids, dets.boxes, dets.track_ids)
         if out is None:
             frames.append(FrameOutcome(stamp, pub, "dropped", has_gt=truth is not None))
             counts["dropped"] += 1
@@ -151,7 +161,8 @@ def account(
                 note = f"{scored} frames with a result and ground truth"
             except ValueError as err:  # e.g. no labelled object in the scored frames
                 note = f"accuracy undefined: {err}"
-    return ReplayAccounting(frames, counts, latency, sync, accuracy, note, rate, by_stamp)
+    tracking = tracks.compute() if tracks is not None and scored else None
+    return ReplayAccounting(frames, counts, latency, sync, accuracy, note, rate, by_stamp, tracking)
 
 
 def _score(metric, task: str, gt: GroundTruth, truth, out: OutputRecord) -> None:

@@ -121,6 +121,12 @@ def render_table(report: dict) -> str:
             )  # fmt: skip
     else:
         rows.append(("accuracy", report["accuracy_note"]))
+    if trk := report.get("tracking"):
+        rows.append(
+            ("tracking MOTA / IDF1 / ID switches",
+             f"{_fmt(trk['mota'])} / {_fmt(trk['idf1'])} / {trk['num_switches']} "
+             f"({trk['num_unique_objects']} objects)")
+        )  # fmt: skip
     rows += [
         (
             "latency p50 / p95 / p99",

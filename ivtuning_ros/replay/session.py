@@ -114,6 +114,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
         "counts": acc.counts,
         "accuracy": acc.accuracy,
         "accuracy_note": acc.accuracy_note,
+        "tracking": acc.tracking,
         "latency": acc.latency,
         "latency_definition": (
             "result receive time - RGB publish time"

@@ -40,6 +40,7 @@ from std_msgs.msg import Header
 
 from ivtuning_ros.msg import DetectionArray, LabelMap
 from ivtuning_ros.timestamps import ns_to_stamp, stamp_ns
+from ivtuning_ros.tracking import DetectionTracker
 from ivtuning_ros.types import CAMERAS, Detections
 
 from . import outputs
@@ -186,6 +187,9 @@ class IVTuningNode(LifecycleNode):
             f"on_timeout {cfg.sync.on_timeout} (degraded_auto runs this model on lone "
             f"{' or '.join(standalone)} frames)"
         )
+        if cfg.tracking and self._models.engine.info.task == "detection":
+            # made now, not at the first result: importing the tracker takes ~1 s
+            self._frame_state.tracker = DetectionTracker(cfg.tracking_config)
         self._create_inputs()
         self._stop.clear()
         self._slot.reopen()

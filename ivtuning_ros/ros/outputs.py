@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ivtuning_ros.tracking import UNTRACKED
 from ivtuning_ros.types import Detections
 
 from .codec import array_to_image
@@ -56,7 +57,7 @@ def detections_msg(
     msg = DetectionArray(header=header, modalities=modalities, inference_time_ms=inference_ms)
     if thermal_stamp is not None:
         msg.thermal_stamp = thermal_stamp
-    for box, score, cid, name in _named(detections, class_names):
+    for box, score, cid, name, track in _named(detections, class_names):
         msg.detections.append(
             Detection(
                 class_id=cid,
@@ -66,6 +67,7 @@ def detections_msg(
                 y_min=float(box[1]),
                 x_max=float(box[2]),
                 y_max=float(box[3]),
+                track_id=track,
             )
         )
     return msg
@@ -74,9 +76,10 @@ def detections_msg(
 def vision_detections_msg(detections: Detections, class_names: Sequence[str], header):
     """The same detections as vision_msgs/Detection2DArray, the type trackers and
     visualisers take: box centre and full size in RGB pixels, one hypothesis per box
-    whose class_id is the class name (the pose is left at zero; this is a 2D detector)."""
+    whose class_id is the class name (the pose is left at zero; this is a 2D detector);
+    `id` is the track identity as text, empty when the detection is not tracked."""
     msg = Detection2DArray(header=header)
-    for box, score, _, name in _named(detections, class_names):
+    for box, score, _, name, track in _named(detections, class_names):
         x0, y0, x1, y1 = (float(v) for v in box)
         bbox = BoundingBox2D(size_x=x1 - x0, size_y=y1 - y0)
         bbox.center.position.x = (x0 + x1) / 2
@@ -84,18 +87,29 @@ def vision_detections_msg(detections: Detections, class_names: Sequence[str], he
         hypothesis = ObjectHypothesisWithPose()
         hypothesis.hypothesis.class_id = name
         hypothesis.hypothesis.score = float(score)
-        msg.detections.append(Detection2D(header=header, results=[hypothesis], bbox=bbox))
+        msg.detections.append(
+            Detection2D(
+                header=header,
+                results=[hypothesis],
+                bbox=bbox,
+                id=str(track) if track != UNTRACKED else "",
+            )
+        )
     return msg
 
 
 def _named(detections: Detections, class_names: Sequence[str]):
-    """(box, score, class id, class name) per detection; an id the label list lacks is
-    named by its number."""
-    for box, score, cid in zip(
-        detections.boxes, detections.scores, detections.class_ids, strict=True
+    """(box, score, class id, class name, track id) per detection; an id the label list
+    lacks is named by its number; untracked detections have UNTRACKED."""
+    tracks = detections.track_ids
+    if tracks is None:
+        tracks = np.full(len(detections), UNTRACKED, np.int64)
+    for box, score, cid, track in zip(
+        detections.boxes, detections.scores, detections.class_ids, tracks, strict=True
     ):
         cid = int(cid)
-        yield box, score, cid, class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+        name = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+        yield box, score, cid, name, int(track)
 
 
 def label_map_msg(class_names: Sequence[str], header):
@@ -159,15 +173,13 @@ def render_overlay(
         a = (np.clip(saliency, 0, 1) * mask_alpha)[..., None]
         out = ((1 - a) * out + a * heat).astype(np.uint8)
     if detections is not None:
-        for box, score, cid in zip(
-            detections.boxes, detections.scores, detections.class_ids, strict=True
-        ):
+        for box, score, cid, name, track in _named(detections, class_names):
             x0, y0, x1, y1 = (int(v) for v in np.round(box))
-            c = tuple(int(v) for v in colours[int(cid) % 255])
+            c = tuple(int(v) for v in colours[cid % 255])
             cv2.rectangle(out, (x0, y0), (x1, y1), c, 2)
-            name = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+            label = f"{name} {score:.2f}" + (f" #{track}" if track != UNTRACKED else "")
             cv2.putText(
-                out, f"{name} {score:.2f}", (x0, max(y0 - 4, 10)),
+                out, label, (x0, max(y0 - 4, 10)),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA,
             )  # fmt: skip
     h, w = out.shape[:2]

@@ -16,6 +16,7 @@ from typing import Any
 
 from ivtuning_ros.postprocess import DEFAULT_SCORE_THRESHOLD
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
+from ivtuning_ros.tracking import TrackingConfig
 
 from .geometry import ThermalGeometry
 from .sync import ON_TIMEOUT, SYNC_POLICIES, SyncConfig
@@ -183,6 +184,21 @@ SPECS: dict[str, Spec] = {
         0.5, "IoU above which overlapping same-class boxes are suppressed.", True, (0.0, 1.0)
     ),
     "max_detections": Spec(100, "Most detections published per frame.", True, (1, 1000)),
+    "tracking": Spec(
+        True,
+        "Give detections persistent identities (ByteTrack; Detection.track_id and "
+        "vision_msgs Detection2D.id), kept through single-camera stretches.",
+    ),
+    "track_buffer": Spec(
+        1.0,
+        "Seconds a lost track is kept and can be found again under its identity.",
+        range=(0.0, 60.0),
+    ),
+    "track_match_iou": Spec(
+        0.2,
+        "Least IoU between a track's predicted box and a detection for them to match.",
+        range=(0.01, 0.99),
+    ),
     "overlay_thermal_pip": Spec(
         True, "Draw the thermal image picture-in-picture on the overlay.", True
     ),
@@ -268,6 +284,13 @@ class NodeConfig:
             return self.__dict__["values"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+    @property
+    def tracking_config(self) -> TrackingConfig:
+        v = self.values
+        return TrackingConfig(
+            bool(v["tracking"]), float(v["track_buffer"]), float(v["track_match_iou"])
+        )
 
     def score_threshold_for(self, checkpoint_threshold: float | None) -> float:
         """The score threshold in force: the parameter, or when it is negative the

@@ -10,6 +10,7 @@ through the very code that runs on the robot.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ivtuning_ros.preprocess import ThermalNorm
+from ivtuning_ros.tracking import DetectionTracker
 from ivtuning_ros.types import CAMERAS
 
 from .codec import ImageDecodeError, image_to_rgb, image_to_thermal
@@ -162,6 +164,7 @@ class FrameState:
     last_rgb: tuple[tuple[int, int], str] | None = None  # (h, w), frame_id of the last RGB
     thermal_memo: ThermalMemo = field(default_factory=lambda: ThermalMemo())
     frame_ids: FrameIdCheck = field(default_factory=lambda: FrameIdCheck())
+    tracker: DetectionTracker | None = None  # made at the first detections, when tracking
 
 
 @dataclass
@@ -199,6 +202,12 @@ def process_pair(
     t0 = time.perf_counter()
     pred = predictor.predict(rgb, thermal01)
     infer_s = time.perf_counter() - t0
+    tracking = cfg.tracking_config
+    if tracking.enabled and pred.detections is not None:
+        if state.tracker is None:
+            state.tracker = DetectionTracker(tracking)
+        tracked = state.tracker.update(pred.detections, pair.reference.stamp_ns * 1e-9)
+        pred = dataclasses.replace(pred, detections=tracked)
     modality = "both" if rgb is not None and thermal01 is not None else (
         "rgb" if rgb is not None else "thermal")  # fmt: skip
     return FrameResult(

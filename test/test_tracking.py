@@ -1,0 +1,132 @@
+"""Tracking: identities that persist (ByteTrack from `trackers`), their messages, their
+ground truth and their scores (motmetrics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ivtuning_ros.evaluation.tracking import TrackingMetric, box_iou
+from ivtuning_ros.tracking import UNTRACKED, DetectionTracker, TrackingConfig
+from ivtuning_ros.types import Detections
+
+
+def _frame(t: float, n: int = 3, step: float = 4.0) -> tuple[Detections, np.ndarray]:
+    """n objects, each 30x60 px, drifting right at `step` px per 0.1 s; their ids 10.."""
+    x = 20 + np.arange(n) * 100 + step * t * 10
+    boxes = np.stack([x, np.full(n, 50.0), x + 30, np.full(n, 110.0)], axis=1).astype(np.float32)
+    dets = Detections(boxes, np.full(n, 0.9, np.float32), np.zeros(n, np.int64))
+    return dets, 10 + np.arange(n)
+
+
+def test_identities_persist_and_survive_a_gap_shorter_than_the_buffer():
+    tracker = DetectionTracker(TrackingConfig(buffer_s=1.0))
+    ids = []
+    for i in range(12):
+        t = i * 0.1
+        dets, _ = _frame(t)
+        if 5 <= i < 9:  # 0.4 s without detections (e.g. a frame the node dropped)
+            dets = Detections.empty()
+        out = tracker.update(dets, t)
+        assert out.track_ids is not None and len(out.track_ids) == len(dets)
+        np.testing.assert_array_equal(out.boxes, dets.boxes)  # same order as given
+        ids.append(out.track_ids.tolist())
+    assert ids[0] == [UNTRACKED] * 3  # confirmed at the second match
+    assert ids[1] == ids[4] == ids[9] == ids[11]
+    assert len(set(ids[1])) == 3 and min(ids[1]) >= 0
+
+
+def test_a_gap_longer_than_the_buffer_gives_new_identities():
+    tracker = DetectionTracker(TrackingConfig(buffer_s=0.3))
+    first = [tracker.update(_frame(t)[0], t).track_ids for t in (0.0, 0.1, 0.2)][-1]
+    later = [tracker.update(_frame(t)[0], t).track_ids for t in (2.0, 2.1, 2.2)][-1]
+    assert min(later) >= 0 and not set(first) & set(later)
+
+
+def test_stamps_going_back():
+    tracker = DetectionTracker(TrackingConfig())
+    for t in (0.0, 0.1, 0.2):
+        ids = tracker.update(_frame(t)[0], 10 + t).track_ids
+    # a pair out of order: no identities, the tracks untouched
+    assert (tracker.update(_frame(0.15)[0], 10.15).track_ids == UNTRACKED).all()
+    assert tracker.update(_frame(0.3)[0], 10.3).track_ids.tolist() == ids.tolist()
+    # a jump back (a bag looping): tracking starts afresh, identities from 0 again
+    for t in (0.0, 0.1):
+        restarted = tracker.update(_frame(t)[0], t).track_ids
+    assert sorted(restarted.tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("buffer_s", "iou"), [(-1.0, 0.2), (float("nan"), 0.2), (1.0, 0.0)])
+def test_bad_tracking_settings_are_refused(buffer_s, iou):
+    with pytest.raises(ValueError, match="track_"):
+        TrackingConfig(buffer_s=buffer_s, match_iou=iou)
+
+
+def test_tracking_metric_counts_an_identity_switch():
+    perfect, swapped = TrackingMetric(), TrackingMetric()
+    for i in range(10):
+        dets, gt_ids = _frame(i * 0.1, n=2, step=0.0)
+        perfect.update(dets.boxes, gt_ids, dets.boxes, np.array([0, 1]))
+        tracks = np.array([0, 1]) if i < 5 else np.array([1, 0])
+        swapped.update(dets.boxes, gt_ids, dets.boxes, tracks)
+    good, bad = perfect.compute(), swapped.compute()
+    assert good["mota"] == 1.0 and good["idf1"] == 1.0 and good["num_switches"] == 0
+    assert bad["num_switches"] == 2 and bad["idf1"] < 1.0
+    assert good["num_frames"] == 10 and good["num_unique_objects"] == 2
+
+
+def test_untracked_detections_are_not_hypotheses():
+    metric = TrackingMetric()
+    dets, gt_ids = _frame(0.0, n=2)
+    metric.update(dets.boxes, gt_ids, dets.boxes, np.array([UNTRACKED, UNTRACKED]))
+    scores = metric.compute()
+    assert scores["num_misses"] == 2 and scores["num_false_positives"] == 0
+
+
+def test_box_iou():
+    a = np.array([[0, 0, 10, 10]], np.float64)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float64)
+    np.testing.assert_allclose(box_iou(a, b), [[1.0, 1 / 3, 0.0]])
+
+
+def test_messages_carry_track_ids():
+    from ivtuning_ros.ros.outputs import detections_msg, vision_detections_msg
+
+    dets, _ = _frame(0.0, n=2)
+    tracked = Detections(dets.boxes, dets.scores, dets.class_ids, np.array([7, UNTRACKED]))
+    ours = detections_msg(tracked, ["person"], _header(), 0, None, 1.0)
+    assert [d.track_id for d in ours.detections] == [7, UNTRACKED]
+    assert [d.id for d in vision_detections_msg(tracked, ["person"], _header()).detections] == [
+        "7",
+        "",
+    ]
+    untracked = detections_msg(dets, ["person"], _header(), 0, None, 1.0)
+    assert [d.track_id for d in untracked.detections] == [UNTRACKED] * 2
+
+
+def _header():
+    from std_msgs.msg import Header
+
+    return Header(frame_id="rgb_camera")
+
+
+def test_synthetic_ground_truth_names_each_actor(tmp_path):
+    """The scene generator knows which actor each box is; the replay sidecar keeps it."""
+    from ivtuning_ros.data.synthetic import SceneSequence
+    from ivtuning_ros.replay.ground_truth import GroundTruth, GroundTruthWriter
+
+    scene = SceneSequence("clear_night", 3, (320, 240))
+    frames = [scene.frame(t) for t in (0.0, 0.5)]
+    writer = GroundTruthWriter(tmp_path, scene.class_names, {})
+    for i, f in enumerate(frames):
+        assert f.instance_ids is not None and len(f.instance_ids) == len(f.boxes)
+        writer.add(f"f{i}", 10**9 * (i + 1), 320, 240, f.boxes, f.labels, track_ids=f.instance_ids)
+    gt = GroundTruth(writer.write())
+    assert gt.has_tracks
+    for i, f in enumerate(frames):
+        np.testing.assert_array_equal(gt.get(10**9 * (i + 1)).track_ids, f.instance_ids)
+    # relabelled into a model that lacks some classes: identities follow their boxes
+    gt.for_model(["car"])
+    kept = gt.get(10**9).track_ids
+    car = scene.class_names.index("car")
+    np.testing.assert_array_equal(kept, frames[0].instance_ids[frames[0].labels == car])
