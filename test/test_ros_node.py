@@ -328,6 +328,16 @@ def test_thermal_of_another_aspect_ratio_is_mapped_by_the_geometry_parameters(ro
         assert node.stats.counts["thermal_aspect_mismatch"] == before
     finally:
         set_params(node, thermal_crop=[0, 0, 0, 0])
+    # the same window as a homography (what `ivtuning calibrate` writes)
+    set_params(node, thermal_homography=[1.0, 0.0, -50.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    try:
+        before = node.stats.counts["thermal_aspect_mismatch"]
+        assert good_pair_processed_with(probe, pair[0], wide).modalities == (
+            DetectionArray.MODALITY_BOTH
+        )
+        assert node.stats.counts["thermal_aspect_mismatch"] == before
+    finally:
+        set_params(node, thermal_homography=[0.0] * 9)
 
 
 def good_pair_processed_with(probe, rgb, thermal):

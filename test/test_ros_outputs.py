@@ -5,10 +5,10 @@ import pytest
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
+from ivtuning_ros.geometry import ThermalGeometry
 from ivtuning_ros.ros import outputs
 from ivtuning_ros.ros.codec import image_to_rgb
 from ivtuning_ros.ros.diagnostics import ERROR, OK, WARN, NodeStats, RateMeter, build_status
-from ivtuning_ros.ros.geometry import ThermalGeometry
 from ivtuning_ros.types import Detections
 
 NAMES = ("person", "car", "bicycle", "dog")

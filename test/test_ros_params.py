@@ -57,6 +57,7 @@ def test_every_parameter_is_declared_with_a_description(context):
         ("device", "gpu0", "must be auto, cpu, cuda or cuda:N"),
         ("thermal_crop", [0, 0, -5, 10], "thermal_crop"),
         ("thermal_affine", [1.0, 2.0, 0.0, 2.0, 4.0, 0.0], "singular"),
+        ("thermal_homography", [1.0, 2.0, 0.0, 2.0, 4.0, 0.0, 0.0, 0.0, 0.0], "singular"),
     ],
 )
 def test_invalid_values_are_refused_with_the_reason(context, name, value, needle):

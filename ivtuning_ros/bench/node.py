@@ -350,7 +350,7 @@ def _run_node(args, checkpoint, predictor, frames, size, transport, asked, tmp: 
 
 def _size_group(args, phase: Phase, predictor, frames, size, transport, asked, crop) -> dict:
     """Every rate of one size and transport: calibration, the rates, the sweep."""
-    from ivtuning_ros.ros.geometry import ThermalGeometry
+    from ivtuning_ros.geometry import ThermalGeometry
 
     rgb, thermal = frames(size, THERMAL_SIZE)
     # the bare engine gets the thermal image the node makes: cropped and on the RGB grid

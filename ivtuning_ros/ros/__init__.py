@@ -25,8 +25,8 @@ thermal stamp and the last RGB frame_id, boxes in RGB pixels)
 Services: the standard lifecycle ones (~/change_state, ~/get_state, ...).
 
 Modules: inputs (the camera subscriptions on a hidden helper node with its own executor
-thread), codec (Image and CompressedImage <-> numpy), sync (pairing), geometry (thermal
--> RGB grid), pipeline (per-pair steps shared with offline replay), slot (latest-only
+thread), codec (Image and CompressedImage <-> numpy), sync (pairing), pipeline (per-pair
+steps shared with offline replay; thermal -> RGB grid by ivtuning_ros.geometry), slot (latest-only
 hand-over), params, outputs, diagnostics, node, probe (a DDS client for tests and
 benchmarks).
 """

@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ivtuning_ros.geometry import ThermalGeometry
 from ivtuning_ros.postprocess import DEFAULT_SCORE_THRESHOLD
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
 from ivtuning_ros.tracking import TrackingConfig
 
-from .geometry import ThermalGeometry
 from .sync import ON_TIMEOUT, SYNC_POLICIES, SyncConfig
 
 
@@ -169,6 +169,12 @@ SPECS: dict[str, Spec] = {
         [0.0] * 6,
         "2x3 affine (row-major) from (cropped) thermal pixels to RGB pixels; all zeros = "
         "plain resize to the RGB size.",
+        True,
+    ),
+    "thermal_homography": Spec(
+        [0.0] * 9,
+        "3x3 homography (row-major) from (cropped) thermal pixels to RGB pixels, e.g. from "
+        "`ivtuning calibrate`; all zeros = none (thermal_affine or a plain resize).",
         True,
     ),
     # Results (live)
@@ -339,8 +345,9 @@ def node_config(values: dict[str, Any]) -> NodeConfig:
         zero_stamp=v["zero_stamp"],
         policy=v["sync_policy"],
     )
-    crop, affine = list(v["thermal_crop"]), list(v["thermal_affine"])
-    geometry = ThermalGeometry.from_params(crop if any(crop) else [], affine if any(affine) else [])
+    geometry = ThermalGeometry.from_params(
+        list(v["thermal_crop"]), list(v["thermal_affine"]), list(v["thermal_homography"])
+    )
     mode = v["thermal_norm"]
     if mode in ("checkpoint", "auto"):
         norm = mode

@@ -106,7 +106,8 @@ def pair_inputs(
         count(
             "thermal_aspect_mismatch",
             f"thermal {thermal_hw[1]}x{thermal_hw[0]} and RGB {target[1]}x{target[0]} differ "
-            "in aspect ratio and are stretched: set thermal_crop or thermal_affine",
+            "in aspect ratio and are stretched: set thermal_crop, or thermal_homography from "
+            "`ivtuning calibrate`",
         )
     return rgb, t01
 

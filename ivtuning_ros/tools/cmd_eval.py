@@ -50,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="withhold this camera from every pair (neutral fill, as the node's degraded "
         "mode): how much a camera failure costs",
     )
+    p.add_argument(
+        "--thermal-geometry", type=Path, default=None,
+        help="node parameters YAML whose thermal_crop / thermal_affine / thermal_homography "
+        "map the thermal images onto the RGB grid first (`ivtuning calibrate` writes one)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -69,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
         samples = block_part(samples, BlockSplit(), args.blocks)
     if args.limit:
         samples = samples.subset(range(min(args.limit, len(samples))))
+    if args.thermal_geometry is not None:
+        from ivtuning_ros.data.thermal_mapping import ThermalMapped
+        from ivtuning_ros.geometry import ThermalGeometry
+
+        samples = ThermalMapped(samples, ThermalGeometry.from_file(args.thermal_geometry))
     overlay_dir = args.overlay_dir
     if args.overlays and overlay_dir is None:
         overlay_dir = (args.json.parent if args.json else Path(".")) / "overlays"

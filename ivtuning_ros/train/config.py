@@ -87,6 +87,9 @@ class SourceSection:
     blocks: str | None = None  # train | val | test: this part of DataSection.block_split
     limit: int | None = None  # only the first N pairs (quick checks)
     group: str | None = None  # only pairs of this group of the data set (MSRS: day | night)
+    # a node parameters YAML whose thermal_crop / thermal_affine / thermal_homography map
+    # this source's thermal images onto the RGB grid (`ivtuning calibrate` writes one)
+    thermal_geometry: str | None = None
 
     def __post_init__(self) -> None:
         kinds = [self.root is not None, self.synthetic is not None, self.fraction is not None]
@@ -98,6 +101,8 @@ class SourceSection:
             raise ValueError(f"fraction must lie in (0, 1), got {self.fraction}")
         if self.group is not None and self.root is None:
             raise ValueError("group: only a data set folder (root) has groups")
+        if self.thermal_geometry is not None and self.root is None:
+            raise ValueError("thermal_geometry: only a data set folder (root) is mapped")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
         if self.blocks is not None:

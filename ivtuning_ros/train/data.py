@@ -21,6 +21,8 @@ from torch.utils.data import Subset
 from ivtuning_ros.data.dataset import open_dataset
 from ivtuning_ros.data.real import expand_path
 from ivtuning_ros.data.splits import BlockSplit, block_part, group_part
+from ivtuning_ros.data.thermal_mapping import ThermalMapped
+from ivtuning_ros.geometry import ThermalGeometry
 from ivtuning_ros.train.config import DataSection, SourceSection, SyntheticSpec
 from ivtuning_ros.types import RGBTSample
 
@@ -94,6 +96,9 @@ def open_source(
             dataset = group_part(dataset, src.group)
     if src.limit is not None:
         dataset = dataset.subset(range(min(src.limit, len(dataset))))
+    if src.thermal_geometry is not None:
+        geometry = ThermalGeometry.from_file(expand_path(src.thermal_geometry))
+        dataset = ThermalMapped(dataset, geometry)
     return dataset
 
 
