@@ -98,3 +98,18 @@ def test_bench_tuning_real_config_trains_and_tests_on_block_parts(tmp_path):
     night = open_source(parse_source(config["tests"]["unseen"]), tmp_path, skip_bad=False)
     assert {r.name for r in night.records} < {r.name for r in test.records}
     assert {n.group_of(r.name) for n in (night,) for r in n.records} == {"night"}
+
+
+def test_calibrate_recovers_a_warp_of_real_pairs(tmp_path):
+    """`bench registration` on one random rig: the calibration lands within a few pixels
+    of the truth on real pairs (the benchmark measures 20 rigs; docs/benchmarks.md)."""
+    from ivtuning_ros.tools.cli import main
+
+    out = tmp_path / "registration.json"
+    code = main(["bench", "registration", "--trials", "1", "--frames", "8", "--map-trials", "0",
+                 "--json", str(out)])  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    (trial,) = report["trials"]
+    assert "failed" not in trial, trial.get("failed")
+    assert trial["misalignment_px"] > 10 and trial["error_vs_data_px"] < 10
