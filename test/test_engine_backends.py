@@ -92,6 +92,36 @@ def test_onnxruntime_backend_matches_eager_with_any_batch(module, inputs, tmp_pa
     assert_outputs_close(one, [w[:1] for w in want], atol=1e-4)
 
 
+def test_openvino_backend_matches_eager_in_fp32_and_bf16(module, inputs, tmp_path):
+    """OpenVINO compiles the same ONNX file; bf16 (where the CPU has it) stays within the
+    engine's bf16 tolerance of the module, its integer outputs (top-K classes) may flip
+    only where scores tie at bf16 resolution."""
+    from ivtuning_ros.engine.backends import openvino as ov_backend
+
+    path = tmp_path / "m.onnx"
+    ov_backend.build_artifact(module, HW, path, "fp32", "cpu")
+    want = reference(module, inputs)
+    fp32 = ov_backend.load(path, HW, "fp32", 1, "cpu")
+    assert_outputs_close(fp32.run(*inputs), want, atol=1e-4)
+    fp32.close()
+    with pytest.raises(ValueError, match="int8 runs on the onnxruntime backend"):
+        ov_backend.check("int8", "cpu")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        ov_backend.check("fp32", "cuda")
+    if not ov_backend.has_bf16():
+        with pytest.raises(ValueError, match="no bf16 arithmetic"):
+            ov_backend.check("bf16", "cpu")
+        return
+    ov_backend.check("bf16", "cpu")
+    bf16 = ov_backend.load(path, HW, "bf16", 1, "cpu")
+    got = bf16.run(*inputs)
+    np.testing.assert_allclose(np.sort(got[1], -1), np.sort(want[1], -1), atol=5e-2)
+    # boxes: near-tied scores may swap places in the top-K, so each box is compared with
+    # the reference box nearest to it (bf16 keeps 8 bits: 0.5 px of 64)
+    nearest = np.abs(got[0][:, :, None, :] - want[0][:, None, :, :]).max(-1).min(-1)
+    assert nearest.max() <= 0.5
+
+
 def test_backends_refuse_wrong_inputs(module):
     backend = TorchBackend(module, HW)
     good_rgb = np.zeros((1, 3, *HW), np.float32)

@@ -132,7 +132,7 @@ IMPORT_SOURCES = {
     "safetensors": (None, "safetensors"), "pycocotools": (None, "pycocotools"),
     "py_sod_metrics": (None, "pysodmetrics"), "rosbags": (None, "rosbags"),
     "trackers": (None, "trackers"), "supervision": (None, "supervision"),
-    "motmetrics": (None, "motmetrics"),
+    "motmetrics": (None, "motmetrics"), "openvino": (None, "openvino"),
 }  # fmt: skip
 ROS_PACKAGES = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "vision_msgs",
                 "builtin_interfaces", "rcl_interfaces", "rosgraph_msgs", "cv_bridge",

@@ -152,7 +152,7 @@ def accuracy(engines: dict, real_data: str | None) -> dict[str, dict]:
                       BlockSplit(), "test")  # fmt: skip
     out = {}
     for label, engine in engines.items():
-        if label.startswith("onnxruntime"):
+        if label.startswith(("onnxruntime", "openvino")):
             report = evaluate_predictor(Predictor(engine, score_threshold=AP_SCORE_THRESHOLD), test,
                                         progress=False)  # fmt: skip
             out[label] = {"map50": report["metrics"]["map50"], "map": report["metrics"]["map"],
@@ -171,6 +171,16 @@ def available_backends(compile_too: bool, calibration: Path | None) -> list[tupl
     if calibration is not None:
         out.append(("onnxruntime int8", {"backend": "onnxruntime", "precision": "int8",
                                          "calibration_dir": calibration}))  # fmt: skip
+    try:
+        from ivtuning_ros.engine.backends import openvino
+
+        out.append(("openvino", {"backend": "openvino"}))
+        if openvino.has_bf16():
+            out.append(("openvino bf16", {"backend": "openvino", "precision": "bf16"}))
+        else:
+            print("bench engine: openvino bf16 skipped: this CPU has no bf16 arithmetic")
+    except ImportError as err:
+        print(f"bench engine: openvino skipped: {err}")
     ok, why = tensorrt.available()
     if ok:
         out.append(("tensorrt fp32", {"backend": "tensorrt"}))
@@ -258,10 +268,16 @@ def run(args: argparse.Namespace) -> int:
     if "onnxruntime" in results:
         eager = results["torch eager"]["p50_ms"]
         report["onnxruntime_speedup_vs_eager_p50"] = eager / results["onnxruntime"]["p50_ms"]
-    if "onnxruntime int8" in results:
+    if "onnxruntime" in results:  # every CPU path against ONNX Runtime fp32, side by side
         fp32 = results["onnxruntime"]["p50_ms"]
-        int8 = results["onnxruntime int8"]["p50_ms"]
-        report["int8_speedup_vs_onnxruntime_fp32_p50"] = fp32 / int8
+        report["speedup_vs_onnxruntime_fp32_p50"] = {
+            label: fp32 / s["p50_ms"] for label, s in results.items()
+            if label.startswith(("onnxruntime ", "openvino"))
+        }  # fmt: skip
+    if "onnxruntime int8" in results:
+        report["int8_speedup_vs_onnxruntime_fp32_p50"] = report["speedup_vs_onnxruntime_fp32_p50"][
+            "onnxruntime int8"
+        ]
 
     bound = report["lower_bound_ms"]
     print(f"\nload average before/after: {report['load_average_before'][0]:.1f} / "
@@ -279,9 +295,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"onnxruntime vs torch eager at p50: {report['onnxruntime_speedup_vs_eager_p50']:.2f}x"
         )
-    if "int8_speedup_vs_onnxruntime_fp32_p50" in report:
-        speedup = report["int8_speedup_vs_onnxruntime_fp32_p50"]
-        print(f"onnxruntime int8 vs fp32 at p50: {speedup:.2f}x")
+    for label, speedup in report.get("speedup_vs_onnxruntime_fp32_p50", {}).items():
+        print(f"{label} vs onnxruntime fp32 at p50: {speedup:.2f}x")
     for label, acc in report.get("accuracy", {}).items():
         print(f"mAP50 on the real test blocks, {label}: {acc['map50']:.4f} ({acc['images']} pairs)")
     for op, p in list(report.get("ort_profile", {}).items())[:10]:

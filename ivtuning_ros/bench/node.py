@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ivtuning_ros.bench.common import machine_info, percentiles_ms, time_calls, write_json
+from ivtuning_ros.engine.config import BACKENDS
 
 NAMESPACE = "ivtuning_bench"
 LOSS_LIMIT = 0.05  # ros2_benchmark's peak-rate criterion
@@ -55,9 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="model (default: models/default.safetensors, the node's default)",
     )
-    p.add_argument(
-        "--backend", default="onnxruntime", choices=("auto", "tensorrt", "onnxruntime", "torch")
-    )
+    p.add_argument("--backend", default="onnxruntime", choices=BACKENDS)
     p.add_argument("--cache-dir", type=Path, default=None, help="engine cache folder")
     p.add_argument(
         "--sizes",

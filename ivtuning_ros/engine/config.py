@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def default_cache_dir() -> Path:

@@ -177,10 +177,10 @@ def _checkpoint_facts(path: Path) -> tuple[EngineInfo, dict[str, str]]:
 
 # How far a built engine may stray from torch eager fp32 before it is refused (absolute,
 # on detection scores / saliency in [0, 1]); int8 is judged by its own calibration.
-VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "int8": 0.25}
+VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "bf16": 5e-2, "int8": 0.25}
 # Segmentation is judged by the share of pixels whose class id differs: reduced precision
 # flips some pixels on class boundaries.
-VERIFY_PIXEL_MISMATCH = {"fp32": 0.01, "fp16": 0.05, "int8": 0.05}
+VERIFY_PIXEL_MISMATCH = {"fp32": 0.01, "fp16": 0.05, "bf16": 0.05, "int8": 0.05}
 
 
 def verify_against_module(
@@ -245,12 +245,7 @@ def load_engine(
     backend, why = choose_backend(cfg, device)
     log(f"engine: backend {backend} on {device} at {cfg.precision} ({why})")
     backend_module = _backend_module(backend)
-    if backend == "torch":
-        backend_module.check_precision(cfg.precision, device)
-    elif backend == "onnxruntime":
-        backend_module.check_precision(cfg.precision)
-    else:
-        backend_module.check_usable(device)  # before any work: a clear install hint
+    backend_module.check(cfg.precision, device)  # before any work: a clear reason or hint
     info, parts = _checkpoint_facts(path)
     parts = {
         "engine_format": ENGINE_FORMAT,
@@ -300,7 +295,15 @@ def _backend_module(backend: str):
     return importlib.import_module(f"ivtuning_ros.engine.backends.{_MODULES[backend]}")
 
 
-_MODULES = {"tensorrt": "tensorrt", "onnxruntime": "onnxruntime", "torch": "torch_eager"}
+# Backends by name: each module has check(precision, device) and library_versions(); the
+# compiled ones (all but torch) also ARTIFACT, build_artifact(...) and load(...), which
+# the engine cache calls. A new backend is one module here and one line below.
+_MODULES = {
+    "tensorrt": "tensorrt",
+    "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
+    "torch": "torch_eager",
+}
 
 
 def _cached_engine(
@@ -330,10 +333,7 @@ def _cached_engine(
                         cfg.calibration_images,
                     )
                 )  # fmt: skip
-            if backend == "onnxruntime":
-                mod.build(module, info.input_hw, tmp, batches)
-            else:
-                mod.build(module, info.input_hw, tmp, cfg.precision, device, batches)
+            mod.build_artifact(module, info.input_hw, tmp, cfg.precision, device, batches)
             backend_obj = load(tmp)
             try:
                 error = verify_against_module(backend_obj, module, info, cfg.precision, device)
@@ -343,9 +343,7 @@ def _cached_engine(
         return {"engine": info.to_json(), "checkpoint": str(path), "max_error": error}
 
     def load(artifact: Path) -> Backend:
-        if backend == "onnxruntime":
-            return mod.OnnxRuntimeBackend(artifact, info.input_hw, cfg.num_threads, device)
-        return mod.TensorRTBackend(artifact, info.input_hw, device)
+        return mod.load(artifact, info.input_hw, cfg.precision, cfg.num_threads, device)
 
     result = cache.get_or_build(key, mod.ARTIFACT, build, load)
     if not result.built:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ivtuning_ros.engine.config import BACKENDS
 from ivtuning_ros.geometry import ThermalGeometry
 from ivtuning_ros.postprocess import DEFAULT_SCORE_THRESHOLD
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm
@@ -53,14 +54,16 @@ SPECS: dict[str, Spec] = {
     ),
     "backend": Spec(
         "auto",
-        "Inference backend; auto = TensorRT with a GPU, else ONNX Runtime, else torch.",
-        choices=("auto", "tensorrt", "onnxruntime", "torch"),
+        "Inference backend; auto = TensorRT with a GPU, else ONNX Runtime, else torch; "
+        "openvino for bf16 on CPUs that have it.",
+        choices=BACKENDS,
     ),
     "precision": Spec(
         "fp32",
         "Engine precision: fp32; int8 (ONNX Runtime on CPUs, TensorRT on NVIDIA; needs "
-        "int8_calibration_dir); fp16 (TensorRT, torch on CUDA).",
-        choices=("fp32", "fp16", "int8"),
+        "int8_calibration_dir); fp16 (TensorRT, torch on CUDA); bf16 (OpenVINO on CPUs "
+        "with bf16 arithmetic: the fastest CPU path where they have it).",
+        choices=("fp32", "fp16", "bf16", "int8"),
     ),
     "device": Spec("auto", "Torch device for the torch/TensorRT backends (auto, cpu, cuda:0)."),
     "cache_dir": Spec("", "Engine cache folder; empty = the engine's default (~/.cache)."),

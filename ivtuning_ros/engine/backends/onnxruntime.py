@@ -52,8 +52,27 @@ def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(
             f"the onnxruntime backend runs {' or '.join(PRECISIONS)} (asked for {precision}); "
-            "use the tensorrt backend on an NVIDIA GPU for fp16"
+            "use the tensorrt backend on an NVIDIA GPU for fp16, the openvino backend for bf16"
         )
+
+
+def check(precision: str, device: str) -> None:
+    check_precision(precision)
+
+
+def build_artifact(
+    module: nn.Module,
+    input_hw: tuple[int, int],
+    out_path: Path,
+    precision: str,
+    device: str,
+    calibration: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> None:
+    build(module, input_hw, out_path, calibration)
+
+
+def load(artifact: Path, input_hw: tuple[int, int], precision: str, num_threads: int, device: str):
+    return OnnxRuntimeBackend(artifact, input_hw, num_threads, device)
 
 
 def build(
@@ -65,14 +84,14 @@ def build(
     """Export `module` to a single ONNX file at out_path; with `calibration` batches,
     quantise it to int8 (static, QDQ) with activation ranges from those pairs."""
     if calibration is None:
-        _export(module, input_hw, out_path)
+        export_onnx(module, input_hw, out_path)
         return
     if not calibration:
         raise ValueError("int8 needs calibration pairs; the calibration folder gave none")
     fp32 = out_path.with_name(out_path.stem + ".fp32.onnx")
     prepared = out_path.with_name(out_path.stem + ".prepared.onnx")
     try:
-        _export(module, input_hw, fp32)
+        export_onnx(module, input_hw, fp32)
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         # shapes inferred and Conv+BN folded first, as ORT's quantisation guide asks
@@ -132,7 +151,7 @@ def _first_convolution(path: Path) -> list[str]:
     return [next(n.name for n in graph.node if n.op_type == "Conv")]
 
 
-def _export(module: nn.Module, input_hw: tuple[int, int], out_path: Path) -> None:
+def export_onnx(module: nn.Module, input_hw: tuple[int, int], out_path: Path) -> None:
     program = export_program(module, input_hw)
     onnx_program = torch.onnx.export(
         program,

@@ -63,6 +63,25 @@ def check_usable(device: str) -> None:
         raise ValueError(f"the tensorrt backend needs a CUDA device, got {device!r}")
 
 
+def check(precision: str, device: str) -> None:
+    check_usable(device)
+
+
+def build_artifact(
+    module: nn.Module,
+    input_hw: tuple[int, int],
+    out_path: Path,
+    precision: str,
+    device: str,
+    calibration: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> None:
+    build(module, input_hw, out_path, precision, device, calibration)
+
+
+def load(artifact: Path, input_hw: tuple[int, int], precision: str, num_threads: int, device: str):
+    return TensorRTBackend(artifact, input_hw, device)
+
+
 def library_versions() -> dict[str, str]:
     def version(dist: str) -> str:
         try:

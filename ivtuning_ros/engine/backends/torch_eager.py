@@ -23,8 +23,13 @@ def library_versions() -> dict[str, str]:
 def check_precision(precision: str, device: str) -> None:
     if precision == "int8":
         raise ValueError("the torch backend has no int8 path; use the tensorrt backend")
+    if precision == "bf16":
+        raise ValueError("the torch backend has no bf16 path; use the openvino backend")
     if precision == "fp16" and not device.startswith("cuda"):
         raise ValueError("the torch backend runs fp16 on CUDA only; use fp32 on the CPU")
+
+
+check = check_precision  # the backend protocol's name (engine.load_engine)
 
 
 class TorchBackend(Backend):
