@@ -102,11 +102,12 @@ def test_bench_tuning_real_config_trains_and_tests_on_block_parts(tmp_path):
 
 def test_calibrate_recovers_a_warp_of_real_pairs(tmp_path):
     """`bench registration` on one random rig: the calibration lands within a few pixels
-    of the truth on real pairs (the benchmark measures 20 rigs; docs/benchmarks.md)."""
+    of the truth on real pairs (20 rigs of 20 pairs: median 4.5 px, worst 6.9 px;
+    docs/benchmarks.md)."""
     from ivtuning_ros.tools.cli import main
 
     out = tmp_path / "registration.json"
-    code = main(["bench", "registration", "--trials", "1", "--frames", "8", "--map-trials", "0",
+    code = main(["bench", "registration", "--trials", "1", "--frames", "16", "--map-trials", "0",
                  "--json", str(out)])  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())

@@ -174,12 +174,19 @@ def test_offline_replay_runs_the_thermal_gap_on_the_fallback(checkpoints, tmp_pa
 
 
 @pytest.mark.skipif(not SHIPPED_FALLBACK.is_file(), reason=f"no {SHIPPED_FALLBACK}")
-def test_the_shipped_fallback_stands_in_for_the_shipped_model():
-    """models/rgb_fallback.safetensors beside the node's default checkpoint, as
-    models/README.md tells users to set it, with the operating point its .json records."""
+def test_the_shipped_fallback_stands_in_for_its_synthetic_partner():
+    """models/rgb_fallback.safetensors beside models/synthetic.safetensors (same classes and
+    scenes), as models/README.md tells users to set it, with the operating point its .json
+    records."""
     values = {**default_values(), "backend": "torch", "warmup_runs": 0}
     models = load_node_models(
-        node_config({**values, "fallback_checkpoint": "models/rgb_fallback.safetensors"})
+        node_config(
+            {
+                **values,
+                "checkpoint": "models/synthetic.safetensors",
+                "fallback_checkpoint": "models/rgb_fallback.safetensors",
+            }
+        )
     )
     try:
         assert models.engine.info.standalone_cameras == ("thermal",)
