@@ -161,3 +161,35 @@ def test_training_and_eval_map_thermal_by_the_same_parameters(scenes, tmp_path):
     np.testing.assert_array_equal(mapped[1].rgb, samples[1].rgb)
     with pytest.raises(ValueError, match="thermal_geometry"):
         SourceSection(synthetic=None, fraction=0.1, thermal_geometry=str(params))
+
+
+def test_cli_calibrates_from_a_bag(scenes, tmp_path):
+    """A rosbag2 of the rig (RGB bgr8 and 16-bit thermal on the node's default topics):
+    frames paired by stamp, the mapping recovered as from a folder."""
+    from rclpy.serialization import serialize_message
+
+    from ivtuning_ros.replay.bagio import IMAGE_TYPE, open_writer, typestore
+    from ivtuning_ros.replay.synthetic_bag import DEFAULT_TOPICS, stamped_header
+    from ivtuning_ros.ros.codec import array_to_image
+
+    rig = shift_scale(-5.0, 7.0, 1.03)
+    writer = open_writer(tmp_path / "bag", "mcap")
+    conns = {role: writer.add_connection(DEFAULT_TOPICS[role], IMAGE_TYPE, typestore=typestore())
+             for role in ("rgb", "thermal")}  # fmt: skip
+    for i, (rgb, thermal) in enumerate(scenes):
+        stamp = (i + 1) * 10**8
+        raw = seen_by(thermal, rig).astype(np.uint16)
+        for role, msg in (
+            ("rgb", array_to_image(rgb[:, :, ::-1], "bgr8", stamped_header(stamp, "rgb"))),
+            ("thermal", array_to_image(raw, "mono16", stamped_header(stamp + 5 * 10**6, "t"))),
+        ):
+            writer.write(conns[role], stamp, serialize_message(msg))
+    writer.close()
+    out = tmp_path / "rig.yaml"
+    cmd = [sys.executable, "-m", "ivtuning_ros.tools.cli", "calibrate", "--bag",
+           str(tmp_path / "bag"), "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"from {len(scenes)} of {len(scenes)} pairs" in done.stdout
+    matrix = np.asarray(ThermalGeometry.from_file(out).homography).reshape(3, 3)
+    assert corner_error(matrix, rig, (H, W)) < 1.0

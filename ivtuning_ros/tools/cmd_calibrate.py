@@ -69,7 +69,8 @@ def bag_pairs(
     (within 50 ms; others are skipped)."""
     from rclpy.serialization import deserialize_message
 
-    from ivtuning_ros.replay.bagio import CAMERA_TYPES, message_class, open_stream
+    from ivtuning_ros.replay.bagio import CAMERA_TYPES, open_stream
+    from ivtuning_ros.replay.dds import message_class
     from ivtuning_ros.ros.codec import image_to_rgb, image_to_thermal
     from ivtuning_ros.timestamps import stamp_ns
 
