@@ -47,8 +47,10 @@ class DetectionTracker:
 
     def __init__(self, config: TrackingConfig) -> None:
         # imported here: `trackers` pulls in supervision (~1 s), needed only when tracking
+        import supervision
         from trackers import ByteTrackTracker
 
+        self._sv = supervision
         self.config = config
         # ByteTrack counts its buffer in 30 fps frames; with stamps given it keeps a lost
         # track for lost_track_buffer / 30 seconds.
@@ -66,8 +68,6 @@ class DetectionTracker:
         the last one (a pair out of order) gets no identities and leaves the tracks as
         they are; one more than `JUMP_BACK_S` older (a bag replayed in a loop, a
         simulator reset) starts the tracks afresh."""
-        import supervision as sv
-
         if self._last_stamp_s is not None and stamp_s < self._last_stamp_s:
             if self._last_stamp_s - stamp_s <= JUMP_BACK_S:
                 return replace(detections, track_ids=np.full(len(detections), UNTRACKED))
@@ -75,7 +75,7 @@ class DetectionTracker:
         self._last_stamp_s = stamp_s
         n = len(detections)
         boxes = np.asarray(detections.boxes, np.float32).reshape(n, 4)
-        det = sv.Detections(
+        det = self._sv.Detections(
             xyxy=boxes,
             confidence=np.asarray(detections.scores, np.float32),
             class_id=np.asarray(detections.class_ids, np.int64),

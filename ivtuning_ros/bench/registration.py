@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from ivtuning_ros.data.dataset import open_dataset
     from ivtuning_ros.data.real import missing_reason, real_data_root
     from ivtuning_ros.data.splits import BlockSplit, block_part
+    from ivtuning_ros.evaluation.evaluate import spread_indices
     from ivtuning_ros.registration import CalibrationError, calibrate, corner_error
 
     problem = missing_reason(args.real_data)
@@ -85,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     th_hw = pairs[0][1].shape[:2]
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    spread = np.linspace(0, len(pairs) - 1, min(len(pairs), 2 * args.frames)).round().astype(int)
-    own = calibrate([pairs[i] for i in spread], model=args.model).matrix
+    own = calibrate([pairs[i] for i in spread_indices(len(pairs), 2 * args.frames)],
+                    model=args.model).matrix  # fmt: skip
     print(f"the data set's own registration, as calibrate sees it: corners "
           f"{corner_error(own, np.eye(3), th_hw):.2f} px from identity")  # fmt: skip
     trials = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ivtuning_ros.data.views import SampleView
 from ivtuning_ros.types import RGBTSample
 
 
@@ -75,21 +76,14 @@ def match_classes(
     return cmap
 
 
-class Relabeled(Sequence[RGBTSample]):
+class Relabeled(SampleView):
     """A sequence of samples read through a `ClassMap` (attributes pass through)."""
 
+    _own = ("samples", "cmap")
+
     def __init__(self, samples: Sequence[RGBTSample], cmap: ClassMap) -> None:
-        self.samples, self.cmap = samples, cmap
+        super().__init__(samples)
+        self.cmap = cmap
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        return self.cmap.apply(self.samples[index])
-
-    def __getattr__(self, name: str):
-        if name in ("samples", "cmap"):
-            raise AttributeError(name)
-        return getattr(self.samples, name)
+    def transform(self, sample: RGBTSample) -> RGBTSample:
+        return self.cmap.apply(sample)

@@ -10,32 +10,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from ivtuning_ros.data.views import SampleView
 from ivtuning_ros.geometry import ThermalGeometry
 from ivtuning_ros.types import RGBTSample
 
 
-class ThermalMapped(Sequence[RGBTSample]):
+class ThermalMapped(SampleView):
     """A sequence of samples, each thermal image mapped by `geometry` (attributes of the
     underlying data set pass through)."""
 
+    _own = ("samples", "geometry")
+
     def __init__(self, samples: Sequence[RGBTSample], geometry: ThermalGeometry) -> None:
-        self.samples, self.geometry = samples, geometry
+        super().__init__(samples)
+        self.geometry = geometry
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        sample = self.samples[index]
+    def transform(self, sample: RGBTSample) -> RGBTSample:
         thermal = self.geometry.apply(sample.thermal, sample.rgb.shape[:2])
         return dataclasses.replace(sample, thermal=thermal)
 
     def subset(self, indices) -> ThermalMapped:
         """The same mapping over the underlying data set's `subset`."""
         return ThermalMapped(self.samples.subset(indices), self.geometry)
-
-    def __getattr__(self, name: str):
-        if name in ("samples", "geometry"):
-            raise AttributeError(name)
-        return getattr(self.samples, name)

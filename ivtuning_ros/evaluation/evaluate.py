@@ -27,11 +27,12 @@ from ivtuning_ros.types import CAMERAS, RGBTSample
 OVERLAY_SCORE = DEFAULT_SCORE_THRESHOLD
 
 
-def overlay_indices(count: int, wanted: int) -> set[int]:
-    """`wanted` frames spread evenly over the split (first and last included)."""
+def spread_indices(count: int, wanted: int) -> list[int]:
+    """`wanted` indices spread evenly over range(count), first and last included, sorted
+    (overlay frames here; calibration pairs in `ivtuning calibrate`)."""
     if wanted <= 0 or count == 0:
-        return set()
-    return {int(i) for i in np.linspace(0, count - 1, min(wanted, count)).round()}
+        return []
+    return sorted({int(i) for i in np.linspace(0, count - 1, min(wanted, count)).round()})
 
 
 def evaluate_predictor(
@@ -67,7 +68,7 @@ def evaluate_predictor(
         raise ValueError("overlays requested without an overlay folder")
     if missing not in (None, *CAMERAS):
         raise ValueError(f"missing must be one of {', '.join(CAMERAS)}, got {missing!r}")
-    chosen = overlay_indices(len(samples), overlays)
+    chosen = set(spread_indices(len(samples), overlays))
     written: list[str] = []
     latencies: list[float] = []
     for i in tqdm(range(len(samples)), desc=f"eval {task}", unit="img", disable=not progress):

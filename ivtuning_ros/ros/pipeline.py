@@ -203,10 +203,9 @@ def process_pair(
     t0 = time.perf_counter()
     pred = predictor.predict(rgb, thermal01)
     infer_s = time.perf_counter() - t0
-    tracking = cfg.tracking_config
-    if tracking.enabled and pred.detections is not None:
+    if cfg.tracking and pred.detections is not None:
         if state.tracker is None:
-            state.tracker = DetectionTracker(tracking)
+            state.tracker = DetectionTracker(cfg.tracking_config)
         tracked = state.tracker.update(pred.detections, pair.reference.stamp_ns * 1e-9)
         pred = dataclasses.replace(pred, detections=tracked)
     modality = "both" if rgb is not None and thermal01 is not None else (

@@ -45,20 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def spread(n: int, k: int) -> list[int]:
-    """k indices spread evenly over range(n)."""
-    if k >= n:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)})
-
-
 def folder_pairs(folder: Path, frames: int) -> list[tuple[np.ndarray, np.ndarray]]:
     from ivtuning_ros.data.formats.common import read_rgb, read_thermal
     from ivtuning_ros.engine.calibration import calibration_pairs
+    from ivtuning_ros.evaluation.evaluate import spread_indices
 
     paths = calibration_pairs(folder)
     return [
-        (read_rgb(r), read_thermal(t)) for r, t in (paths[i] for i in spread(len(paths), frames))
+        (read_rgb(r), read_thermal(t))
+        for r, t in (paths[i] for i in spread_indices(len(paths), frames))
     ]
 
 
@@ -69,6 +64,7 @@ def bag_pairs(
     (within 50 ms; others are skipped)."""
     from rclpy.serialization import deserialize_message
 
+    from ivtuning_ros.evaluation.evaluate import spread_indices
     from ivtuning_ros.replay.bagio import CAMERA_TYPES, open_stream
     from ivtuning_ros.replay.dds import message_class
     from ivtuning_ros.ros.codec import image_to_rgb, image_to_thermal
@@ -81,11 +77,12 @@ def bag_pairs(
         for role, _, raw in stream.messages():
             stamps[role].append(stamp_ns(deserialize_message(raw, types[role]).header.stamp))
     thermal = np.array(sorted(stamps["thermal"]), np.int64)
-    if not len(stamps["rgb"]) or not len(thermal):
+    if not stamps["rgb"] or not len(thermal):
         raise ValueError(f"{bag}: no messages on {topics['rgb']} or {topics['thermal']}")
     wanted: dict[int, int] = {}  # rgb stamp -> thermal stamp
-    for i in spread(len(stamps["rgb"]), frames):
-        s = sorted(stamps["rgb"])[i]
+    rgb = sorted(stamps["rgb"])
+    for i in spread_indices(len(rgb), frames):
+        s = rgb[i]
         j = int(np.argmin(np.abs(thermal - s)))
         if abs(int(thermal[j]) - s) <= SLOP_NS:
             wanted[s] = int(thermal[j])
