@@ -14,7 +14,7 @@ from ivtuning_ros.model.checkpoint import load_checkpoint
 from ivtuning_ros.tools.cli import main
 from ivtuning_ros.train.config import parse_train_config
 from ivtuning_ros.train.data import SYNTHETIC_SPLIT, synthetic_folder
-from ivtuning_ros.train.trainer import evaluate_model, train
+from ivtuning_ros.train.trainer import train, validate
 from ivtuning_ros.types import CAMERAS
 
 
@@ -87,7 +87,7 @@ def test_eval_with_a_camera_missing_scores_what_training_dropout_shows(trained, 
         samples, info.config.input_size, info.config.thermal_norm, "detection",
         modality_dropout=1.0, dropout_stream=missing,
     )  # fmt: skip
-    expected = evaluate_model(model, dropped, 4, 0.01, torch.device("cpu"))
+    expected = validate(model, dropped, 4, 0.01, torch.device("cpu"))
     for key in ("map", "map50", "map75"):
         assert report["metrics"][key] == pytest.approx(expected[key], abs=1e-6)
     assert report["metrics"] != pytest.approx(result.test_metrics)  # the camera mattered

@@ -14,16 +14,17 @@ from ivtuning_ros.train.trainer import replica_digest
 
 WORKER = """
 import json, sys
-from ivtuning_ros.train import trainer
+from ivtuning_ros.train import checkpoints, trainer
 from ivtuning_ros.train.config import load_train_config
 
 writes = []
-for name in ("save_checkpoint", "save_train_state", "_atomic_write_text"):
-    real = getattr(trainer, name)
+for module, name in ((checkpoints, "save_checkpoint"), (checkpoints, "atomic_write_text"),
+                     (trainer, "save_train_state"), (trainer, "atomic_write_text")):
+    real = getattr(module, name)
     def counted(*a, _real=real, _name=name, **k):
         writes.append(_name)
         return _real(*a, **k)
-    setattr(trainer, name, counted)
+    setattr(module, name, counted)
 result = trainer.train(load_train_config(sys.argv[1]), sys.argv[2], progress=False)
 with open(f"{sys.argv[3]}/rank{result.rank}.json", "w") as fh:
     json.dump({"digest": result.replica_digest, "writes": writes,

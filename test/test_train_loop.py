@@ -71,8 +71,9 @@ def test_run_writes_trainable_only_checkpoints_and_selects_on_validation(tmp_pat
         train(parse_train_config(tiny(tmp_path / "cache")), out, progress=False)
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
-    raw = tiny(tmp_path / "cache", save_every_steps=2)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, ema_decay):
+    raw = tiny(tmp_path / "cache", save_every_steps=2, ema_decay=ema_decay)
     full = train(parse_train_config(raw), tmp_path / "full", progress=False)
 
     def crash(step, loss):
@@ -93,6 +94,10 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     b = load_checkpoint(tmp_path / "cut" / "last.safetensors")[0].state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    # With EMA the checkpoints hold the moving average, not the last step's weights.
+    trained = load_train_state(tmp_path / "cut")["model"]
+    differs = any(not torch.equal(trained[k], a[k]) for k in trained if k in a)
+    assert differs == bool(ema_decay)
 
     changed = copy.deepcopy(raw)
     changed["train"]["lr"] = 0.1

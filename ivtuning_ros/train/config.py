@@ -164,6 +164,9 @@ class TrainSection:
     val_score_threshold: float = AP_SCORE_THRESHOLD  # detections kept for mAP (AP integrates)
     # start from this checkpoint's trained weights (fine-tuning; head classes by name)
     init_checkpoint: str | None = None
+    # 0: off; else validate, select and save an exponential moving average of the weights
+    # (timm's ModelEmaV3, decay warmed up from 0), which evens out epoch-to-epoch noise
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -177,6 +180,8 @@ class TrainSection:
         for name in ("warmup_steps", "num_workers", "threads", "save_every_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
         if self.dropout_stream not in DROPOUT_STREAMS:

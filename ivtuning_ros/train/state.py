@@ -9,8 +9,10 @@ killed at any moment leaves either the previous state or the new one, never a mi
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,60 @@ def load_train_state(run_dir: str | Path) -> dict[str, Any]:
         return _decode(doc["state"], tensors)
     except KeyError as err:
         raise ValueError(f"--resume: {tensor_path} lacks tensor {err} named in {path}") from err
+
+
+@dataclass
+class RunState:
+    """Where a run stands between steps: everything --resume restores besides tensors.
+
+    `loss_sums` / `loss_batches` are this rank's sums over the batches of the unfinished
+    epoch, so a resumed epoch logs the same mean loss as an uninterrupted one.
+    """
+
+    epoch: int = 0  # epochs finished
+    batch_in_epoch: int = 0  # batches of `epoch` already trained (a mid-epoch save)
+    global_step: int = 0
+    best_metric: float = -math.inf
+    best_epoch: int = -1  # 0-based; -1 before the first validation
+    history: list[dict[str, Any]] = field(default_factory=list)
+    loss_sums: dict[str, float] = field(default_factory=dict)
+    loss_batches: int = 0
+
+    def add_loss(self, parts: dict[str, float]) -> None:
+        self.loss_batches += 1
+        for k, v in parts.items():
+            self.loss_sums[k] = self.loss_sums.get(k, 0.0) + v
+
+    def start_epoch(self) -> None:
+        """Forget the finished epoch's sums (a resumed mid-epoch state keeps its own)."""
+        if not self.batch_in_epoch:
+            self.loss_sums, self.loss_batches = {}, 0
+
+    def partial(self) -> dict[str, Any]:
+        """This rank's unfinished-epoch sums as stored (empty at an epoch boundary)."""
+        if not self.batch_in_epoch:
+            return {"sums": {}, "batches": 0}
+        return {"sums": dict(self.loss_sums), "batches": self.loss_batches}
+
+    def saved_fields(self) -> dict[str, Any]:
+        """The resume file's keys (kept as they were, so older runs still resume)."""
+        return {
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "global_step": self.global_step,
+            "best": {"metric": self.best_metric, "epoch": self.best_epoch},
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any], partial: dict[str, Any]) -> RunState:
+        return cls(
+            epoch=saved["epoch"],
+            batch_in_epoch=saved["batch_in_epoch"],
+            global_step=saved["global_step"],
+            best_metric=saved["best"]["metric"],
+            best_epoch=saved["best"]["epoch"],
+            history=saved["history"],
+            loss_sums=dict(partial["sums"]),
+            loss_batches=int(partial["batches"]),
+        )

@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 from tqdm import tqdm
@@ -41,14 +42,21 @@ from ivtuning_ros.evaluation.metrics import SELECTION_METRICS, metric_for_task
 from ivtuning_ros.model import IVTuningModel, ModelConfig, build_model
 from ivtuning_ros.model.checkpoint import (
     init_from_checkpoint,
-    save_checkpoint,
+    load_checkpoint,
     trainable_state_dict,
 )
 from ivtuning_ros.postprocess import decode_detections, decode_mask, decode_saliency
 from ivtuning_ros.train import distributed as dist_utils
-from ivtuning_ros.train.config import TrainConfig, config_to_dict
+from ivtuning_ros.train.checkpoints import CheckpointKeeper, atomic_write_text
+from ivtuning_ros.train.config import TrainConfig, TrainSection, config_to_dict
 from ivtuning_ros.train.data import Splits, build_splits
-from ivtuning_ros.train.state import capture_rng, load_train_state, restore_rng, save_train_state
+from ivtuning_ros.train.state import (
+    RunState,
+    capture_rng,
+    load_train_state,
+    restore_rng,
+    save_train_state,
+)
 
 StepHook = Callable[[int, float], None]  # (global step, loss) after each optimizer step
 
@@ -142,10 +150,6 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _model_state(model: IVTuningModel) -> dict[str, torch.Tensor]:
-    return trainable_state_dict(model)
-
-
 def replica_digest(model: IVTuningModel) -> str:
     """SHA-256 of the trainable tensors: DDP replicas must agree on it bit for bit."""
     digest = hashlib.sha256()
@@ -184,7 +188,7 @@ def _load_model_state(model: IVTuningModel, state: dict[str, torch.Tensor]) -> N
 
 
 @torch.no_grad()
-def evaluate_model(
+def validate(
     model: IVTuningModel,
     dataset: PreparedDataset,
     batch_size: int,
@@ -276,10 +280,192 @@ def _own_partial(saved: Any, ctx: dist_utils.DistContext) -> dict[str, Any]:
     return saved
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+@dataclass
+class Optimisation:
+    """The model and everything that steps it; `net` is `model`, or its DDP wrapper."""
+
+    model: IVTuningModel
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    grad_clip: float
+    ema: ModelEmaV3 | None = None
+
+    @property
+    def kept_model(self) -> IVTuningModel:
+        """The weights validated and saved: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def autocast(self, device: torch.device) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device.type, dtype=self.amp_dtype)
+
+    def step(self, loss: torch.Tensor, global_step: int) -> None:
+        """One optimizer step; `global_step` counts it (from 1) for the EMA's warm-up."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], self.grad_clip
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model, step=global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        saved = {
+            "model": trainable_state_dict(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+        }
+        if self.ema is not None:
+            saved["ema"] = trainable_state_dict(self.ema.module)
+        return saved
+
+    def load_state_dict(self, saved: dict[str, Any], device: torch.device) -> None:
+        _load_model_state(self.model, {k: v.to(device) for k, v in saved["model"].items()})
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        if saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        if self.ema is not None:
+            ema = {k: v.to(device) for k, v in saved["ema"].items()}
+            _load_model_state(self.ema.module, ema)
+
+
+def build_optimisation(
+    model: IVTuningModel, tc: TrainSection, total_steps: int, ctx: dist_utils.DistContext
+) -> Optimisation:
+    """AdamW, warm-up + cosine schedule, the fp16 loss scaler and DDP around `model`."""
+    amp_dtype = resolve_amp(tc.amp, ctx.device)
+    optimizer = make_optimizer(model, tc.lr, tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, tc.warmup_steps, total_steps)
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    net: torch.nn.Module = model
+    if ctx.distributed:
+        net = DistributedDataParallel(
+            model,
+            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    ema = ModelEmaV3(model, decay=tc.ema_decay, use_warmup=True) if tc.ema_decay else None
+    return Optimisation(model, net, optimizer, scheduler, scaler, amp_dtype, tc.grad_clip, ema)
+
+
+def train_one_epoch(
+    opt: Optimisation,
+    loader: DataLoader,
+    state: RunState,
+    steps_per_epoch: int,
+    device: torch.device,
+    on_step: StepHook | None = None,
+    save_every_steps: int = 0,
+    save_point: Callable[[], None] | None = None,
+    show: bool = False,
+    step_times: list[float] | None = None,
+) -> None:
+    """Train epoch `state.epoch` from batch `state.batch_in_epoch` to its end, summing
+    this rank's losses into `state` and calling `save_point` every `save_every_steps`."""
+    bar = tqdm(
+        loader, desc=f"epoch {state.epoch + 1}", unit="step", disable=not show,
+        initial=state.batch_in_epoch, total=steps_per_epoch,
+    )  # fmt: skip
+    autocast = opt.autocast(device)
+    for rgb, thermal, targets in bar:
+        t0 = time.perf_counter()
+        rgb, thermal = rgb.to(device), thermal.to(device)
+        targets = [
+            {k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets
+        ]
+        with autocast:
+            outputs = opt.net(rgb, thermal)
+        loss, parts = opt.model.loss(_to_float(outputs), targets)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss is {loss.item()} at epoch {state.epoch + 1} step {state.global_step + 1} "
+                f"({ {k: float(v) for k, v in parts.items()} }); lower train.lr"
+            )
+        state.global_step += 1
+        opt.step(loss, state.global_step)
+        state.batch_in_epoch += 1
+        if step_times is not None:
+            step_times.append(time.perf_counter() - t0)
+        value = float(loss.detach())
+        state.add_loss({"loss": value, **{k: float(v) for k, v in parts.items()}})
+        if show:
+            bar.set_postfix(loss=f"{value:.3f}", lr=f"{opt.scheduler.get_last_lr()[0]:.2e}")
+        if on_step is not None:
+            on_step(state.global_step, value)
+        due = save_every_steps and state.global_step % save_every_steps == 0
+        if save_point and due and state.batch_in_epoch < steps_per_epoch:  # not at epoch end
+            save_point()
+    bar.close()
+
+
+def _epoch_loader(
+    train_set: PreparedDataset, sampler: EpochSampler, tc: TrainSection, state: RunState
+) -> DataLoader:
+    sampler.set_epoch(state.epoch, state.batch_in_epoch)
+    train_set.set_epoch(state.epoch)
+    return DataLoader(
+        train_set, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
+        num_workers=tc.num_workers, drop_last=False,
+        # Worker seeds from (seed, epoch), not from the global RNG that resume restores.
+        generator=torch.Generator().manual_seed(tc.seed * 100_003 + state.epoch),
+    )  # fmt: skip
+
+
+def _resume(
+    out: Path, cfg_dict: dict[str, Any], opt: Optimisation, ctx: dist_utils.DistContext
+) -> RunState:
+    """The interrupted run's state, weights, optimizer and this rank's RNG, restored."""
+    saved = load_train_state(out)
+    if saved["config"] != cfg_dict:
+        changed = sorted(
+            f"{sec}.{k}"
+            for sec in cfg_dict
+            for k in cfg_dict[sec]
+            if saved["config"].get(sec, {}).get(k) != cfg_dict[sec][k]
+        )
+        raise ValueError(f"--resume: the config differs from the interrupted run's in {changed}")
+    opt.load_state_dict(saved, ctx.device)
+    state = RunState.from_saved(saved, _own_partial(saved["partial"], ctx))
+    rngs = saved["rng"]
+    if len(rngs) == ctx.world_size:
+        restore_rng(rngs[ctx.rank])
+    elif ctx.is_main:
+        print(f"resume: {len(rngs)} saved RNG states for {ctx.world_size} ranks; reseeded")
+    if ctx.is_main:
+        where = f"epoch {state.epoch + 1}, batch {state.batch_in_epoch}"
+        print(f"resume: {where}, step {state.global_step}")
+    return state
+
+
+def _save_resume_point(
+    out: Path,
+    cfg_dict: dict[str, Any],
+    opt: Optimisation,
+    state: RunState,
+    ctx: dist_utils.DistContext,
+) -> None:
+    """Every rank's RNG state and loss sums with rank 0's weights: an exact resume."""
+    rngs, sums = [capture_rng()], [state.partial()]
+    if ctx.distributed:
+        rngs, sums = [None] * ctx.world_size, [None] * ctx.world_size
+        torch.distributed.all_gather_object(rngs, capture_rng())
+        torch.distributed.all_gather_object(sums, state.partial())
+    if ctx.is_main:
+        saved = {"config": cfg_dict, **state.saved_fields(), **opt.state_dict()}
+        save_train_state(out, {**saved, "rng": rngs, "partial": sums})
 
 
 def train(
@@ -310,9 +496,7 @@ def _train(
         torch.set_num_threads(tc.threads)
     show = progress and ctx.is_main
     model_cfg = cfg.model.resolve()
-    select_name, _ = SELECTION_METRICS[model_cfg.task]
-    select_name = tc.select_metric or select_name
-    amp_dtype = resolve_amp(tc.amp, ctx.device)
+    select_name = tc.select_metric or SELECTION_METRICS[model_cfg.task][0]
     cfg_dict = config_to_dict(cfg)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -339,7 +523,6 @@ def _train(
     val_set = PreparedDataset(splits.val, model_cfg.input_size, norm, model_cfg.task)
     sampler = EpochSampler(len(train_set), tc.batch_size, tc.seed, ctx.rank, ctx.world_size)
     steps_per_epoch = sampler.batches
-    total_steps = steps_per_epoch * tc.epochs
 
     model = build_model(model_cfg)
     init = None
@@ -352,256 +535,110 @@ def _train(
             )
     model = model.to(ctx.device)
     model.train()
-    optimizer = make_optimizer(model, tc.lr, tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, tc.warmup_steps, total_steps)
-    )
-    use_scaler = amp_dtype == torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    opt = build_optimisation(model, tc, steps_per_epoch * tc.epochs, ctx)
     params = model.parameter_report()
-
-    epoch, start_batch, global_step = 0, 0, 0
-    best = {"metric": -math.inf, "epoch": -1}
-    history: list[dict[str, Any]] = []
-    # this rank's loss sums of an unfinished epoch (each rank sums its own batches)
-    unfinished: dict[str, Any] = {"sums": {}, "batches": 0}
     torch.manual_seed(tc.seed * 1000 + ctx.rank)  # dropout inside the model, per rank
-    if resume:
-        state = load_train_state(out)
-        if state["config"] != cfg_dict:
-            changed = sorted(
-                f"{sec}.{k}"
-                for sec in cfg_dict
-                for k in cfg_dict[sec]
-                if state["config"].get(sec, {}).get(k) != cfg_dict[sec][k]
-            )
-            raise ValueError(
-                f"--resume: the config differs from the interrupted run's in {changed}"
-            )
-        _load_model_state(model, {k: v.to(ctx.device) for k, v in state["model"].items()})
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        epoch, start_batch = state["epoch"], state["batch_in_epoch"]
-        global_step, best, history = state["global_step"], state["best"], state["history"]
-        unfinished = _own_partial(state["partial"], ctx)
-        rngs = state["rng"]
-        if len(rngs) == ctx.world_size:
-            restore_rng(rngs[ctx.rank])
-        elif ctx.is_main:
-            print(f"resume: {len(rngs)} saved RNG states for {ctx.world_size} ranks; reseeded")
-        if ctx.is_main:
-            print(f"resume: epoch {epoch + 1}, batch {start_batch}, step {global_step}")
-
-    net: torch.nn.Module = model
-    if ctx.distributed:
-        net = DistributedDataParallel(
-            model,
-            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-            find_unused_parameters=True,
-        )
+    state = _resume(out, cfg_dict, opt, ctx) if resume else RunState()
 
     if ctx.is_main:
-        _atomic_write_text(
-            out / "config.json",
-            json.dumps({"train": cfg_dict, "model": model_cfg.to_dict(), "parameters": params},
-                       indent=2, default=str) + "\n",
-        )  # fmt: skip
+        summary = {"train": cfg_dict, "model": model_cfg.to_dict(), "parameters": params}
+        atomic_write_text(out / "config.json", json.dumps(summary, indent=2, default=str) + "\n")
         print(
             f"train: {model_cfg.name} ({model_cfg.task}, mode {model_cfg.mode}) "
             f"{params['trainable']:,} of {params['total']:,} parameters train; "
             f"{len(splits.train)} train / {len(splits.val)} val pairs; "
             f"{steps_per_epoch} steps x {tc.epochs} epochs; world {ctx.world_size}; "
-            f"amp {amp_dtype or 'off'}; device {ctx.device}"
+            f"amp {opt.amp_dtype or 'off'}; device {ctx.device}"
         )
 
-    def checkpoint_meta(ep: int, val: dict[str, float]) -> dict[str, Any]:
-        return {
-            "epoch": ep + 1,
-            "global_step": global_step,
-            "select_metric": select_name,
-            "validation": val,
-            "train_config": cfg_dict,
-        }
-
-    def save_state(ep: int, batch: int) -> None:
-        rngs = capture_rng()
-        sums = unfinished if batch else {"sums": {}, "batches": 0}
-        all_rngs, all_sums = [rngs], [sums]
-        if ctx.distributed:  # every rank's RNG state and loss sums, for an exact resume
-            all_rngs, all_sums = [None] * ctx.world_size, [None] * ctx.world_size
-            torch.distributed.all_gather_object(all_rngs, rngs)
-            torch.distributed.all_gather_object(all_sums, sums)
-        if ctx.is_main:
-            save_train_state(
-                out,
-                {
-                    "config": cfg_dict,
-                    "epoch": ep,
-                    "batch_in_epoch": batch,
-                    "global_step": global_step,
-                    "best": best,
-                    "history": history,
-                    "model": _model_state(model),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if use_scaler else {},
-                    "rng": all_rngs,
-                    "partial": all_sums,
-                },
-            )
-
-    autocast = (
-        torch.autocast(ctx.device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-    )
+    keeper = CheckpointKeeper(out, select_name, cfg_dict, writes=ctx.is_main)
+    save_point = partial(_save_resume_point, out, cfg_dict, opt, state, ctx)
     step_times: list[float] = []
-    while epoch < tc.epochs:
-        sampler.set_epoch(epoch, start_batch)
-        train_set.set_epoch(epoch)
-        loader = DataLoader(
-            train_set, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
-            num_workers=tc.num_workers, drop_last=False,
-            # Worker seeds from (seed, epoch), not from the global RNG that resume restores.
-            generator=torch.Generator().manual_seed(tc.seed * 100_003 + epoch),
-        )  # fmt: skip
-        sums: dict[str, float] = dict(unfinished["sums"]) if start_batch else {}
-        n_batches = int(unfinished["batches"]) if start_batch else 0
+    while state.epoch < tc.epochs:
+        state.start_epoch()
         t_epoch = time.perf_counter()
-        bar = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="step", disable=not show,
-            initial=start_batch, total=steps_per_epoch,
+        loader = _epoch_loader(train_set, sampler, tc, state)
+        train_one_epoch(
+            opt, loader, state, steps_per_epoch, ctx.device, on_step,
+            tc.save_every_steps, save_point, show, step_times,
         )  # fmt: skip
-        for batch_idx, (rgb, thermal, targets) in enumerate(bar, start=start_batch):
-            t0 = time.perf_counter()
-            rgb, thermal = rgb.to(ctx.device), thermal.to(ctx.device)
-            targets = [
-                {k: v.to(ctx.device) if torch.is_tensor(v) else v for k, v in t.items()}
-                for t in targets
-            ]
-            with autocast:
-                outputs = net(rgb, thermal)
-            loss, parts = model.loss(_to_float(outputs), targets)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss is {loss.item()} at epoch {epoch + 1} step {global_step + 1} "
-                    f"({ {k: float(v) for k, v in parts.items()} }); lower train.lr"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tc.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in model.parameters() if p.requires_grad], tc.grad_clip
-                )
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            global_step += 1
-            step_times.append(time.perf_counter() - t0)
-            value = float(loss.detach())
-            n_batches += 1
-            sums["loss"] = sums.get("loss", 0.0) + value
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            if show:
-                bar.set_postfix(loss=f"{value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if on_step is not None:
-                on_step(global_step, value)
-            done = batch_idx + 1
-            unfinished = {"sums": sums, "batches": n_batches}
-            mid_epoch = done < steps_per_epoch
-            if tc.save_every_steps and global_step % tc.save_every_steps == 0 and mid_epoch:
-                save_state(epoch, done)
-        bar.close()
-        start_batch = 0
-
-        # Validation (rank 0), selection on the validation split only.
         train_means = {
-            k: dist_utils.mean_across_ranks(ctx, v / max(1, n_batches)) for k, v in sums.items()
+            k: dist_utils.mean_across_ranks(ctx, v / max(1, state.loss_batches))
+            for k, v in state.loss_sums.items()
         }
-        val = None
+        val = None  # validation on rank 0; selection on the validation split only
         if ctx.is_main:
-            val = evaluate_model(
-                model, val_set, tc.batch_size, tc.val_score_threshold, ctx.device, show
-            )
+            kept = opt.kept_model
+            val = validate(kept, val_set, tc.batch_size, tc.val_score_threshold, ctx.device, show)
         val = dist_utils.broadcast_object(ctx, val)
-        if select_name not in val:
-            raise ValueError(
-                f"train.select_metric {select_name!r} is not a validation figure; "
-                f"choose from {sorted(val)}"
-            )
-        digest = _check_replicas(ctx, model, epoch)
-        score = float(val[select_name])
-        improved = score > best["metric"]
-        if improved:
-            best = {"metric": score, "epoch": epoch}
         record = {
-            "epoch": epoch + 1,
-            "global_step": global_step,
-            "lr": scheduler.get_last_lr()[0],
+            "epoch": state.epoch + 1,
+            "global_step": state.global_step,
+            "lr": opt.scheduler.get_last_lr()[0],
             "train": train_means,
             "val": val,
             "epoch_s": time.perf_counter() - t_epoch,
-            "weights_sha256": digest,
-            "best": improved,
+            "weights_sha256": _check_replicas(ctx, model, state.epoch),
         }
-        history.append(record)
-        if ctx.is_main:
-            meta = checkpoint_meta(epoch, val)
-            if improved:
-                save_checkpoint(out / "best.safetensors", model, meta)
-            save_checkpoint(out / "last.safetensors", model, meta)
-            with open(out / "train_log.jsonl", "a") as fh:
-                fh.write(json.dumps(record, default=str) + "\n")
-            print(
-                f"epoch {epoch + 1}: loss {train_means.get('loss', float('nan')):.4f}, "
-                f"val {select_name} {score:.4f}"
-                + (" (best)" if improved else f" (best {best['metric']:.4f})")
-            )
-        epoch += 1
-        save_state(epoch, 0)
+        keeper.end_epoch(opt.kept_model, state, record, val)
+        state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+        save_point()
 
     result = TrainResult(
         rank=ctx.rank,
-        replica_digest=_check_replicas(ctx, model, epoch - 1),
+        replica_digest=_check_replicas(ctx, model, state.epoch - 1),
         run_dir=out,
-        best_checkpoint=out / "best.safetensors",
-        best_epoch=best["epoch"] + 1,
-        best_metric=best["metric"],
+        best_checkpoint=keeper.best_path,
+        best_epoch=state.best_epoch + 1,
+        best_metric=state.best_metric,
         select_metric=select_name,
-        history=history,
+        history=state.history,
         test_metrics=None,
         parameters=params,
         step_times_s=step_times,
     )
-    if not ctx.is_main:
-        return result
-    test_metrics = None
-    best_path = out / "best.safetensors"
-    if splits.test is not None:
-        from ivtuning_ros.model.checkpoint import load_checkpoint
+    if ctx.is_main:
+        run_facts = {"parameters": params, "init": init}
+        result.test_metrics = _write_metrics(
+            keeper, state, splits, model_cfg, tc, run_facts, ctx.device, show
+        )
+    return result
 
-        best_model, _ = load_checkpoint(best_path)
-        test_set = PreparedDataset(splits.test, model_cfg.input_size, norm, model_cfg.task)
-        test_metrics = evaluate_model(
-            best_model.to(ctx.device), test_set, tc.batch_size, tc.val_score_threshold,
-            ctx.device, show,
-        )  # fmt: skip
+
+def _write_metrics(
+    keeper: CheckpointKeeper,
+    state: RunState,
+    splits: Splits,
+    model_cfg: ModelConfig,
+    tc: TrainSection,
+    run_facts: dict[str, Any],
+    device: torch.device,
+    show: bool,
+) -> dict[str, float] | None:
+    """Score the best checkpoint on the test split (once, after selection) and write
+    metrics.json; returns the test metrics, or None without a test split."""
+    test_metrics = None
+    if splits.test is not None:
+        best_model, _ = load_checkpoint(keeper.best_path)
+        test_set = PreparedDataset(
+            splits.test, model_cfg.input_size, model_cfg.thermal_norm, model_cfg.task
+        )
+        test_metrics = validate(
+            best_model.to(device), test_set, tc.batch_size, tc.val_score_threshold, device, show
+        )
     summary = {
-        "select_metric": select_name,
-        "best_epoch": best["epoch"] + 1,
-        "validation": history[best["epoch"]]["val"] if history else None,
+        "select_metric": keeper.select_metric,
+        "best_epoch": state.best_epoch + 1,
+        "validation": state.history[state.best_epoch]["val"] if state.history else None,
         "test": test_metrics,
-        "parameters": params,
-        "init": init,
+        **run_facts,
         "train_pairs": len(splits.train),
         "val_pairs": len(splits.val),
         "test_pairs": len(splits.test) if splits.test is not None else 0,
     }
-    _atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2, default=str) + "\n")
-    result.test_metrics = test_metrics
-    return result
+    text = json.dumps(summary, indent=2, default=str) + "\n"
+    atomic_write_text(keeper.out / "metrics.json", text)
+    return test_metrics
 
 
 def _to_float(outputs: Any) -> Any:

@@ -30,7 +30,7 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
     from ivtuning_ros.data.dataset import PreparedDataset
     from ivtuning_ros.model.checkpoint import load_checkpoint
     from ivtuning_ros.train.data import open_source
-    from ivtuning_ros.train.trainer import evaluate_model, train
+    from ivtuning_ros.train.trainer import train, validate
 
     spec = json.loads(spec_path.read_text())
     tests = spec.pop("tests")
@@ -67,7 +67,7 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
                 *prepare, modality_dropout=1.0, dropout_stream=camera
             )
         for key, ds in sets.items():
-            scores[key] = evaluate_model(
+            scores[key] = validate(
                 model, ds, 8, cfg.train.val_score_threshold, torch.device("cpu")
             )
     steps = np.asarray(result.step_times_s[3:] or result.step_times_s)
