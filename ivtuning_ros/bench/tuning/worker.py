@@ -67,9 +67,7 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
                 *prepare, modality_dropout=1.0, dropout_stream=camera
             )
         for key, ds in sets.items():
-            scores[key] = validate(
-                model, ds, 8, cfg.train.val_score_threshold, torch.device("cpu")
-            )
+            scores[key] = validate(model, ds, 8, cfg.train.val_score_threshold, torch.device("cpu"))
     steps = np.asarray(result.step_times_s[3:] or result.step_times_s)
     report = {
         "mode": bench_mode,
