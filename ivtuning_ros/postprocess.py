@@ -74,9 +74,11 @@ def decode_detections(
     if len(kept_scores) == 0:
         return Detections.empty()
     order = batched_nms(
-        torch.from_numpy(src), torch.from_numpy(kept_scores), torch.from_numpy(kept_ids),
+        torch.from_numpy(src),
+        torch.from_numpy(kept_scores),
+        torch.from_numpy(kept_ids),
         float(iou_threshold),
-    ).numpy()[:max_detections]  # fmt: skip
+    ).numpy()[:max_detections]
     return Detections(src[order], kept_scores[order], kept_ids[order])
 
 

@@ -52,10 +52,11 @@ class Calibration:
         """The node parameters holding this mapping (the other one zeroed)."""
         m = self.matrix / self.matrix[2, 2]
         if self.model == "affine":
-            return {"thermal_affine": [float(v) for v in m[:2].ravel()],
-                    "thermal_homography": [0.0] * 9}  # fmt: skip
-        return {"thermal_homography": [float(v) for v in m.ravel()],
-                "thermal_affine": [0.0] * 6}  # fmt: skip
+            return {
+                "thermal_affine": [float(v) for v in m[:2].ravel()],
+                "thermal_homography": [0.0] * 9,
+            }
+        return {"thermal_homography": [float(v) for v in m.ravel()], "thermal_affine": [0.0] * 6}
 
 
 def grey01(image: np.ndarray) -> np.ndarray:
@@ -95,8 +96,9 @@ def coarse_mapping(rgb: np.ndarray, thermal: np.ndarray, scale: float = 0.25) ->
     fixed = cv2.resize(gradient_image(grey01(rgb)), size, interpolation=cv2.INTER_AREA)
     moving = cv2.resize(
         gradient_image(cv2.resize(grey01(thermal), (w, h), interpolation=cv2.INTER_AREA)),
-        size, interpolation=cv2.INTER_AREA,
-    )  # fmt: skip
+        size,
+        interpolation=cv2.INTER_AREA,
+    )
     window = cv2.createHanningWindow(size, cv2.CV_32F)
     centre = (size[0] / 2, size[1] / 2)
     best = (-1.0, None)
@@ -160,8 +162,12 @@ def ecc_mapping(
             _, found = cv2.findTransformECC(
                 cv2.resize(fixed, size, interpolation=cv2.INTER_AREA),
                 cv2.resize(moving, size, interpolation=cv2.INTER_AREA),
-                guess, motion, criteria, None, 5,
-            )  # fmt: skip
+                guess,
+                motion,
+                criteria,
+                None,
+                5,
+            )
         except cv2.error:
             raise CalibrationError(
                 f"ECC did not converge at 1/{2**level} scale (too little structure shared "

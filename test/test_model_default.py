@@ -199,7 +199,7 @@ def test_each_camera_takes_its_own_modality_branch(cfg, primary):
     projection the infrared ones, whichever camera the frozen backbone sees."""
     model = build_model(dataclasses.replace(cfg, primary_modality=primary)).eval()
     seen = {}
-    model.prompter.thermal_embed.register_forward_hook(
+    model.prompter.prompt_embed.register_forward_hook(
         lambda m, i, out: seen.update(second=out.permute(0, 2, 3, 1))
     )
     model.prompter.input.register_forward_pre_hook(
@@ -293,3 +293,21 @@ def test_four_level_head_adds_stride_4_and_keeps_the_three_level_names(cfg, tmp_
     ]
     with pytest.raises(ValueError, match=r"head\.levels"):
         cfg.replace(head={"levels": 5})
+
+
+def test_checkpoints_with_earlier_tensor_names_still_load():
+    """The prompt image's embedding was saved as `thermal_embed` (the shipped models
+    still are): its tensors load into `prompt_embed`, not silently into nothing."""
+    from safetensors import safe_open
+
+    from ivtuning_ros.model.checkpoint import upgrade_keys
+
+    with safe_open("models/default.safetensors", "pt") as f:
+        saved = [k for k in f.keys() if k.startswith("prompter.")]  # noqa: SIM118
+    assert any(k.startswith("prompter.thermal_embed.") for k in saved)
+    renamed = upgrade_keys(dict.fromkeys(saved, 0))
+    assert not any("thermal_embed" in k for k in renamed)
+    model, _ = load_checkpoint("models/default.safetensors")
+    with safe_open("models/default.safetensors", "pt") as f:
+        old = f.get_tensor("prompter.thermal_embed.0.weight")
+    assert torch.equal(model.prompter.prompt_embed[0].weight, old)

@@ -219,3 +219,25 @@ def test_a_negative_score_threshold_defers_to_the_checkpoint():
     fixed = node_config({**defaults, "score_threshold": 0.6})
     assert fixed.score_threshold_for(0.42) == 0.6
     assert node_config({**defaults, "score_threshold": 0.0}).score_threshold_for(0.42) == 0.0
+
+
+def test_node_config_is_the_typed_parameter_table():
+    """Every parameter is a typed NodeConfig field with its documentation beside it; the
+    settings loader refuses a wrong type or an unknown name, naming the parameter."""
+    import dataclasses
+    import typing
+
+    from ivtuning_ros.ros.params import NodeConfig, default_values, node_config
+    from ivtuning_ros.settings import convert
+
+    fields = {f.name for f in dataclasses.fields(NodeConfig) if f.init}
+    assert fields == set(SPECS)
+    hints = typing.get_type_hints(NodeConfig)
+    for name, spec in SPECS.items():  # each default fits its declared type
+        assert convert(hints[name], spec.default, name) == spec.default, name
+    cfg = node_config(default_values())
+    assert cfg.score_threshold == SPECS["score_threshold"].default and cfg.sync.slop == 0.05
+    with pytest.raises(ValueError, match="sync_slop: expected a number, got 'x'"):
+        node_config({**default_values(), "sync_slop": "x"})
+    with pytest.raises(ValueError, match="unknown key bogus"):
+        node_config({**default_values(), "bogus": 1})

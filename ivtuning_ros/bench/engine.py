@@ -37,19 +37,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ort-profile", action="store_true", help="ONNX Runtime time per operator type")
     p.add_argument(
-        "--checkpoint", type=Path, default=None,
+        "--checkpoint",
+        type=Path,
+        default=None,
         help="a trained checkpoint (e.g. models/default.safetensors) instead of the preset's "
         "untrained weights: needed for the accuracy column",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--int8-calibration", type=Path, default=None, metavar="DIR",
+        "--int8-calibration",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="registered RGB-T pairs that calibrate the ONNX Runtime int8 engine (default: "
         "the real MSRS train folder when present; int8 is skipped without one)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--accuracy", action="store_true",
+        "--accuracy",
+        action="store_true",
         help="also score every CPU precision (mAP50) on the real MSRS test blocks",
-    )  # fmt: skip
+    )
     p.add_argument("--real-data", default=None, help="MSRS folder (default: IVTUNING_REAL_DATA)")
     p.set_defaults(func=run)
 
@@ -148,15 +154,20 @@ def accuracy(engines: dict, real_data: str | None) -> dict[str, dict]:
     problem = missing_reason(real_data)
     if problem:
         raise FileNotFoundError(f"--accuracy: {problem}")
-    test = block_part(open_dataset(real_data_root(real_data), "msrs", "train+test"),
-                      BlockSplit(), "test")  # fmt: skip
+    test = block_part(
+        open_dataset(real_data_root(real_data), "msrs", "train+test"), BlockSplit(), "test"
+    )
     out = {}
     for label, engine in engines.items():
         if label.startswith(("onnxruntime", "openvino")):
-            report = evaluate_predictor(Predictor(engine, score_threshold=AP_SCORE_THRESHOLD), test,
-                                        progress=False)  # fmt: skip
-            out[label] = {"map50": report["metrics"]["map50"], "map": report["metrics"]["map"],
-                          "images": report["images"]}  # fmt: skip
+            report = evaluate_predictor(
+                Predictor(engine, score_threshold=AP_SCORE_THRESHOLD), test, progress=False
+            )
+            out[label] = {
+                "map50": report["metrics"]["map50"],
+                "map": report["metrics"]["map"],
+                "images": report["images"],
+            }
     return out
 
 
@@ -169,8 +180,12 @@ def available_backends(compile_too: bool, calibration: Path | None) -> list[tupl
         out.append(("torch compile", {"backend": "torch", "torch_compile": True}))
     out.append(("onnxruntime", {"backend": "onnxruntime"}))
     if calibration is not None:
-        out.append(("onnxruntime int8", {"backend": "onnxruntime", "precision": "int8",
-                                         "calibration_dir": calibration}))  # fmt: skip
+        out.append(
+            (
+                "onnxruntime int8",
+                {"backend": "onnxruntime", "precision": "int8", "calibration_dir": calibration},
+            )
+        )
     try:
         from ivtuning_ros.engine.backends import openvino
 
@@ -215,9 +230,11 @@ def run(args: argparse.Namespace) -> int:
         builds = {}
         for label, overrides in available_backends(args.compile, calibration):
             cfg = EngineConfig(
-                cache_dir=Path(tmp) / "cache", warmup_runs=args.warmup,
-                num_threads=args.threads, **overrides,
-            )  # fmt: skip
+                cache_dir=Path(tmp) / "cache",
+                warmup_runs=args.warmup,
+                num_threads=args.threads,
+                **overrides,
+            )
             t0 = time.perf_counter()
             engines[label] = load_engine(ckpt, cfg, log=lambda line: print(f"  {line}"))
             builds[label] = time.perf_counter() - t0
@@ -280,12 +297,18 @@ def run(args: argparse.Namespace) -> int:
         ]
 
     bound = report["lower_bound_ms"]
-    print(f"\nload average before/after: {report['load_average_before'][0]:.1f} / "
-          f"{report['load_average_after'][0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
-    print(f"\nmodel {args.preset} at {input_hw[0]}x{input_hw[1]}: {flops / 1e9:.2f} GFLOP/image; "
-          f"matmul {peak / 1e9:.1f} GFLOP/s -> lower bound {bound:.2f} ms")  # fmt: skip
-    print(f"{'backend':<18}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'GFLOP/s':>10}{'of mm':>8}"
-          f"{'load s':>8}")  # fmt: skip
+    print(
+        f"\nload average before/after: {report['load_average_before'][0]:.1f} / "
+        f"{report['load_average_after'][0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(
+        f"\nmodel {args.preset} at {input_hw[0]}x{input_hw[1]}: {flops / 1e9:.2f} GFLOP/image; "
+        f"matmul {peak / 1e9:.1f} GFLOP/s -> lower bound {bound:.2f} ms"
+    )
+    print(
+        f"{'backend':<18}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'GFLOP/s':>10}{'of mm':>8}"
+        f"{'load s':>8}"
+    )
     for label, s in results.items():
         print(
             f"{label:<18}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}{s['p99_ms']:>9.2f}"

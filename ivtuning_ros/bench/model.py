@@ -38,9 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.add_argument(
-        "--presets", nargs="+", default=["default", "vit_small_det"],
+        "--presets",
+        nargs="+",
+        default=["default", "vit_small_det"],
         help="model presets (names in config/models or YAML files)",
-    )  # fmt: skip
+    )
     p.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     p.add_argument("--runs", type=int, default=50, help="timed rounds per variant")
     p.add_argument("--warmup", type=int, default=5, help="untimed rounds per variant")
@@ -109,9 +111,13 @@ def _onnxruntime_calls(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
-                    module, (rgb, thermal), str(path), dynamo=True, verbose=False,
+                    module,
+                    (rgb, thermal),
+                    str(path),
+                    dynamo=True,
+                    verbose=False,
                     input_names=["rgb", "thermal"],
-                )  # fmt: skip
+                )
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             names = {i.name for i in session.get_inputs()}  # an unused input is dropped
             feed = {k: v.numpy() for k, v in (("rgb", rgb), ("thermal", thermal)) if k in names}

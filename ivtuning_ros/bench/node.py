@@ -80,9 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sweep", action="store_true", help="also find the highest rate with <= 5%% frame loss"
     )
     p.add_argument(
-        "--reliable", action="store_true",
+        "--reliable",
+        action="store_true",
         help="reliable QoS on both sides instead of the default best effort",
-    )  # fmt: skip
+    )
     p.add_argument("--runs", type=int, default=60, help="timed bare-engine runs")
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.set_defaults(func=run)
@@ -157,8 +158,8 @@ def start_node(
     crop: list[int],
 ) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "ivtuning_node"
-    cmd = [str(exe) if exe.is_file() else sys.executable, *([] if exe.is_file() else
-           ["-m", "ivtuning_ros.ros.node"]), "--ros-args", "-r", f"__ns:=/{NAMESPACE}",
+    launcher = [str(exe)] if exe.is_file() else [sys.executable, "-m", "ivtuning_ros.ros.node"]
+    cmd = [*launcher, "--ros-args", "-r", f"__ns:=/{NAMESPACE}",
            "-p", f"checkpoint:={checkpoint}", "-p", f"backend:={backend}",
            "-p", "diagnostics_period:=0.5", "-p", f"rgb_transport:={transport}",
            "-p", f"thermal_transport:={transport}",
@@ -225,8 +226,9 @@ class Phase:
             s = stamp_ns(msg.header.stamp)
             if s in wanted:
                 got[s] = ((arrival - s) * 1e-9, msg.inference_time_ms * 1e-3)
-        return _phase_report(size, transport, rate, sent, stamps, got, before, after,
-                             (cpu1 - cpu0) / sent["sent_s"])  # fmt: skip
+        return _phase_report(
+            size, transport, rate, sent, stamps, got, before, after, (cpu1 - cpu0) / sent["sent_s"]
+        )
 
 
 def _phase_report(size, transport, rate, sent, stamps, got, before, after, cpu) -> dict:
@@ -297,8 +299,9 @@ def _run(args: argparse.Namespace) -> int:
         try:
             for transport in transports:
                 for size in sizes:
-                    group, diag = _run_node(args, checkpoint, predictor, frames, size, transport,
-                                            asked, Path(tmp))  # fmt: skip
+                    group, diag = _run_node(
+                        args, checkpoint, predictor, frames, size, transport, asked, Path(tmp)
+                    )
                     groups.append(group)
         finally:
             engine.close()
@@ -381,11 +384,19 @@ def _size_group(args, phase: Phase, predictor, frames, size, transport, asked, c
         )
         results.append(r)
         print(f"  {rate:6.1f} Hz: loss {r['loss']:.1%}, p50 {r['latency'].get('p50_ms', 0):.1f} ms")
-    group = {"size": list(size), "transport": transport, "thermal_crop": crop,
-             "bare_engine": bare, "sustainable_rate_hz": sustainable, "rates": results}  # fmt: skip
+    group = {
+        "size": list(size),
+        "transport": transport,
+        "thermal_crop": crop,
+        "bare_engine": bare,
+        "sustainable_rate_hz": sustainable,
+        "rates": results,
+    }
     if args.sweep:
-        sweep = [phase.run(size, transport, round(sustainable * m, 1), args.duration / 2,
-                           args.reliable) for m in SWEEP]  # fmt: skip
+        sweep = [
+            phase.run(size, transport, round(sustainable * m, 1), args.duration / 2, args.reliable)
+            for m in SWEEP
+        ]
         ok = [r["rate_hz"] for r in sweep if r["loss"] <= LOSS_LIMIT]
         group["sweep"] = {"runs": sweep, "peak_rate_hz_at_5pct_loss": max(ok) if ok else None}
     return group
@@ -423,23 +434,30 @@ def _targets(groups: list[dict]) -> dict:
 
 
 def _print(report: dict) -> None:
-    print(f"\n{'size':>9} {'transp':>6} {'Hz':>6} {'sent':>5} {'res':>5} {'loss':>6} "
-          f"{'transp':>6} {'sync':>5} {'super':>6} {'other':>6} {'res/s':>6} {'p50':>6} "
-          f"{'p95':>6} {'p99':>6} {'bare50':>6} {'ratio':>5} {'CPU%':>5}")  # fmt: skip
+    print(
+        f"\n{'size':>9} {'transp':>6} {'Hz':>6} {'sent':>5} {'res':>5} {'loss':>6} "
+        f"{'transp':>6} {'sync':>5} {'super':>6} {'other':>6} {'res/s':>6} {'p50':>6} "
+        f"{'p95':>6} {'p99':>6} {'bare50':>6} {'ratio':>5} {'CPU%':>5}"
+    )
     for g in report["groups"]:
         for r in g["rates"] + g.get("sweep", {}).get("runs", []):
             lat, c = r["latency"], r["loss_by_cause"]
             bare = r.get("bare_engine_paced", {}).get("p50_ms", float("nan"))
             ratio = r.get("p50_over_bare_at_rate") or float("nan")
-            print(f"{'{}x{}'.format(*r['size']):>9} {r['transport']:>6} {r['rate_hz']:6.1f} "
-                  f"{r['sent']:5d} {r['received']:5d} {r['loss']:6.1%} {c['transport']:6.1%} "
-                  f"{c['sync']:5.1%} {c['superseded']:6.1%} {c['other']:6.1%} "
-                  f"{r['result_rate_hz']:6.1f} {lat.get('p50_ms', float('nan')):6.1f} "
-                  f"{lat.get('p95_ms', float('nan')):6.1f} {lat.get('p99_ms', float('nan')):6.1f} "
-                  f"{bare:6.1f} {ratio:5.2f} {r['node_cpu_percent']:5.0f}")  # fmt: skip
+            print(
+                f"{'{}x{}'.format(*r['size']):>9} {r['transport']:>6} {r['rate_hz']:6.1f} "
+                f"{r['sent']:5d} {r['received']:5d} {r['loss']:6.1%} {c['transport']:6.1%} "
+                f"{c['sync']:5.1%} {c['superseded']:6.1%} {c['other']:6.1%} "
+                f"{r['result_rate_hz']:6.1f} {lat.get('p50_ms', float('nan')):6.1f} "
+                f"{lat.get('p95_ms', float('nan')):6.1f} {lat.get('p99_ms', float('nan')):6.1f} "
+                f"{bare:6.1f} {ratio:5.2f} {r['node_cpu_percent']:5.0f}"
+            )
         if "sweep" in g:
-            print(f"sweep {'{}x{}'.format(*g['size'])} {g['transport']}: highest rate with <= 5% "
-                  f"loss: {g['sweep']['peak_rate_hz_at_5pct_loss']} Hz")  # fmt: skip
+            print(
+                f"sweep {'{}x{}'.format(*g['size'])} {g['transport']}: highest rate with <= 5% "
+                f"loss: {g['sweep']['peak_rate_hz_at_5pct_loss']} Hz"
+            )
     for name, t in report["targets"].items():
-        print(f"target {name}: {t['value']} (limit {t['limit']}) -> "
-              f"{'met' if t['met'] else 'MISSED'}")  # fmt: skip
+        print(
+            f"target {name}: {t['value']} (limit {t['limit']}) -> {'met' if t['met'] else 'MISSED'}"
+        )

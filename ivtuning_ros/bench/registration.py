@@ -37,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=20, help="random rigs (homographies)")
     p.add_argument("--frames", type=int, default=20, help="pairs per calibration")
     p.add_argument("--model", choices=("homography", "affine"), default="homography")
-    p.add_argument("--map-trials", type=int, default=3,
-                   help="trials whose mAP50 cost is measured (0: none)")  # fmt: skip
+    p.add_argument(
+        "--map-trials", type=int, default=3, help="trials whose mAP50 cost is measured (0: none)"
+    )
     p.add_argument(
         "--checkpoint",
         type=Path,
@@ -65,8 +66,13 @@ def random_rig(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 def misaligned(thermal: np.ndarray, rig: np.ndarray) -> np.ndarray:
     """What the misaligned camera sees: raw(x) = registered(rig @ x)."""
     h, w = thermal.shape[:2]
-    return cv2.warpPerspective(thermal, rig, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return cv2.warpPerspective(
+        thermal,
+        rig,
+        (w, h),
+        flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,16 +86,20 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"bench registration: {problem}")
         return 1
-    test = block_part(open_dataset(real_data_root(args.real_data), "msrs", "train+test"),
-                      BlockSplit(), "test")  # fmt: skip
+    test = block_part(
+        open_dataset(real_data_root(args.real_data), "msrs", "train+test"), BlockSplit(), "test"
+    )
     pairs = [(s.rgb, s.thermal) for s in tqdm(test, desc="reading test blocks", unit="pair")]
     th_hw = pairs[0][1].shape[:2]
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    own = calibrate([pairs[i] for i in spread_indices(len(pairs), 2 * args.frames)],
-                    model=args.model).matrix  # fmt: skip
-    print(f"the data set's own registration, as calibrate sees it: corners "
-          f"{corner_error(own, np.eye(3), th_hw):.2f} px from identity")  # fmt: skip
+    own = calibrate(
+        [pairs[i] for i in spread_indices(len(pairs), 2 * args.frames)], model=args.model
+    ).matrix
+    print(
+        f"the data set's own registration, as calibrate sees it: corners "
+        f"{corner_error(own, np.eye(3), th_hw):.2f} px from identity"
+    )
     trials = []
     for k in tqdm(range(args.trials), desc="bench registration", unit="rig"):
         rig = random_rig(rng, th_hw[1], th_hw[0])
@@ -129,14 +139,18 @@ def run(args: argparse.Namespace) -> int:
                 "max": float(np.max(values)),
             }
     print(f"{'corner error [px]':<40} {'median':>7} {'p95':>7} {'max':>7}")
-    for key, label in (("misalignment_px", "misalignment before calibration"),
-                       ("error_vs_data_px", "after, vs the data set's registration"),
-                       ("error_vs_own_px", "after, its own offset taken out")):  # fmt: skip
+    for key, label in (
+        ("misalignment_px", "misalignment before calibration"),
+        ("error_vs_data_px", "after, vs the data set's registration"),
+        ("error_vs_own_px", "after, its own offset taken out"),
+    ):
         if key in summary:
             s = summary[key]
             print(f"{label:<40} {s['median']:>7.2f} {s['p95']:>7.2f} {s['max']:>7.2f}")
-    print(f"targets: median <= {TARGETS['median_px']}, p95 <= {TARGETS['p95_px']}; "
-          f"{summary['failed']} of {len(trials)} calibrations failed")  # fmt: skip
+    print(
+        f"targets: median <= {TARGETS['median_px']}, p95 <= {TARGETS['p95_px']}; "
+        f"{summary['failed']} of {len(trials)} calibrations failed"
+    )
     report = {
         "command": "ivtuning bench registration",
         "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
@@ -180,11 +194,18 @@ def map_cost(args: argparse.Namespace, test, trials: list[dict]) -> list[dict]:
             # (rig^-1), or the raw image mapped by the estimate (est @ rig^-1)
             as_is = ThermalGeometry(homography=tuple(np.linalg.inv(rig).ravel()))
             fixed = ThermalGeometry(homography=tuple((est @ np.linalg.inv(rig)).ravel()))
-            rows.append({"trial": t["trial"], "registered": registered,
-                         "misaligned": map50(ThermalMapped(test, as_is)),
-                         "calibrated": map50(ThermalMapped(test, fixed)),
-                         "error_vs_data_px": t["error_vs_data_px"]})  # fmt: skip
+            rows.append(
+                {
+                    "trial": t["trial"],
+                    "registered": registered,
+                    "misaligned": map50(ThermalMapped(test, as_is)),
+                    "calibrated": map50(ThermalMapped(test, fixed)),
+                    "error_vs_data_px": t["error_vs_data_px"],
+                }
+            )
             r = rows[-1]
-            print(f"  rig {t['trial']}: mAP50 registered {r['registered']:.3f}, misaligned "
-                  f"{r['misaligned']:.3f}, calibrated {r['calibrated']:.3f}")  # fmt: skip
+            print(
+                f"  rig {t['trial']}: mAP50 registered {r['registered']:.3f}, misaligned "
+                f"{r['misaligned']:.3f}, calibrated {r['calibrated']:.3f}"
+            )
     return rows

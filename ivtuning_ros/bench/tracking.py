@@ -32,16 +32,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tracking", help="tracking: added latency per frame, MOTA / IDF1 on synthetic sequences"
     )
-    p.add_argument("--checkpoint", type=Path, default=None,
-                   help="model (default: models/default.safetensors)")  # fmt: skip
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="model (default: models/default.safetensors)"
+    )
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
     p.add_argument("--boxes", type=int, default=50, help="objects per frame in the latency run")
     p.add_argument("--frames", type=int, default=500, help="frames in the latency run")
     p.add_argument("--conditions", default=",".join(CONDITIONS))
     p.add_argument("--seeds", default="0,1", help="scene seeds per condition, comma-separated")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each sequence")
-    p.add_argument("--gap", type=float, default=1.0,
-                   help="seconds without the RGB camera mid-sequence (0: none)")  # fmt: skip
+    p.add_argument(
+        "--gap",
+        type=float,
+        default=1.0,
+        help="seconds without the RGB camera mid-sequence (0: none)",
+    )
     p.add_argument("--size", default="640x480", help="synthetic image size WxH")
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.set_defaults(func=run)
@@ -71,8 +76,15 @@ def tracker_latency(boxes: int, frames: int, seed: int = 0) -> dict[str, float]:
     return {"boxes": boxes, "frames": frames, **percentiles_ms(times[10:])}
 
 
-def sequence_scores(predictor, class_names, condition: str, seed: int, seconds: float,
-                    size: tuple[int, int], gap: tuple[float, float] | None) -> dict:  # fmt: skip
+def sequence_scores(
+    predictor,
+    class_names,
+    condition: str,
+    seed: int,
+    seconds: float,
+    size: tuple[int, int],
+    gap: tuple[float, float] | None,
+) -> dict:
     """Track one synthetic sequence through the model; motmetrics' summary."""
     from ivtuning_ros.data.classes import match_classes
     from ivtuning_ros.data.synthetic import SceneSequence
@@ -100,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
     from ivtuning_ros.ros.params import default_values, node_config
 
     latency = tracker_latency(args.boxes, args.frames)
-    print(f"tracker update, {args.boxes} boxes: p50 {latency['p50_ms']:.3f} ms, "
-          f"p95 {latency['p95_ms']:.3f}, p99 {latency['p99_ms']:.3f} "
-          f"(target p50 <= {TARGET_P50_MS})")  # fmt: skip
+    print(
+        f"tracker update, {args.boxes} boxes: p50 {latency['p50_ms']:.3f} ms, "
+        f"p95 {latency['p95_ms']:.3f}, p99 {latency['p99_ms']:.3f} "
+        f"(target p50 <= {TARGET_P50_MS})"
+    )
     checkpoint = args.checkpoint or models_dir() / "default.safetensors"
     w, _, h = args.size.lower().partition("x")
     size = (int(w), int(h))
@@ -115,14 +129,24 @@ def run(args: argparse.Namespace) -> int:
         predictor = Predictor(
             engine, defaults.score_threshold_for(engine.info.score_threshold), defaults.nms_iou
         )
-        runs = [(c, int(s), g) for c in args.conditions.split(",") for s in args.seeds.split(",")
-                for g in ((None, gap) if gap else (None,))]  # fmt: skip
+        runs = [
+            (c, int(s), g)
+            for c in args.conditions.split(",")
+            for s in args.seeds.split(",")
+            for g in ((None, gap) if gap else (None,))
+        ]
         for condition, seed, g in tqdm(runs, desc="bench tracking", unit="sequence"):
             scores = sequence_scores(
                 predictor, engine.class_names, condition, seed, args.seconds, size, g
             )
-            rows.append({"condition": condition, "seed": seed,
-                         "rgb_gap_s": list(g) if g else None, **scores})  # fmt: skip
+            rows.append(
+                {
+                    "condition": condition,
+                    "seed": seed,
+                    "rgb_gap_s": list(g) if g else None,
+                    **scores,
+                }
+            )
     summary = {}
     for label, want_gap in (("both cameras", False), ("RGB camera dead mid-sequence", True)):
         part = [r for r in rows if (r["rgb_gap_s"] is not None) == want_gap]
@@ -136,8 +160,10 @@ def run(args: argparse.Namespace) -> int:
             }
     print(f"{'sequences':<32} {'n':>3} {'MOTA':>6} {'IDF1':>6} {'ID sw':>6} {'objects':>8}")
     for label, s in summary.items():
-        print(f"{label:<32} {s['sequences']:>3} {s['mota_mean']:>6.3f} {s['idf1_mean']:>6.3f} "
-              f"{s['id_switches']:>6} {s['objects']:>8}")  # fmt: skip
+        print(
+            f"{label:<32} {s['sequences']:>3} {s['mota_mean']:>6.3f} {s['idf1_mean']:>6.3f} "
+            f"{s['id_switches']:>6} {s['objects']:>8}"
+        )
     report = {
         "command": "ivtuning bench tracking",
         "args": {k: str(v) for k, v in vars(args).items() if k != "func"},

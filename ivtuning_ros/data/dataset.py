@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ivtuning_ros.data.formats.common import TASKS, DatasetError, PairDataset
 from ivtuning_ros.preprocess import THERMAL_PRESETS, ThermalNorm, prepare_pair
+from ivtuning_ros.tasks import get_task
 from ivtuning_ros.types import CAMERAS, RGBTSample
 
 DROPOUT_STREAMS = ("either", *CAMERAS)  # which camera modality dropout blanks
@@ -256,19 +256,7 @@ class PreparedDataset(Dataset):
                 thermal = None
         rgb_t, th_t, box = prepare_pair(rgb, thermal, self.input_hw, self.thermal_norm)
         target: dict = {"name": s.name, "letterbox": box, "orig_hw": s.thermal.shape}
-        if self.task == "detection":
-            target["boxes"] = torch.from_numpy(box.boxes_to_input(s.boxes).reshape(-1, 4))
-            target["labels"] = torch.as_tensor(s.labels, dtype=torch.int64)
-        elif self.task == "segmentation":
-            if s.mask is None:
-                raise DatasetError(f"sample {s.name!r} has no segmentation mask")
-            m = box.apply(s.mask, 255, cv2.INTER_NEAREST)
-            target["mask"] = torch.from_numpy(m.astype(np.int64))
-        else:
-            if s.saliency is None:
-                raise DatasetError(f"sample {s.name!r} has no saliency map")
-            sal = box.apply(s.saliency.astype(np.float32), 0.0, cv2.INTER_LINEAR)
-            target["saliency"] = torch.from_numpy(sal[None])
+        target.update(get_task(self.task).target(s, box))
         return torch.from_numpy(rgb_t), torch.from_numpy(th_t), target
 
 

@@ -250,9 +250,15 @@ def _sample_facade(rng: np.random.Generator, side: int, distance: float, layout:
     start = rng.uniform(-2.0, 6.0)
     edges = np.concatenate([[start], start + np.cumsum(lengths)])
     return Facade(
-        side, distance, edges, heights, colors.astype(np.float32), int(rng.integers(1e9)),
-        windows=layout != "rural", temp_offset=-1.0 if layout == "rural" else 1.5,
-    )  # fmt: skip
+        side,
+        distance,
+        edges,
+        heights,
+        colors.astype(np.float32),
+        int(rng.integers(1e9)),
+        windows=layout != "rural",
+        temp_offset=-1.0 if layout == "rural" else 1.5,
+    )
 
 
 def _sample_clutter(
@@ -268,18 +274,43 @@ def _sample_clutter(
         x = side * min(road_half + sidewalk + rng.uniform(0.3, 4.0), limit)
         green = tuple(float(v) for v in rng.uniform(0.02, 0.07) * np.array([0.7, 1.0, 0.5]))
         out.append(
-            Actor("tree", CLUTTER, float(x), rng.uniform(3.0, 90.0), 0.0, 0.0,
-                  rng.uniform(4.0, 9.0), green, 0.0, 0.0, int(side), (-1e3, 1e3), (-1e3, 1e3))
-        )  # fmt: skip
+            Actor(
+                "tree",
+                CLUTTER,
+                float(x),
+                rng.uniform(3.0, 90.0),
+                0.0,
+                0.0,
+                rng.uniform(4.0, 9.0),
+                green,
+                0.0,
+                0.0,
+                int(side),
+                (-1e3, 1e3),
+                (-1e3, 1e3),
+            )
+        )
     for _ in range(int(rng.integers(0, 3))):
         side = rng.choice([-1, 1])
         x = side * (road_half + rng.uniform(0.3, sidewalk))
         grey = tuple(float(v) for v in rng.uniform(0.1, 0.4) * np.ones(3))
         out.append(
-            Actor("cabinet", CLUTTER, float(x), rng.uniform(4.0, 60.0), 0.0, 0.0,
-                  rng.uniform(0.9, 1.5), grey, rng.uniform(0.0, 1.0), 0.0, int(side),
-                  (-1e3, 1e3), (-1e3, 1e3))
-        )  # fmt: skip
+            Actor(
+                "cabinet",
+                CLUTTER,
+                float(x),
+                rng.uniform(4.0, 60.0),
+                0.0,
+                0.0,
+                rng.uniform(0.9, 1.5),
+                grey,
+                rng.uniform(0.0, 1.0),
+                0.0,
+                int(side),
+                (-1e3, 1e3),
+                (-1e3, 1e3),
+            )
+        )
     return out
 
 

@@ -75,8 +75,10 @@ def write_coco_split(
 
     images, annotations = [], []
     names: set[str] = set()
-    for img_id, s in enumerate(tqdm(samples, total=total, desc=f"writing {split}",
-                                    unit="pair", disable=not progress), start=1):  # fmt: skip
+    for img_id, s in enumerate(
+        tqdm(samples, total=total, desc=f"writing {split}", unit="pair", disable=not progress),
+        start=1,
+    ):
         if not s.name or s.name in names or "/" in s.name:
             raise ValueError(f"sample names must be unique file names, got {s.name!r}")
         names.add(s.name)

@@ -23,6 +23,7 @@ from ivtuning_ros.engine.backends.base import Backend
 from ivtuning_ros.engine.cache import CacheKey, EngineCache, file_sha256, text_sha256
 from ivtuning_ros.engine.config import EngineConfig
 from ivtuning_ros.preprocess import ThermalNorm
+from ivtuning_ros.tasks import get_task
 from ivtuning_ros.types import CAMERAS
 
 Log = Callable[[str], None]
@@ -175,22 +176,14 @@ def _checkpoint_facts(path: Path) -> tuple[EngineInfo, dict[str, str]]:
     return engine_info, parts
 
 
-# How far a built engine may stray from torch eager fp32 before it is refused (absolute,
-# on detection scores / saliency in [0, 1]); int8 is judged by its own calibration.
-VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2, "bf16": 5e-2, "int8": 0.25}
-# Segmentation is judged by the share of pixels whose class id differs: reduced precision
-# flips some pixels on class boundaries.
-VERIFY_PIXEL_MISMATCH = {"fp32": 0.01, "fp16": 0.05, "bf16": 0.05, "int8": 0.05}
-
-
 def verify_against_module(
     backend: Backend, module: Any, info: EngineInfo, precision: str, device: str
 ) -> float:
     """Run a fixed random pair through the new artifact and the torch module; raise if
     they disagree, so a broken export is never cached. Returns the error measured.
 
-    Detection compares the sorted top-K scores (near-tied candidates may swap places),
-    segmentation the share of differing class ids, saliency the maps themselves.
+    Each task says how (tasks/*.py `verify_error`): detection compares the sorted top-K
+    scores, segmentation the share of differing class ids, saliency the maps themselves.
     """
     import torch
 
@@ -205,15 +198,7 @@ def verify_against_module(
             for o in module(torch.from_numpy(rgb).to(device), torch.from_numpy(thermal).to(device))
         ]
     got = backend.run(rgb, thermal)
-    if info.task == "detection":
-        error = float(np.abs(np.sort(got[1], axis=-1) - np.sort(want[1], axis=-1)).max())
-        limit = VERIFY_TOLERANCE[precision]
-    elif info.task == "segmentation":
-        error = float(np.mean(got[0] != want[0]))
-        limit = VERIFY_PIXEL_MISMATCH[precision]
-    else:
-        error = float(np.abs(got[0] - want[0]).max())
-        limit = VERIFY_TOLERANCE[precision]
+    error, limit = get_task(info.task).verify_error(got, want, precision)
     if not error <= limit:
         raise RuntimeError(
             f"the {backend.name} {precision} engine disagrees with torch eager: error "
@@ -273,9 +258,13 @@ def load_engine(
                 "before the process starts, or use num_threads=1 or onnxruntime)"
             )
         backend_obj = backend_module.TorchBackend(
-            _inference_module(path), info.input_hw, device, cfg.precision,
-            compile_module=cfg.torch_compile, num_threads=cfg.num_threads,
-        )  # fmt: skip
+            _inference_module(path),
+            info.input_hw,
+            device,
+            cfg.precision,
+            compile_module=cfg.torch_compile,
+            num_threads=cfg.num_threads,
+        )
         engine = Engine(backend_obj, info, key.digest, None, True, "torch runs the module")
     else:
         engine = _cached_engine(path, cfg, backend, device, info, key, log, warn)
@@ -329,10 +318,12 @@ def _cached_engine(
 
                 batches = list(
                     calibration_batches(
-                        cfg.calibration_dir, info.input_hw, info.thermal_norm,
+                        cfg.calibration_dir,
+                        info.input_hw,
+                        info.thermal_norm,
                         cfg.calibration_images,
                     )
-                )  # fmt: skip
+                )
             mod.build_artifact(module, info.input_hw, tmp, cfg.precision, device, batches)
             backend_obj = load(tmp)
             try:

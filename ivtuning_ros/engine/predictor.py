@@ -16,11 +16,9 @@ import numpy as np
 from ivtuning_ros.engine.engine import Engine
 from ivtuning_ros.postprocess import (
     DEFAULT_SCORE_THRESHOLD,
-    decode_detections,
-    decode_mask,
-    decode_saliency,
 )
 from ivtuning_ros.preprocess import Letterbox, ThermalNorm, prepare_pair
+from ivtuning_ros.tasks import DecodeOptions, get_task
 from ivtuning_ros.types import Detections
 
 
@@ -50,6 +48,7 @@ class Predictor:
         """`thermal_norm` overrides the checkpoint's, e.g. for a caller that has already
         mapped thermal to [0, 1] itself (pass ThermalNorm("fixed", 0, 1))."""
         self.engine = engine
+        self.task = get_task(engine.task)
         self.thermal_norm = thermal_norm or engine.thermal_norm
         self.set_thresholds(score_threshold, iou_threshold, max_detections)
 
@@ -84,18 +83,8 @@ class Predictor:
         outputs = self.engine.run(rgb_in[None], thermal_in[None])
         t2 = time.perf_counter()
         first = [o[0] for o in outputs]
-        task = self.engine.task
-        result: dict = {}
-        if task == "detection":
-            result["detections"] = decode_detections(
-                *first, box, self.score_threshold, self.iou_threshold, self.max_detections
-            )
-        elif task == "segmentation":
-            result["mask"] = decode_mask(first[0], box)
-        elif task == "saliency":
-            result["saliency"] = decode_saliency(first[0], box)
-        else:
-            raise ValueError(f"engine task {task!r} is not detection/segmentation/saliency")
+        options = DecodeOptions(self.score_threshold, self.iou_threshold, self.max_detections)
+        result = self.task.decode(first, box, options)
         t3 = time.perf_counter()
         timings = {
             "preprocess": (t1 - t0) * 1e3,

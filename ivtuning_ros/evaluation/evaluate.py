@@ -17,10 +17,10 @@ from tqdm import tqdm
 
 from ivtuning_ros.data.classes import Relabeled, match_classes
 from ivtuning_ros.engine.predictor import Predictor
-from ivtuning_ros.evaluation.metrics import metric_for_task
 from ivtuning_ros.evaluation.overlays import render_overlay, write_overlay
 from ivtuning_ros.measure import percentiles_ms
 from ivtuning_ros.postprocess import DEFAULT_SCORE_THRESHOLD
+from ivtuning_ros.tasks import get_task
 from ivtuning_ros.types import CAMERAS, RGBTSample
 
 # Boxes drawn on overlays: a usable operating point, not the near-zero cut AP needs.
@@ -52,14 +52,17 @@ def evaluate_predictor(
     """
     engine = predictor.engine
     task, names = engine.task, engine.class_names
-    metric = metric_for_task(task, names)
+    task_def = get_task(task)
+    metric = task_def.metric(names)
     classes: dict[str, list[str]] = {}
-    if task == "detection" and getattr(samples, "class_names", None):
+    if task_def.class_matching == "by_name" and getattr(samples, "class_names", None):
         # ground truth and model may number the same classes differently: match by name
         cmap = match_classes(samples.class_names, names, exact=False, what="ground truth")
         samples = Relabeled(samples, cmap)
-        classes = {"unscored_ground_truth": list(cmap.unmatched_data),
-                   "without_ground_truth": list(cmap.unmatched_model)}  # fmt: skip
+        classes = {
+            "unscored_ground_truth": list(cmap.unmatched_data),
+            "without_ground_truth": list(cmap.unmatched_model),
+        }
     group_of = getattr(samples, "group_of", None)
     by_group: dict[str, Any] = {}
     if len(samples) == 0:
@@ -81,10 +84,10 @@ def evaluate_predictor(
         if group_of is not None:
             group = group_of(sample.name)
             if group not in by_group:
-                by_group[group] = metric_for_task(task, names)
+                by_group[group] = task_def.metric(names)
             metrics.append(by_group[group])
         for m in metrics:
-            _update(m, task, sample, pred)
+            task_def.score_sample(m, sample, pred)
         if i in chosen:
             dets = pred.detections
             if dets is not None:
@@ -98,8 +101,8 @@ def evaluate_predictor(
                 detections=dets,
                 mask=pred.mask,
                 saliency=pred.saliency,
-                gt_boxes=sample.boxes if task == "detection" else None,
-                gt_labels=sample.labels if task == "detection" else None,
+                gt_boxes=sample.boxes if task_def.produces_boxes else None,
+                gt_labels=sample.labels if task_def.produces_boxes else None,
             )
             stem = Path(sample.name).stem or f"frame{i:05d}"
             written.append(str(write_overlay(Path(overlay_dir) / f"{i:05d}_{stem}.png", picture)))
@@ -115,19 +118,6 @@ def evaluate_predictor(
         "missing": missing,
         "overlays": written,
     }
-
-
-def _update(metric, task: str, sample: RGBTSample, pred) -> None:
-    if task == "detection":
-        metric.update(sample.boxes, sample.labels, pred.detections, sample.rgb.shape[:2])
-    elif task == "segmentation":
-        if sample.mask is None:
-            raise ValueError(f"{sample.name}: no label mask to evaluate segmentation on")
-        metric.update(pred.mask, sample.mask)
-    else:
-        if sample.saliency is None:
-            raise ValueError(f"{sample.name}: no saliency mask to evaluate saliency on")
-        metric.update(pred.saliency, sample.saliency)
 
 
 def format_table(report: dict[str, Any]) -> str:

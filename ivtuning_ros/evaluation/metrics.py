@@ -119,8 +119,13 @@ class DetectionMetric:
 
 
 # the operating points when no detection is given (a threshold of 1 keeps nothing)
-NOTHING_DETECTED = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "best_f1": 0.0,
-                    "best_f1_threshold": 1.0}  # fmt: skip
+NOTHING_DETECTED = {
+    "precision": 0.0,
+    "recall": 0.0,
+    "f1": 0.0,
+    "best_f1": 0.0,
+    "best_f1_threshold": 1.0,
+}
 
 
 def operating_points(ev) -> dict[str, float]:
@@ -239,19 +244,8 @@ class SaliencyMetric:
 
 
 # The figure each task's best checkpoint is selected on, and whether higher is better.
-SELECTION_METRICS: dict[str, tuple[str, bool]] = {
-    "detection": ("map50", True),
-    "segmentation": ("miou", True),
-    "saliency": ("s_measure", True),
-}
-
-
 def metric_for_task(task: str, class_names: Sequence[str]):
-    """The accumulator for a task name (detection | segmentation | saliency)."""
-    if task == "detection":
-        return DetectionMetric(class_names)
-    if task == "segmentation":
-        return SegmentationMetric(class_names)
-    if task == "saliency":
-        return SaliencyMetric()
-    raise ValueError(f"unknown task {task!r}: expected detection, segmentation or saliency")
+    """The accumulator of a task by name (the task registry's)."""
+    from ivtuning_ros.tasks import get_task
+
+    return get_task(task).metric(class_names)

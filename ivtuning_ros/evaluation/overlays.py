@@ -13,9 +13,17 @@ from ivtuning_ros.types import Detections
 
 # Distinct BGR colours (tab10-like); class k uses PALETTE[k % len(PALETTE)].
 PALETTE = (
-    (180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
-    (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23),
-)  # fmt: skip
+    (180, 119, 31),
+    (14, 127, 255),
+    (44, 160, 44),
+    (40, 39, 214),
+    (189, 103, 148),
+    (75, 86, 140),
+    (194, 119, 227),
+    (127, 127, 127),
+    (34, 189, 188),
+    (207, 190, 23),
+)
 
 
 def class_colour(class_id: int) -> tuple[int, int, int]:
@@ -85,9 +93,13 @@ def render_overlay(
             _draw_boxes(panel, gt_boxes, gt_labels, None, class_names, ground_truth=True)
         if detections is not None:
             _draw_boxes(
-                panel, detections.boxes, detections.class_ids, detections.scores, class_names,
+                panel,
+                detections.boxes,
+                detections.class_ids,
+                detections.scores,
+                class_names,
                 ground_truth=False,
-            )  # fmt: skip
+            )
         panels.append(panel)
     return np.concatenate(panels, axis=1)
 

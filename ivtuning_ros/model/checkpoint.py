@@ -52,6 +52,22 @@ class CheckpointInfo:
         return None if value is None else float(value)
 
 
+# Tensor names of earlier checkpoints: the prompt image's embedding was `thermal_embed`,
+# even in thermal-primary models where it embeds the visible image.
+RENAMED_KEYS = (("prompter.thermal_embed.", "prompter.prompt_embed."),)
+
+
+def upgrade_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A saved state with earlier tensor names renamed to today's (RENAMED_KEYS)."""
+    out = {}
+    for key, value in state.items():
+        for old, new in RENAMED_KEYS:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+        out[key] = value
+    return out
+
+
 def trainable_state_dict(model: IVTuningModel) -> dict[str, torch.Tensor]:
     """Every state entry outside the frozen parts (parameters and their BN buffers)."""
     frozen = model.frozen_prefixes()
@@ -175,7 +191,7 @@ def load_checkpoint(path: str | Path) -> tuple[IVTuningModel, CheckpointInfo]:
             f"(hash {actual[:12]} != {info.frozen_hash[:12]}); use the same weights"
         )
     try:
-        state = load_file(str(info.path), device="cpu")
+        state = upgrade_keys(load_file(str(info.path), device="cpu"))
     except Exception as err:
         raise ValueError(f"checkpoint {info.path}: tensors cannot be read: {err}") from None
     check_state_fits(
@@ -207,7 +223,7 @@ def init_from_checkpoint(model: IVTuningModel, path: str | Path) -> dict[str, An
         )
     from safetensors.torch import load_file
 
-    source = load_file(str(info.path), device="cpu")
+    source = upgrade_keys(load_file(str(info.path), device="cpu"))
     own = trainable_state_dict(model)
     old_names = [n.lower() for n in info.config.class_names]
     new_names = [n.lower() for n in model.cfg.class_names]

@@ -16,11 +16,12 @@ from typing import Any
 
 import yaml
 
+from ivtuning_ros import tasks
 from ivtuning_ros.paths import config_dir
 from ivtuning_ros.preprocess import THERMAL_PRESETS
+from ivtuning_ros.settings import from_mapping
 from ivtuning_ros.types import CAMERAS
 
-TASKS = ("detection", "segmentation", "saliency")
 MODES = ("ivtuning", "full", "rgb_only", "thermal_only", "dual_backbone")
 
 
@@ -54,7 +55,7 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if self.levels not in (3, 4):
-            raise ValueError(f"model config 'head.levels': 3 or 4, got {self.levels}")
+            raise ValueError(f"'head.levels': 3 or 4, got {self.levels}")
 
 
 @dataclass(frozen=True)
@@ -85,32 +86,26 @@ class ModelConfig:
     primary_modality: str = "rgb"
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"model config 'task': {self.task!r} is not one of {TASKS}")
+        if self.task not in tasks.TASKS:
+            raise ValueError(f"'task': {self.task!r} is not one of {tasks.TASK_NAMES}")
         if self.mode not in MODES:
-            raise ValueError(f"model config 'mode': {self.mode!r} is not one of {MODES}")
-        if self.task == "saliency":
-            if len(self.class_names) not in (0, 1):
-                raise ValueError("model config 'class_names': saliency takes at most one name")
-        elif not self.class_names:
-            raise ValueError(f"model config 'class_names': a {self.task} model needs classes")
+            raise ValueError(f"'mode': {self.mode!r} is not one of {MODES}")
+        tasks.get_task(self.task).check_classes(self.class_names)
         h, w = self.input_size
         if h < 32 or w < 32 or h % 32 or w % 32:
             raise ValueError(
-                f"model config 'input_size': {list(self.input_size)} must be two multiples of "
+                f"'input_size': {list(self.input_size)} must be two multiples of "
                 "32 (H, W), at least 32"
             )
         if self.thermal_norm not in THERMAL_PRESETS:
             raise ValueError(
-                f"model config 'thermal_norm': {self.thermal_norm!r} is not one of "
-                f"{sorted(THERMAL_PRESETS)}"
+                f"'thermal_norm': {self.thermal_norm!r} is not one of {sorted(THERMAL_PRESETS)}"
             )
         if not self.weights:
-            raise ValueError("model config 'weights': empty (use a file, a package: or random)")
+            raise ValueError("'weights': empty (use a file, a package: or random)")
         if self.primary_modality not in CAMERAS:
             raise ValueError(
-                f"model config 'primary_modality': {self.primary_modality!r} is not one of "
-                f"{CAMERAS}"
+                f"'primary_modality': {self.primary_modality!r} is not one of {CAMERAS}"
             )
 
     @property
@@ -152,97 +147,22 @@ def _per_layer(value: int | tuple[int, ...], n: int, key: str) -> tuple[int, ...
         ranks = (value,) * n
     elif len(value) != n:
         raise ValueError(
-            f"model config '{key}': {len(value)} ranks given but the backbone has {n} tuned "
+            f"'{key}': {len(value)} ranks given but the backbone has {n} tuned "
             f"layers (give {n} values or one integer)"
         )
     else:
         ranks = tuple(value)
     if any(r < 1 for r in ranks):
-        raise ValueError(f"model config '{key}': ranks must be >= 1, got {list(ranks)}")
+        raise ValueError(f"'{key}': ranks must be >= 1, got {list(ranks)}")
     return ranks
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Instantiate a config dataclass from a mapping; unknown/missing keys raise by name."""
-    if not isinstance(data, dict):
-        raise ValueError(f"model config '{where}': expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ValueError(
-            f"model config: unknown key(s) {[prefix + k for k in unknown]}; "
-            f"known keys: {sorted(fields)}"
-        )
-    missing = [
-        name
-        for name, f in fields.items()
-        if name not in data
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        prefix = f"{where}." if where else ""
-        raise ValueError(f"model config: missing required key(s) {[prefix + k for k in missing]}")
-    kwargs = {}
-    for name, value in data.items():
-        key = f"{where}.{name}" if where else name
-        kwargs[name] = _convert(cls, name, value, key)
-    return cls(**kwargs)
-
-
-def _convert(cls: type, name: str, value: Any, key: str) -> Any:
-    if cls is ModelConfig and name == "prompter":
-        return _build(PrompterConfig, value, "prompter")
-    if cls is ModelConfig and name == "head":
-        return _build(HeadConfig, value, "head")
-    if name in ("adapter_ranks", "prompt_ranks"):
-        if isinstance(value, bool) or not isinstance(value, int | list | tuple):
-            raise ValueError(f"model config '{key}': expected an integer or a list of integers")
-        if isinstance(value, list | tuple):
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise ValueError(f"model config '{key}': every rank must be an integer")
-            return tuple(value)
-        return value
-    if name == "input_size":
-        if not (isinstance(value, list | tuple) and len(value) == 2):
-            raise ValueError(f"model config '{key}': expected [H, W], got {value!r}")
-        return (int(value[0]), int(value[1]))
-    if name == "class_names":
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"model config '{key}': expected a list of names")
-        return tuple(value)
-    if name == "backbone_args":
-        if not isinstance(value, dict):
-            raise ValueError(f"model config '{key}': expected a mapping of timm arguments")
-        return dict(value)
-    if name in ("grad_checkpointing", "freeze_backbone_bn"):
-        if not isinstance(value, bool):
-            raise ValueError(f"model config '{key}': expected true or false, got {value!r}")
-        return value
-    expected = {
-        "input_rank": int,
-        "dropout": float,
-        "width": int,
-        "topk": int,
-        "levels": int,
-        "seed": int,
-    }.get(name, str)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, expected) or isinstance(value, bool):
-        raise ValueError(
-            f"model config '{key}': expected {expected.__name__}, got {type(value).__name__} "
-            f"{value!r}"
-        )
-    return value
-
-
 def model_config_from_dict(data: dict[str, Any], source: str = "dict") -> ModelConfig:
+    """A mapping -> ModelConfig; errors name `source` and the key ("model config ...")."""
     try:
-        return _build(ModelConfig, data, "")
+        return from_mapping(ModelConfig, data)
     except ValueError as err:
-        raise ValueError(f"{source}: {err}") from None
+        raise ValueError(f"{source}: model config: {err}") from None
 
 
 def available_presets() -> list[str]:

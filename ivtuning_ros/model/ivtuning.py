@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ivtuning_ros import tasks
 from ivtuning_ros.model.backbones import Backbone, create_backbone
 from ivtuning_ros.model.config import ModelConfig
-from ivtuning_ros.model.heads import build_head
 from ivtuning_ros.model.prompter import Prompter
 
 FROZEN_MODES = ("ivtuning", "rgb_only", "thermal_only")
@@ -48,7 +48,7 @@ class IVTuningModel(nn.Module):
         if cfg.mode in PROMPTED_MODES:
             adapter_ranks, prompt_ranks = cfg.prompter.ranks_for(backbone.num_layers)
             self.prompter = Prompter(
-                backbone.make_thermal_embed(),
+                backbone.make_prompt_embed(),
                 backbone.embed_dim,
                 backbone.layer_dims,
                 backbone.prompt_dims,
@@ -63,8 +63,8 @@ class IVTuningModel(nn.Module):
             if thermal_backbone is None:
                 raise ValueError("dual_backbone mode needs a second (thermal) backbone")
             self.fusion = nn.ModuleList(nn.Conv2d(2 * c, c, 1) for c in backbone.feature_channels)
-        self.head = build_head(
-            cfg.task, backbone.feature_channels, cfg.num_classes, cfg.input_size, cfg.head
+        self.head = tasks.get_task(cfg.task).build_head(
+            backbone.feature_channels, cfg.num_classes, cfg.input_size, cfg.head
         )
         if self.frozen:
             self.backbone.requires_grad_(False)
@@ -130,11 +130,13 @@ class IVTuningModel(nn.Module):
     def features(self, rgb: torch.Tensor, thermal: torch.Tensor) -> list[torch.Tensor]:
         mode = self.cfg.mode
         if mode in PROMPTED_MODES:
+            # roles: the primary image the frozen backbone sees, the prompt image the
+            # prompter adds (which camera is which is the config's primary_modality)
             if self.cfg.primary_modality == "thermal":
-                main, prompted = thermal, luminance(rgb)
+                primary, prompt_image = thermal, luminance(rgb)
             else:
-                main, prompted = rgb, thermal
-            return self.backbone(self.backbone.normalize(main), prompted, self.prompter)
+                primary, prompt_image = rgb, thermal
+            return self.backbone(self.backbone.normalize(primary), prompt_image, self.prompter)
         if mode == "rgb_only":
             return self.backbone(self.backbone.normalize(rgb))
         if mode == "thermal_only":

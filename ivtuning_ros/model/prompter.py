@@ -179,7 +179,7 @@ class Prompter(nn.Module):
 
     def __init__(
         self,
-        thermal_embed: nn.Module,
+        prompt_embed: nn.Module,
         embed_dim: int,
         layer_dims: list[int],
         prompt_dims: list[int],
@@ -191,7 +191,7 @@ class Prompter(nn.Module):
         primary_is_visible: bool = True,
     ) -> None:
         super().__init__()
-        self.thermal_embed = thermal_embed
+        self.prompt_embed = prompt_embed  # the prompt image's own trainable embedding
         self.input = ModalityAwarePrompter(embed_dim, input_rank)
         self.primary_is_visible = primary_is_visible
         self.layers = nn.ModuleList(

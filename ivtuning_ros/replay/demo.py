@@ -76,9 +76,13 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     print(f"[demo 1/3] rendering {seconds:g} s of synthetic {condition} RGB-T into {out / 'bag'}")
     bag = make_bag(
-        out / "bag", storage=storage, condition=condition, seconds=seconds, seed=seed,
+        out / "bag",
+        storage=storage,
+        condition=condition,
+        seconds=seconds,
+        seed=seed,
         progress=progress,
-    )  # fmt: skip
+    )
     print(
         f"           {bag.rgb_frames} RGB frames (bgr8, 10 Hz) + {bag.thermal_frames} thermal "
         "frames (mono16, 8.7 Hz) with ground truth"

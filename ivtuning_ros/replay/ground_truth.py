@@ -195,8 +195,12 @@ class GroundTruth:
         model lacks are left out (listed in `unscored_classes`); no common class at all
         is refused, listing both lists."""
         ids = sorted(self.class_names)
-        cmap = match_classes([self.class_names[i] for i in ids], model_names, exact=False,
-                             what=f"ground truth {self.path.name}")  # fmt: skip
+        cmap = match_classes(
+            [self.class_names[i] for i in ids],
+            model_names,
+            exact=False,
+            what=f"ground truth {self.path.name}",
+        )
         to_model = {cid: int(cmap.to_model[k]) for k, cid in enumerate(ids)}
         self.unscored_classes = cmap.unmatched_data
         for stamp, f in list(self.by_stamp.items()):

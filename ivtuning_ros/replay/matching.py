@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ivtuning_ros.evaluation.metrics import metric_for_task
 from ivtuning_ros.evaluation.tracking import TrackingMetric
 from ivtuning_ros.measure import percentiles_ms
 from ivtuning_ros.replay.ground_truth import GroundTruth
+from ivtuning_ros.tasks import get_task
 from ivtuning_ros.types import Detections
 
 MODALITY_NAMES = {0: "both", 1: "rgb_only", 2: "thermal_only"}
@@ -107,17 +107,22 @@ def account(
             counts["unmatched_outputs"] += 1
 
     frames: list[FrameOutcome] = []
-    scorable = task in ("detection", "segmentation")
-    metric = metric_for_task(task, class_names) if gt is not None and scorable else None
-    tracks = TrackingMetric() if gt is not None and gt.has_tracks and task == "detection" else None
+    task_def = get_task(task)
+    scorable = task_def.replay_scorable
+    metric = task_def.metric(class_names) if gt is not None and scorable else None
+    with_tracks = gt is not None and gt.has_tracks and task_def.produces_boxes
+    tracks = TrackingMetric() if with_tracks else None
     scored = 0
     pair_offsets = []
     for stamp, pub in sorted(sent.items(), key=lambda kv: kv[1]):
         out = by_stamp.get(stamp)
         truth = gt.get(stamp) if gt is not None else None
         if tracks is not None and truth is not None and truth.track_ids is not None:
-            dets = out.detections if out is not None and out.detections is not None else (
-                Detections.empty())  # fmt: skip
+            dets = (
+                out.detections
+                if out is not None and out.detections is not None
+                else (Detections.empty())
+            )
             tracks.update(truth.boxes, truth.track_ids, dets.boxes, dets.track_ids)
         if out is None:
             frames.append(FrameOutcome(stamp, pub, "dropped", has_gt=truth is not None))
@@ -137,7 +142,7 @@ def account(
             continue
         if metric is None:
             continue
-        _score(metric, task, gt, truth, out)
+        task_def.score_replay(metric, gt, truth, out)
         scored += 1
 
     latency = percentiles_ms([f.latency_ms / 1e3 for f in frames if f.status != "dropped"])
@@ -163,13 +168,3 @@ def account(
                 note = f"accuracy undefined: {err}"
     tracking = tracks.compute() if tracks is not None and scored else None
     return ReplayAccounting(frames, counts, latency, sync, accuracy, note, rate, by_stamp, tracking)
-
-
-def _score(metric, task: str, gt: GroundTruth, truth, out: OutputRecord) -> None:
-    if task == "detection":
-        dets = out.detections if out.detections is not None else Detections.empty()
-        metric.update(truth.boxes, truth.labels, dets, (truth.height, truth.width))
-    else:
-        if out.mask is None:
-            raise ValueError("segmentation replay needs the node's class-id mask output")
-        metric.update(out.mask, gt.load_mask(truth))

@@ -50,8 +50,14 @@ def latency_plots(
             )
     dropped = [(f.publish_ns - t0) / 1e9 for f in frames if f.status == "dropped"]
     if dropped:
-        ax.plot(dropped, np.zeros(len(dropped)), "|", ms=10, color="tab:red",
-                label=f"dropped ({len(dropped)})")  # fmt: skip
+        ax.plot(
+            dropped,
+            np.zeros(len(dropped)),
+            "|",
+            ms=10,
+            color="tab:red",
+            label=f"dropped ({len(dropped)})",
+        )
     ax.set_xlabel("replay time of the RGB frame [s]")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -102,8 +108,16 @@ def overlay_frame(
     if gt_boxes is not None:
         for x0, y0, x1, y1 in np.asarray(gt_boxes).round().astype(int):
             cv2.rectangle(out, (x0, y0), (x1, y1), GT_COLOUR, 1, cv2.LINE_AA)
-        cv2.putText(out, "white: ground truth", (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
-                    GT_COLOUR, 1, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            out,
+            "white: ground truth",
+            (4, 12),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.38,
+            GT_COLOUR,
+            1,
+            cv2.LINE_AA,
+        )
     return out
 
 

@@ -116,17 +116,21 @@ def render_table(report: dict) -> str:
                 rows.append((label, _fmt(acc[key])))
         if "precision" in acc:  # of the boxes the node published, at IoU .5
             rows.append(
-                ("precision / recall / F1 @.5",
-                 " / ".join(_fmt(acc[k]) for k in ("precision", "recall", "f1")))
-            )  # fmt: skip
+                (
+                    "precision / recall / F1 @.5",
+                    " / ".join(_fmt(acc[k]) for k in ("precision", "recall", "f1")),
+                )
+            )
     else:
         rows.append(("accuracy", report["accuracy_note"]))
     if trk := report.get("tracking"):
         rows.append(
-            ("tracking MOTA / IDF1 / ID switches",
-             f"{_fmt(trk['mota'])} / {_fmt(trk['idf1'])} / {trk['num_switches']} "
-             f"({trk['num_unique_objects']} objects)")
-        )  # fmt: skip
+            (
+                "tracking MOTA / IDF1 / ID switches",
+                f"{_fmt(trk['mota'])} / {_fmt(trk['idf1'])} / {trk['num_switches']} "
+                f"({trk['num_unique_objects']} objects)",
+            )
+        )
     rows += [
         (
             "latency p50 / p95 / p99",
@@ -136,9 +140,11 @@ def render_table(report: dict) -> str:
     node_lat = report.get("node_latency") or {}
     if "p50_ms" in node_lat:  # replayed with --clock: the node's own now - stamp
         rows.append(
-            ("node's latency p50 / p95",
-             " / ".join(_fmt(node_lat[k], " ms") for k in ("p50_ms", "p95_ms")) + " (bag time)")
-        )  # fmt: skip
+            (
+                "node's latency p50 / p95",
+                " / ".join(_fmt(node_lat[k], " ms") for k in ("p50_ms", "p95_ms")) + " (bag time)",
+            )
+        )
     rows += [
         ("output rate", _fmt(report["output_rate_hz"], " Hz")),
         (

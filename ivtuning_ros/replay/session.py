@@ -26,6 +26,7 @@ from ivtuning_ros.replay.options import (
     topic_candidates,
 )
 from ivtuning_ros.replay.report import file_hash, library_versions, render_table
+from ivtuning_ros.tasks import get_task
 from ivtuning_ros.timestamps import stamp_ns
 from ivtuning_ros.types import CAMERAS
 
@@ -80,7 +81,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     )
     if gt is not None:
         gt.bind_stamps([stamp for stamp, _ in run.rgb_sent])
-        if run.task == "detection":
+        if get_task(run.task).class_matching == "by_name":
             gt.for_model(names)  # category ids mapped to the model's classes by name
     acc = account(run.rgb_sent, run.thermal_stamps, run.outputs, gt, run.task, names)
     if run.node_counters:

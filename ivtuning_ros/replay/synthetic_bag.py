@@ -178,9 +178,15 @@ def make_bag(
                 h, w = sample.rgb.shape[:2]
                 name = f"{out.name}_{len(gt.images):06d}"
                 gt.add(
-                    name, cap.stamp_ns, w, h, sample.boxes, sample.labels, sample.mask,
+                    name,
+                    cap.stamp_ns,
+                    w,
+                    h,
+                    sample.boxes,
+                    sample.labels,
+                    sample.mask,
                     track_ids=sample.instance_ids,
-                )  # fmt: skip
+                )
             else:
                 counts = np.clip(np.rint(sample.thermal), 0, 65535).astype(np.uint16)
                 header = stamped_header(cap.stamp_ns, "thermal_camera")

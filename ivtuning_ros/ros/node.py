@@ -38,7 +38,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from ivtuning_ros.msg import DetectionArray, LabelMap
+from ivtuning_ros.tasks import get_task
 from ivtuning_ros.timestamps import ns_to_stamp, stamp_ns
 from ivtuning_ros.tracking import DetectionTracker
 from ivtuning_ros.types import CAMERAS, Detections
@@ -73,6 +73,7 @@ from .pipeline import (
 )
 from .slot import LatestSlot
 from .sync import PairSynchronizer, SyncedPair
+from .topics import topics_for
 
 __all__ = ["IVTuningNode", "main"]
 
@@ -165,13 +166,14 @@ class IVTuningNode(LifecycleNode):
             self.get_logger().error(self.configure_error)
             return TransitionCallbackReturn.FAILURE
         self.configure_error = None
+        self._task = get_task(self._models.engine.task)
         for engine, predictor in self._models.loaded():
             self.get_logger().info(
                 f"engine ready in {time.monotonic() - t0:.1f} s: task {engine.task}, "
                 f"backend {engine.backend_name}, input {tuple(engine.input_hw)}"
                 + (
                     f", score threshold {predictor.score_threshold:.3f}"
-                    if engine.task == "detection"
+                    if get_task(engine.task).produces_boxes
                     else ""
                 )
             )
@@ -187,7 +189,7 @@ class IVTuningNode(LifecycleNode):
             f"on_timeout {cfg.sync.on_timeout} (degraded_auto runs this model on lone "
             f"{' or '.join(standalone)} frames)"
         )
-        if cfg.tracking and self._models.engine.info.task == "detection":
+        if cfg.tracking and self._task.produces_boxes:
             # made now, not at the first result: importing the tracker takes ~1 s
             self._frame_state.tracker = DetectionTracker(cfg.tracking_config)
         self._create_inputs()
@@ -306,33 +308,12 @@ class IVTuningNode(LifecycleNode):
         return SubscriptionEventCallbacks(message_lost=lost, incompatible_qos=incompatible)
 
     def _create_outputs(self) -> None:
-        task = self._models.engine.task
-        latched = QoSProfile(
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
-        pubs = {"detections": (DetectionArray, "detections", 10)}
-        pubs["overlay"] = (Image, "overlay", 2)
-        if task == "segmentation":
-            pubs["mask"] = (Image, "mask", 2)
-            pubs["mask_color"] = (Image, "mask_color", 2)
-            pubs["label_map"] = (LabelMap, "label_map", latched)
-        elif task == "saliency":
-            pubs["saliency"] = (Image, "saliency", 2)
-        elif task == "detection":
-            pubs["label_map"] = (LabelMap, "label_map", latched)
-            if outputs.Detection2DArray is not None:
-                pubs["vision_detections"] = (outputs.Detection2DArray, "vision_detections", 10)
-            else:
-                self.get_logger().warning(
-                    "vision_msgs is not installed: vision_detections is not published "
-                    "(detections has the same boxes)"
-                )
-        self._pubs = {
-            key: self.create_lifecycle_publisher(t, topic, qos)
-            for key, (t, topic, qos) in pubs.items()
-        }
+        self._pubs = {}
+        for key, topic in topics_for(self._task.output_topics).items():
+            if topic.msg_type is None:
+                self.get_logger().warning(topic.missing_why)
+                continue
+            self._pubs[key] = self.create_lifecycle_publisher(topic.msg_type, topic.name, topic.qos)
 
     # ---------------------------------------------------------------- callbacks
     def _count_bad(self, key: str, why: str) -> None:
@@ -433,9 +414,13 @@ class IVTuningNode(LifecycleNode):
         pubs["detections"].publish(
             outputs.detections_msg(
                 pred.detections if pred.detections is not None else Detections.empty(),
-                names, header, modality, thermal_stamp, infer_s * 1e3,
+                names,
+                header,
+                modality,
+                thermal_stamp,
+                infer_s * 1e3,
             )
-        )  # fmt: skip
+        )
         if pred.detections is not None and "vision_detections" in pubs:
             pubs["vision_detections"].publish(
                 outputs.vision_detections_msg(pred.detections, names, header)
@@ -452,11 +437,15 @@ class IVTuningNode(LifecycleNode):
             if base is None:  # thermal-only: draw on the thermal picture itself
                 base = np.repeat((thermal01 * 255).astype(np.uint8)[..., None], 3, axis=2)
             image = outputs.render_overlay(
-                base, names, pred.detections, pred.mask, pred.saliency,
+                base,
+                names,
+                pred.detections,
+                pred.mask,
+                pred.saliency,
                 thermal01 if self.cfg.overlay_thermal_pip and rgb is not None else None,
                 float(self.cfg.overlay_mask_alpha),
                 banner=BANNER[modality],
-            )  # fmt: skip
+            )
             overlay.publish(array_to_image(image, "rgb8", header))
             self.stats.count("overlays_drawn")
 

@@ -179,9 +179,15 @@ def render_overlay(
             cv2.rectangle(out, (x0, y0), (x1, y1), c, 2)
             label = f"{name} {score:.2f}" + (f" #{track}" if track != UNTRACKED else "")
             cv2.putText(
-                out, label, (x0, max(y0 - 4, 10)),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45, c, 1, cv2.LINE_AA,
-            )  # fmt: skip
+                out,
+                label,
+                (x0, max(y0 - 4, 10)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                c,
+                1,
+                cv2.LINE_AA,
+            )
     h, w = out.shape[:2]
     if thermal01 is not None and w >= 64:
         pw = w // 4

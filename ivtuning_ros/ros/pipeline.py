@@ -137,10 +137,14 @@ class FrameIdCheck:
         if len(frame_ids) == 2:
             rigs = {cam: _rig(fid) for cam, fid in frame_ids.items()}
             if all(rigs.values()) and len(set(rigs.values())) == 2:
-                out.append(("frame_id_mismatch",
-                            "the pair's frames name different rigs: "
-                            + ", ".join(f"{c} {frame_ids[c]!r}" for c in frame_ids)
-                            + " (fused anyway: check the topic remaps)"))  # fmt: skip
+                out.append(
+                    (
+                        "frame_id_mismatch",
+                        "the pair's frames name different rigs: "
+                        + ", ".join(f"{c} {frame_ids[c]!r}" for c in frame_ids)
+                        + " (fused anyway: check the topic remaps)",
+                    )
+                )
         return out
 
 
@@ -197,8 +201,9 @@ def process_pair(
     rgb, thermal01 = pair_inputs(pair, cfg, engine.thermal_norm, last_hw, count, state.thermal_memo)
     if rgb is not None:
         state.last_rgb = (rgb.shape[:2], pair.rgb.msg.header.frame_id)
-    frame_ids = {cam: part.msg.header.frame_id for cam in CAMERAS
-                 if (part := getattr(pair, cam)) is not None}  # fmt: skip
+    frame_ids = {
+        cam: part.msg.header.frame_id for cam in CAMERAS if (part := getattr(pair, cam)) is not None
+    }
     problems = state.frame_ids.problems(frame_ids)
     t0 = time.perf_counter()
     pred = predictor.predict(rgb, thermal01)
@@ -208,8 +213,11 @@ def process_pair(
             state.tracker = DetectionTracker(cfg.tracking_config)
         tracked = state.tracker.update(pred.detections, pair.reference.stamp_ns * 1e-9)
         pred = dataclasses.replace(pred, detections=tracked)
-    modality = "both" if rgb is not None and thermal01 is not None else (
-        "rgb" if rgb is not None else "thermal")  # fmt: skip
+    modality = (
+        "both"
+        if rgb is not None and thermal01 is not None
+        else ("rgb" if rgb is not None else "thermal")
+    )
     return FrameResult(
         rgb, thermal01, pred, modality, engine is not models.engine, infer_s, problems
     )

@@ -25,22 +25,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "failure nothing is written and the old mapping stays.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pairs", type=Path,
-                     help="folder with vi/ + ir/, visible/ + infrared/ or rgb/ + thermal/ "
-                          "images paired by name")  # fmt: skip
+    src.add_argument(
+        "--pairs",
+        type=Path,
+        help="folder with vi/ + ir/, visible/ + infrared/ or rgb/ + thermal/ images paired by name",
+    )
     src.add_argument("--bag", type=Path, help="a rosbag2 folder (or .mcap / .db3) of the rig")
     p.add_argument("--rgb-topic", default=None, help="bag RGB topic (default: the node's)")
     p.add_argument("--thermal-topic", default=None, help="bag thermal topic (default: the node's)")
-    p.add_argument("--method", choices=("natural", "pattern"), default="natural",
-                   help="natural scenes (ECC) or a heated checkerboard")  # fmt: skip
+    p.add_argument(
+        "--method",
+        choices=("natural", "pattern"),
+        default="natural",
+        help="natural scenes (ECC) or a heated checkerboard",
+    )
     p.add_argument("--model", choices=("homography", "affine"), default="homography")
     p.add_argument("--pattern", default="9x6", help="checkerboard inner corners, COLSxROWS")
-    p.add_argument("--frames", type=int, default=20,
-                   help="pairs to use, spread evenly over the input")  # fmt: skip
-    p.add_argument("--min-frames", type=int, default=3,
-                   help="fail unless this many pairs give an estimate")  # fmt: skip
-    p.add_argument("--out", type=Path, required=True,
-                   help="node parameters YAML to write (updated when it exists)")  # fmt: skip
+    p.add_argument(
+        "--frames", type=int, default=20, help="pairs to use, spread evenly over the input"
+    )
+    p.add_argument(
+        "--min-frames", type=int, default=3, help="fail unless this many pairs give an estimate"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="node parameters YAML to write (updated when it exists)",
+    )
     p.add_argument("--node-name", default=NODE, help="the node's name in the YAML")
     p.set_defaults(func=run)
 

@@ -38,9 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backend", default="torch", help="engine backend (auto, onnxruntime, torch)")
     p.add_argument(
-        "--score-threshold", type=float, default=AP_SCORE_THRESHOLD,
+        "--score-threshold",
+        type=float,
+        default=AP_SCORE_THRESHOLD,
         help="detection score cut (low: AP integrates over scores)",
-    )  # fmt: skip
+    )
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N pairs")
     p.add_argument("--skip-bad", action="store_true", help="count and skip unreadable pairs")
     p.add_argument(
@@ -51,10 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "mode): how much a camera failure costs",
     )
     p.add_argument(
-        "--thermal-geometry", type=Path, default=None,
+        "--thermal-geometry",
+        type=Path,
+        default=None,
         help="node parameters YAML whose thermal_crop / thermal_affine / thermal_homography "
         "map the thermal images onto the RGB grid first (`ivtuning calibrate` writes one)",
-    )  # fmt: skip
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

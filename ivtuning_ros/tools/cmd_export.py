@@ -20,16 +20,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument(
-        "--cache-dir", type=Path, default=None,
+        "--cache-dir",
+        type=Path,
+        default=None,
         help=f"engine cache folder (default $IVTUNING_CACHE or {default_cache_dir()})",
-    )  # fmt: skip
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--num-threads", type=int, default=0, help="0 = one per core")
     p.add_argument(
-        "--calibration", "--calibration-dir", dest="calibration_dir", type=Path, default=None,
+        "--calibration",
+        "--calibration-dir",
+        dest="calibration_dir",
+        type=Path,
+        default=None,
         help="registered RGB-T pairs (visible/ + infrared/, vi/ + ir/ or rgb/ + thermal/) "
         "that calibrate an int8 engine",
-    )  # fmt: skip
+    )
     p.add_argument("--warmup-runs", type=int, default=1, help="test runs after the build")
     p.set_defaults(func=run)
 

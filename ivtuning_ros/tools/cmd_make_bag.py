@@ -31,21 +31,31 @@ def register(subparsers) -> None:
         "image's header stamp).",
     )
     d = p.add_argument_group("from a data set")
-    d.add_argument("--from-dataset", type=Path, default=None, metavar="DIR",
-                   help="write this data set's pairs instead of synthetic scenes")  # fmt: skip
+    d.add_argument(
+        "--from-dataset",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write this data set's pairs instead of synthetic scenes",
+    )
     d.add_argument("--format", default="auto", help="its format (default: detected)")
     d.add_argument("--split", default=None, help="split inside it (e.g. test, train+test)")
     d.add_argument(
-        "--blocks", choices=("train", "val", "test"), default=None,
+        "--blocks",
+        choices=("train", "val", "test"),
+        default=None,
         help="only this part of its block split (data/splits.py), e.g. the real test blocks",
-    )  # fmt: skip
+    )
     d.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     d.add_argument("--rate", type=float, default=10.0, help="pairs per second (RGB rate)")
     d.add_argument("--thermal-rate", type=float, default=None, help="default: --rate")
     d.add_argument(
-        "--stamp-offset", type=float, default=0.0, metavar="SECONDS",
+        "--stamp-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
         help="thermal header.stamp minus its capture time (a driver's constant error)",
-    )  # fmt: skip
+    )
     d.add_argument("--thermal-encoding", choices=("auto", "mono8", "mono16"), default="auto")
     p.add_argument("--out", type=Path, required=True, help="bag folder to create")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -57,14 +67,18 @@ def register(subparsers) -> None:
     p.add_argument("--rgb-topic", default=None, help="default: the node's rgb_topic")
     p.add_argument("--thermal-topic", default=None, help="default: the node's thermal_topic")
     p.add_argument(
-        "--compressed", action="store_true",
+        "--compressed",
+        action="store_true",
         help="record image_transport's compressed topics (TOPIC/compressed): JPEG RGB, "
         "16-bit PNG thermal",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--thermal-gap", type=_gap, default=None, metavar="START:END",
+        "--thermal-gap",
+        type=_gap,
+        default=None,
+        metavar="START:END",
         help="silence the thermal camera over this span (seconds): the node runs degraded",
-    )  # fmt: skip
+    )
     p.set_defaults(func=run)
 
 

@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "every scene, e.g. 1:0.5",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing split")
-    p.set_defaults(func=run)  # fmt: skip
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,9 +95,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         splits = args.splits
     written = write_synthetic(
-        args.out, conditions, splits, args.seed, args.size, tasks, args.thermal_bits,
-        args.overwrite, zoom=args.zoom, thermal_optics=args.thermal_optics,
-    )  # fmt: skip
+        args.out,
+        conditions,
+        splits,
+        args.seed,
+        args.size,
+        tasks,
+        args.thermal_bits,
+        args.overwrite,
+        zoom=args.zoom,
+        thermal_optics=args.thermal_optics,
+    )
     for split, path in written.items():
         print(f"{split}: {splits[split]} pairs -> {path}")
     return 0

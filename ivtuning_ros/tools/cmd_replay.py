@@ -31,17 +31,27 @@ def register(subparsers) -> None:
     p.add_argument("--gt", type=Path, help="ground truth (default: BAG/ground_truth.json)")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     p.add_argument(
-        "--clock", type=float, nargs="?", const=CLOCK_HZ, default=0.0, metavar="HZ",
+        "--clock",
+        type=float,
+        nargs="?",
+        const=CLOCK_HZ,
+        default=0.0,
+        metavar="HZ",
         help=f"publish the bag's time on /clock (default {CLOCK_HZ:g} Hz, as ros2 bag play "
         "--clock); the hosted node runs on it (use_sim_time), an --external one must be "
         "started with use_sim_time:=true",
-    )  # fmt: skip
+    )
     p.add_argument("--topics", help="bag topics: rgb=TOPIC,thermal=TOPIC (default: params)")
     p.add_argument("--params", type=Path, help="node params file (e.g. config/ivtuning.yaml)")
     p.add_argument(
-        "--set", dest="overrides", type=_override, action="append", default=[],
-        metavar="NAME=VALUE", help="node parameter on top of the params file (repeatable)",
-    )  # fmt: skip
+        "--set",
+        dest="overrides",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="node parameter on top of the params file (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=Path("replay_out"))
     p.add_argument("--offline", action="store_true", help="no DDS: as fast as possible")
     p.add_argument("--external", action="store_true", help="use an already running node (DDS mode)")

@@ -17,23 +17,18 @@ ValueError naming its dotted path (e.g. ``train.lr``), before any data or model 
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from ivtuning_ros.data.conditions import get_condition
-from ivtuning_ros.data.dataset import DROPOUT_STREAMS
 from ivtuning_ros.data.scene import check_zoom, parse_thermal_optics
 from ivtuning_ros.data.splits import PARTS, BlockSplit
 from ivtuning_ros.model.config import ModelConfig, load_model_config
 from ivtuning_ros.postprocess import AP_SCORE_THRESHOLD
-
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+from ivtuning_ros.settings import from_mapping, to_plain
 
 
 @dataclass(frozen=True)
@@ -153,10 +148,10 @@ class TrainSection:
     warmup_steps: int = 100
     grad_clip: float = 5.0  # max gradient norm; 0 disables clipping
     modality_dropout: float = 0.0  # probability of blanking one stream of a training pair
-    dropout_stream: str = "either"  # the stream it blanks: either (at random) | rgb | thermal
+    dropout_stream: Literal["either", "rgb", "thermal"] = "either"  # either: one at random
     seed: int = 0
-    amp: str = "auto"  # auto (bf16 on CPUs with native bf16, fp16 on CUDA) | off | bf16 | fp16
-    device: str = "auto"  # auto | cpu | cuda
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CPUs with it, fp16 on CUDA
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = 0
     threads: int = 0  # torch intra-op threads per process; 0 leaves torch's default
     save_every_steps: int = 0  # extra resume points inside an epoch; 0 = end of epoch only
@@ -184,13 +179,6 @@ class TrainSection:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
-        if self.dropout_stream not in DROPOUT_STREAMS:
-            choices = ", ".join(DROPOUT_STREAMS)
-            raise ValueError(f"dropout_stream: {self.dropout_stream!r} is not one of {choices}")
-        if self.amp not in AMP_CHOICES:
-            raise ValueError(f"amp: {self.amp!r} is not one of {', '.join(AMP_CHOICES)}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda")
 
 
 @dataclass(frozen=True)
@@ -200,80 +188,15 @@ class TrainConfig:
     train: TrainSection
 
 
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    """Check/convert one YAML value against a field's type annotation."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            if len(args) < len(typing.get_args(tp)):
-                return None
-            raise ValueError(f"{path}: must not be null")
-        return _convert(args[0], value, path)
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ValueError(f"{path}: expected a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"{path}: expected a list, got {value!r}")
-        (item,) = {a for a in typing.get_args(tp) if a is not Ellipsis}
-        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{path}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"{path}: unsupported field type {tp}")
-
-
-def _build(cls: type, raw: Any, path: str) -> Any:
-    where = path or "config"
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        keys = ", ".join(f"{path}.{k}" if path else k for k in unknown)
-        raise ValueError(f"unknown key {keys} (allowed here: {', '.join(fields)})")
-    kwargs = {}
-    for name, f in fields.items():
-        key = f"{path}.{name}" if path else name
-        if name not in raw:
-            no_default = f.default is dataclasses.MISSING
-            if no_default and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"missing key {key}")
-            continue
-        kwargs[name] = _convert(hints[name], raw[name], key)
-    try:
-        return cls(**kwargs)
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
-
-
 def parse_train_config(raw: dict[str, Any]) -> TrainConfig:
     """A YAML-loaded mapping -> TrainConfig (errors name the dotted key)."""
-    return _build(TrainConfig, raw, "")
+    return from_mapping(TrainConfig, raw)
 
 
 def parse_source(raw: dict[str, Any], path: str = "") -> SourceSection:
     """One split's mapping -> SourceSection, checked as in a training config (for
     splits kept outside one, such as a benchmark's extra test sets)."""
-    return _build(SourceSection, raw, path)
+    return from_mapping(SourceSection, raw, path)
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -292,12 +215,4 @@ def load_train_config(path: str | Path) -> TrainConfig:
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain dict (tuples as lists) for JSON logs, checkpoint metadata and round trips."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [plain(x) for x in v]
-        return v
-
-    return plain(dataclasses.asdict(cfg))
+    return to_plain(cfg)

@@ -36,8 +36,12 @@ def default_cache_dir() -> Path:
 
 
 def synthetic_folder(spec: SyntheticSpec, cache_dir: Path) -> Path:
-    fields = {"conditions": spec.conditions, "count": spec.count, "seed": spec.seed,
-              "size": spec.size}  # fmt: skip
+    fields = {
+        "conditions": spec.conditions,
+        "count": spec.count,
+        "seed": spec.seed,
+        "size": spec.size,
+    }
     # (sets rendered before zoom and thermal_optics existed keep their folders)
     if spec.zoom != 1.0:
         fields["zoom"] = spec.zoom

@@ -27,8 +27,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
@@ -38,14 +36,14 @@ from tqdm import tqdm
 from ivtuning_ros.data.classes import Relabeled, match_classes
 from ivtuning_ros.data.dataset import PreparedDataset, collate
 from ivtuning_ros.data.real import expand_path
-from ivtuning_ros.evaluation.metrics import SELECTION_METRICS, metric_for_task
 from ivtuning_ros.model import IVTuningModel, ModelConfig, build_model
 from ivtuning_ros.model.checkpoint import (
     init_from_checkpoint,
     load_checkpoint,
     trainable_state_dict,
+    upgrade_keys,
 )
-from ivtuning_ros.postprocess import decode_detections, decode_mask, decode_saliency
+from ivtuning_ros.tasks import DecodeOptions, get_task
 from ivtuning_ros.train import distributed as dist_utils
 from ivtuning_ros.train.checkpoints import CheckpointKeeper, atomic_write_text
 from ivtuning_ros.train.config import TrainConfig, TrainSection, config_to_dict
@@ -177,6 +175,7 @@ def _check_replicas(ctx: dist_utils.DistContext, model: IVTuningModel, epoch: in
 
 
 def _load_model_state(model: IVTuningModel, state: dict[str, torch.Tensor]) -> None:
+    state = upgrade_keys(state)
     expected = set(trainable_state_dict(model))
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
@@ -202,30 +201,22 @@ def validate(
     backend differs (eager torch on this process's device, fp32).
     """
     cfg = model.cfg
+    task = get_task(cfg.task)
     infer = model.inference_module()
-    metric = metric_for_task(cfg.task, cfg.class_names)
+    metric = task.metric(cfg.class_names)
+    options = DecodeOptions(score_threshold)
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate,
         generator=torch.Generator().manual_seed(0),  # leaves the global RNG untouched
-    )  # fmt: skip
+    )
     for rgb, thermal, targets in tqdm(loader, desc="validate", leave=False, disable=not progress):
         outputs = [o.float().cpu().numpy() for o in infer(rgb.to(device), thermal.to(device))]
         for i, tgt in enumerate(targets):
-            box = tgt["letterbox"]
-            hw = tuple(int(v) for v in tgt["orig_hw"])
-            if cfg.task == "detection":
-                dets = decode_detections(
-                    outputs[0][i], outputs[1][i], outputs[2][i], box,
-                    score_threshold=score_threshold, max_detections=100,
-                )  # fmt: skip
-                gt = box.boxes_to_source(tgt["boxes"].numpy())
-                metric.update(gt, tgt["labels"].numpy(), dets, hw)
-            elif cfg.task == "segmentation":
-                gt = box.map_to_source(tgt["mask"].numpy().astype(np.uint8), cv2.INTER_NEAREST)
-                metric.update(decode_mask(outputs[0][i], box), gt)
-            else:
-                gt = box.map_to_source(tgt["saliency"].numpy()[0], cv2.INTER_LINEAR)
-                metric.update(decode_saliency(outputs[0][i], box), gt)
+            decoded = task.decode([o[i] for o in outputs], tgt["letterbox"], options)
+            task.score_target(metric, decoded, tgt)
     model.train()
     return metric.compute()
 
@@ -246,10 +237,9 @@ def _match_classes(model_cfg: ModelConfig, splits: Splits) -> Splits:
             f"the model's task is {task} but the training data has only "
             f"{', '.join(data_names) or 'no'} targets"
         )
-    if task == "saliency":
-        return _refuse_extra(splits, task)
-    if task != "detection":
-        if tuple(data_names[task]) != tuple(model_cfg.class_names):
+    matching = get_task(task).class_matching
+    if matching != "by_name":
+        if matching == "exact" and tuple(data_names[task]) != tuple(model_cfg.class_names):
             raise ValueError(
                 f"class names differ: model {list(model_cfg.class_names)} vs training data "
                 f"{list(data_names[task])} (same names in the same order are needed)"
@@ -376,9 +366,13 @@ def train_one_epoch(
     """Train epoch `state.epoch` from batch `state.batch_in_epoch` to its end, summing
     this rank's losses into `state` and calling `save_point` every `save_every_steps`."""
     bar = tqdm(
-        loader, desc=f"epoch {state.epoch + 1}", unit="step", disable=not show,
-        initial=state.batch_in_epoch, total=steps_per_epoch,
-    )  # fmt: skip
+        loader,
+        desc=f"epoch {state.epoch + 1}",
+        unit="step",
+        disable=not show,
+        initial=state.batch_in_epoch,
+        total=steps_per_epoch,
+    )
     autocast = opt.autocast(device)
     for rgb, thermal, targets in bar:
         t0 = time.perf_counter()
@@ -417,11 +411,15 @@ def _epoch_loader(
     sampler.set_epoch(state.epoch, state.batch_in_epoch)
     train_set.set_epoch(state.epoch)
     return DataLoader(
-        train_set, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
-        num_workers=tc.num_workers, drop_last=False,
+        train_set,
+        batch_size=tc.batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=tc.num_workers,
+        drop_last=False,
         # Worker seeds from (seed, epoch), not from the global RNG that resume restores.
         generator=torch.Generator().manual_seed(tc.seed * 100_003 + state.epoch),
-    )  # fmt: skip
+    )
 
 
 def _resume(
@@ -483,6 +481,74 @@ def train(
         dist_utils.teardown_distributed(ctx)
 
 
+def _prepare_data(
+    cfg: TrainConfig, model_cfg: ModelConfig, ctx: dist_utils.DistContext, show: bool
+) -> tuple[Splits, PreparedDataset, PreparedDataset]:
+    """The splits (classes matched to the model's) and the train / validation datasets;
+    rank 0 renders synthetic sources while the other ranks wait, then open them."""
+    if ctx.is_main:
+        splits = build_splits(cfg.data, render=True, progress=show)
+    dist_utils.barrier(ctx)
+    if not ctx.is_main:
+        splits = build_splits(cfg.data, render=False, progress=False)
+    splits = _match_classes(model_cfg, splits)
+    tc, size, norm = cfg.train, model_cfg.input_size, model_cfg.thermal_norm
+    train_set = PreparedDataset(
+        splits.train, size, norm, model_cfg.task,
+        augment=cfg.data.augment, min_crop=cfg.data.augment_min_crop,
+        modality_dropout=tc.modality_dropout, seed=tc.seed, dropout_stream=tc.dropout_stream,
+    )  # fmt: skip
+    return splits, train_set, PreparedDataset(splits.val, size, norm, model_cfg.task)
+
+
+def _prepare_model(
+    model_cfg: ModelConfig, tc: TrainSection, resume: bool, show: bool
+) -> tuple[IVTuningModel, dict[str, Any] | None]:
+    """The model, started from `init_checkpoint` when set (not on resume: a resumed run
+    restores its own weights); returns it and what the init took."""
+    model = build_model(model_cfg)
+    if not tc.init_checkpoint or resume:
+        return model, None
+    init = init_from_checkpoint(model, expand_path(tc.init_checkpoint))
+    if show:
+        print(
+            f"init: {init['tensors_loaded']} tensors from {tc.init_checkpoint} (classes "
+            f"{init['classes_carried']}; {len(init['tensors_skipped'])} left as built)"
+        )
+    return model, init
+
+
+def _validate_epoch(
+    opt: Optimisation,
+    val_set: PreparedDataset,
+    state: RunState,
+    tc: TrainSection,
+    ctx: dist_utils.DistContext,
+    show: bool,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The finished epoch's log record (mean losses over ranks, validation figures of the
+    kept weights on rank 0, the replicas' digest) and its validation figures."""
+    train_means = {
+        k: dist_utils.mean_across_ranks(ctx, v / max(1, state.loss_batches))
+        for k, v in state.loss_sums.items()
+    }
+    val = None
+    if ctx.is_main:
+        kept = opt.kept_model
+        val = validate(kept, val_set, tc.batch_size, tc.val_score_threshold, ctx.device, show)
+    val = dist_utils.broadcast_object(ctx, val)
+    record = {
+        "epoch": state.epoch + 1,
+        "global_step": state.global_step,
+        "lr": opt.scheduler.get_last_lr()[0],
+        "train": train_means,
+        "val": val,
+        "epoch_s": 0.0,
+        "weights_sha256": _check_replicas(ctx, opt.model, state.epoch),
+    }
+    return record, val
+
+
 def _train(
     cfg: TrainConfig,
     out: Path,
@@ -496,7 +562,7 @@ def _train(
         torch.set_num_threads(tc.threads)
     show = progress and ctx.is_main
     model_cfg = cfg.model.resolve()
-    select_name = tc.select_metric or SELECTION_METRICS[model_cfg.task][0]
+    select_name = tc.select_metric or get_task(model_cfg.task).selection_metric
     cfg_dict = config_to_dict(cfg)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -506,35 +572,11 @@ def _train(
                 "choose another --out"
             )
 
-    # Data: rank 0 renders synthetic sources, the other ranks wait and open them.
-    if ctx.is_main:
-        splits = build_splits(cfg.data, render=True, progress=show)
-    dist_utils.barrier(ctx)
-    if not ctx.is_main:
-        splits = build_splits(cfg.data, render=False, progress=False)
-    splits = _match_classes(model_cfg, splits)
-    norm = model_cfg.thermal_norm
-    train_set = PreparedDataset(
-        splits.train, model_cfg.input_size, norm, model_cfg.task,
-        augment=cfg.data.augment, min_crop=cfg.data.augment_min_crop,
-        modality_dropout=tc.modality_dropout, seed=tc.seed,
-        dropout_stream=tc.dropout_stream,
-    )  # fmt: skip
-    val_set = PreparedDataset(splits.val, model_cfg.input_size, norm, model_cfg.task)
+    splits, train_set, val_set = _prepare_data(cfg, model_cfg, ctx, show)
     sampler = EpochSampler(len(train_set), tc.batch_size, tc.seed, ctx.rank, ctx.world_size)
     steps_per_epoch = sampler.batches
-
-    model = build_model(model_cfg)
-    init = None
-    if tc.init_checkpoint and not resume:  # a resumed run restores its own weights
-        init = init_from_checkpoint(model, expand_path(tc.init_checkpoint))
-        if show:
-            print(
-                f"init: {init['tensors_loaded']} tensors from {tc.init_checkpoint} (classes "
-                f"{init['classes_carried']}; {len(init['tensors_skipped'])} left as built)"
-            )
-    model = model.to(ctx.device)
-    model.train()
+    model, init = _prepare_model(model_cfg, tc, resume, show)
+    model = model.to(ctx.device).train()
     opt = build_optimisation(model, tc, steps_per_epoch * tc.epochs, ctx)
     params = model.parameter_report()
     torch.manual_seed(tc.seed * 1000 + ctx.rank)  # dropout inside the model, per rank
@@ -543,10 +585,10 @@ def _train(
     if ctx.is_main:
         summary = {"train": cfg_dict, "model": model_cfg.to_dict(), "parameters": params}
         atomic_write_text(out / "config.json", json.dumps(summary, indent=2, default=str) + "\n")
+        pairs = f"{len(splits.train)} train / {len(splits.val)} val pairs"
         print(
             f"train: {model_cfg.name} ({model_cfg.task}, mode {model_cfg.mode}) "
-            f"{params['trainable']:,} of {params['total']:,} parameters train; "
-            f"{len(splits.train)} train / {len(splits.val)} val pairs; "
+            f"{params['trainable']:,} of {params['total']:,} parameters train; {pairs}; "
             f"{steps_per_epoch} steps x {tc.epochs} epochs; world {ctx.world_size}; "
             f"amp {opt.amp_dtype or 'off'}; device {ctx.device}"
         )
@@ -562,24 +604,8 @@ def _train(
             opt, loader, state, steps_per_epoch, ctx.device, on_step,
             tc.save_every_steps, save_point, show, step_times,
         )  # fmt: skip
-        train_means = {
-            k: dist_utils.mean_across_ranks(ctx, v / max(1, state.loss_batches))
-            for k, v in state.loss_sums.items()
-        }
-        val = None  # validation on rank 0; selection on the validation split only
-        if ctx.is_main:
-            kept = opt.kept_model
-            val = validate(kept, val_set, tc.batch_size, tc.val_score_threshold, ctx.device, show)
-        val = dist_utils.broadcast_object(ctx, val)
-        record = {
-            "epoch": state.epoch + 1,
-            "global_step": state.global_step,
-            "lr": opt.scheduler.get_last_lr()[0],
-            "train": train_means,
-            "val": val,
-            "epoch_s": time.perf_counter() - t_epoch,
-            "weights_sha256": _check_replicas(ctx, model, state.epoch),
-        }
+        record, val = _validate_epoch(opt, val_set, state, tc, ctx, show)
+        record["epoch_s"] = time.perf_counter() - t_epoch
         keeper.end_epoch(opt.kept_model, state, record, val)
         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
         save_point()

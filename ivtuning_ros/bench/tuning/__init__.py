@@ -104,10 +104,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"bench tuning: training {mode}, seed {seed} ...", flush=True)
                 t0 = time.perf_counter()
                 proc = subprocess.run(
-                    [sys.executable, "-m", "ivtuning_ros.bench.tuning", "--worker",
-                     str(spec_path), str(out_path)],
-                    capture_output=True, text=True,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "ivtuning_ros.bench.tuning",
+                        "--worker",
+                        str(spec_path),
+                        str(out_path),
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
                 if proc.returncode != 0:
                     raise RuntimeError(
                         f"bench tuning: mode {mode} seed {seed} failed:\n{proc.stderr[-4000:]}"
@@ -116,8 +123,12 @@ def run(args: argparse.Namespace) -> int:
                 runs.append(r)
                 if args.keep is not None:  # the trained checkpoints outlive the run
                     kept = args.keep / name
-                    shutil.copytree(Path(tmp) / name, kept, dirs_exist_ok=True,
-                                    ignore=shutil.ignore_patterns("resume*"))  # fmt: skip
+                    shutil.copytree(
+                        Path(tmp) / name,
+                        kept,
+                        dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("resume*"),
+                    )
                     (kept / "bench_result.json").write_text(json.dumps(r, indent=1))
                 labels = SPLIT_LABELS[args.data]
                 print(
@@ -160,19 +171,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--plot", type=Path, default=None, help="bar charts (PNG)")
     p.add_argument(
-        "--keep", type=Path, default=None, metavar="DIR",
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="keep every run's checkpoints and logs in DIR/<mode>_s<seed>/",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--data", choices=("synthetic", "real"), default="synthetic",
+        "--data",
+        choices=("synthetic", "real"),
+        default="synthetic",
         help="synthetic night/fog scenes (seen / unseen conditions), or real MSRS road "
         "scenes cut by name blocks (test: all test blocks; night: their night pairs)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--real-data", default=None, metavar="DIR",
+        "--real-data",
+        default=None,
+        metavar="DIR",
         help="the MSRS folder for --data real (default: $IVTUNING_REAL_DATA, else "
         "../shared/data/msrs)",
-    )  # fmt: skip
+    )
     p.add_argument("--modes", default=",".join(MODES), help=f"also: {', '.join(VARIANTS)}")
     p.add_argument("--preset", default="default", help="model preset (the detection head)")
     p.add_argument("--train-count", type=int, default=200)
@@ -224,8 +242,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cache-dir", default=None, help="where the synthetic sets are rendered")
     p.add_argument(
-        "--merge", nargs="+", type=Path, metavar="JSON",
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
         help="instead of training: join the --json reports of runs with different seeds "
         "(same settings otherwise) into one table, JSON and plot",
-    )  # fmt: skip
+    )
     p.set_defaults(func=run)

@@ -24,8 +24,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     degraded = [r for r in rows if DEGRADED[0] in r]
     fig, axes = plt.subplots(1, 3 + bool(degraded), figsize=(13 + 4 * bool(degraded), 3.8))
     real = report.get("data") == "real"
-    labels = (("seen", "MSRS test blocks"), ("unseen", "night test blocks")) if real else (
-        ("seen", "seen conditions"), ("unseen", f"unseen ({UNSEEN[0]})"))  # fmt: skip
+    labels = (
+        (("seen", "MSRS test blocks"), ("unseen", "night test blocks"))
+        if real
+        else (("seen", "seen conditions"), ("unseen", f"unseen ({UNSEEN[0]})"))
+    )
     for offset, (split, label) in zip((-0.2, 0.2), labels, strict=True):
         means = np.array([r[f"map50_{split}"] for r in rows])
         low = means - [r[f"map50_{split}_min"] for r in rows]
@@ -80,8 +83,9 @@ def _plot_camera_failure(ax, rows: list[dict[str, Any]], degraded: list[dict[str
     styles = {"rgb_only": "--", "thermal_only": ":"}
     for r in rows:
         if r["mode"] in styles:
-            ax.axhline(r["map50_seen"], color="k", ls=styles[r["mode"]], lw=1,
-                       label=f"{r['mode']} model")  # fmt: skip
+            ax.axhline(
+                r["map50_seen"], color="k", ls=styles[r["mode"]], lw=1, label=f"{r['mode']} model"
+            )
     ax.set_xticks(x, [r["mode"] for r in degraded], rotation=25, ha="right")
     ax.set_title("one camera missing (mAP50, seen test)")
     ax.legend(fontsize=7)

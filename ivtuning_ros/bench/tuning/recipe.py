@@ -62,8 +62,10 @@ REAL_INPUT_HW = (384, 512)
 
 REAL_CLASSES = ["person", "car", "bicycle"]  # the shipped model's order; MSRS's is mapped
 
-SPLIT_LABELS = {"synthetic": {"seen": "seen", "unseen": "unseen"},
-                "real": {"seen": "test", "unseen": "night"}}  # fmt: skip
+SPLIT_LABELS = {
+    "synthetic": {"seen": "seen", "unseen": "unseen"},
+    "real": {"seen": "test", "unseen": "night"},
+}
 
 
 def base_mode(mode: str) -> str:
@@ -127,9 +129,16 @@ def bench_config(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
     size = [INPUT_HW[1], INPUT_HW[0]]
 
     def synth(conditions: tuple[str, ...], count: int, seed: int) -> dict[str, Any]:
-        return {"synthetic": {"conditions": list(conditions), "count": count, "seed": seed,
-                              "size": size, "zoom": args.zoom,
-                              "thermal_optics": args.thermal_optics}}  # fmt: skip
+        return {
+            "synthetic": {
+                "conditions": list(conditions),
+                "count": count,
+                "seed": seed,
+                "size": size,
+                "zoom": args.zoom,
+                "thermal_optics": args.thermal_optics,
+            }
+        }
 
     return {
         "model": {"preset": args.preset, "overrides": {"input_size": list(INPUT_HW)}},

@@ -12,14 +12,25 @@ from ivtuning_ros.bench.tuning.recipe import FUSION_MODES, MODES, RECOMPUTE, SPL
 from ivtuning_ros.types import CAMERAS
 
 # per-run figures that a mode's row reports as their mean over its seeds
-AVERAGED = ("val_map50", "map50_seen", "map50_unseen", "map_seen", "map_unseen",
-            "peak_rss_mib", "rss_before_training_mib", "peak_training_increase_mib",
-            "step_ms_median", "step_ms_mean", "train_s")  # fmt: skip
+AVERAGED = (
+    "val_map50",
+    "map50_seen",
+    "map50_unseen",
+    "map_seen",
+    "map_unseen",
+    "peak_rss_mib",
+    "rss_before_training_mib",
+    "peak_training_increase_mib",
+    "step_ms_median",
+    "step_ms_mean",
+    "train_s",
+)
 
 # a fusion mode's mAP50 with one camera missing at test time (reports before 2026-11-30
 # lack them: a row has a mean only where every one of its runs has the figure)
-DEGRADED = tuple(f"map50_{split}_{camera}_missing" for split in ("seen", "unseen")
-                 for camera in CAMERAS)  # fmt: skip
+DEGRADED = tuple(
+    f"map50_{split}_{camera}_missing" for split in ("seen", "unseen") for camera in CAMERAS
+)
 
 
 def combine_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -85,8 +96,10 @@ def targets(
                 iv, full, "seen", at_least=True
             )
         mem = iv["peak_training_increase_mib"] / max(full["peak_training_increase_mib"], 1e-9)
-        out["peak training memory ivtuning <= 0.6x full"] = {"value": round(mem, 3),
-                                                             "met": mem <= 0.6}  # fmt: skip
+        out["peak training memory ivtuning <= 0.6x full"] = {
+            "value": round(mem, 3),
+            "met": mem <= 0.6,
+        }
         step = iv["step_ms_median"] / full["step_ms_median"]
         out["time per step ivtuning <= 0.8x full"] = {"value": round(step, 3), "met": step <= 0.8}
     ck = rows.get(RECOMPUTE)
@@ -106,9 +119,11 @@ def targets(
 
 def format_table(report: dict[str, Any]) -> str:
     seen, unseen = (report.get("split_labels") or SPLIT_LABELS["synthetic"]).values()
-    head = (f"{'mode':<21}{'trainable':>11}{'lr':>8}{'peak RSS':>10}{'train +':>9}"
-            f"{'ms/step':>9}{'mAP50 ' + seen:>12}{unseen:>8}{'mAP ' + seen:>10}"
-            f"{'val':>7}")  # fmt: skip
+    head = (
+        f"{'mode':<21}{'trainable':>11}{'lr':>8}{'peak RSS':>10}{'train +':>9}"
+        f"{'ms/step':>9}{'mAP50 ' + seen:>12}{unseen:>8}{'mAP ' + seen:>10}"
+        f"{'val':>7}"
+    )
     lines = [head, "-" * len(head)]
     for r in report["modes"]:
         lines.append(
@@ -128,8 +143,10 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"  {r['mode']:<21}{runs}")
     degraded = [r for r in report["modes"] if DEGRADED[0] in r]
     if degraded:
-        lines += ["", "one camera missing at test time (the node's degraded mode), mAP50 "
-                  f"{seen} / {unseen}:"]  # fmt: skip
+        lines += [
+            "",
+            f"one camera missing at test time (the node's degraded mode), mAP50 {seen} / {unseen}:",
+        ]
         for r in degraded:
             lines.append(
                 f"  {r['mode']:<21}"

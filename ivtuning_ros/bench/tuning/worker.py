@@ -55,9 +55,12 @@ def run_worker(spec_path: Path, out_path: Path) -> None:
     missing = CAMERAS if bench_mode in FUSION_MODES else ()
     for name, src in tests.items():
         samples = open_source(
-            parse_source(src, f"tests.{name}"), cache, skip_bad=False, progress=False,
+            parse_source(src, f"tests.{name}"),
+            cache,
+            skip_bad=False,
+            progress=False,
             block_split=cfg.data.block_split,
-        )  # fmt: skip
+        )
         cmap = match_classes(samples.class_names, info.config.class_names, exact=True)
         samples = Relabeled(samples, cmap)  # e.g. MSRS's (person, bicycle, car) order
         prepare = (samples, info.config.input_size, info.config.thermal_norm, "detection")

@@ -254,8 +254,13 @@ class PairDataset(Sequence[RGBTSample]):
         self.dropped_boxes = 0
         self.clipped_boxes = 0
         kept = []
-        for rec in tqdm(records, desc=f"checking {fmt} pairs", unit="pair",
-                        disable=len(records) < 2000, leave=False):  # fmt: skip
+        for rec in tqdm(
+            records,
+            desc=f"checking {fmt} pairs",
+            unit="pair",
+            disable=len(records) < 2000,
+            leave=False,
+        ):
             try:
                 kept.append(self._check(rec))
             except DatasetError as err:

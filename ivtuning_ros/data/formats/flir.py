@@ -26,8 +26,12 @@ from ivtuning_ros.data.formats.voc import parse_xml
 
 CLASS_NAMES = ("person", "car", "bicycle", "dog")
 THERMAL_SUFFIX, RGB_SUFFIX = "_PreviewData.jpeg", "_RGB.jpg"
-SPLIT_LISTS = {"train": "align_train.txt", "validation": "align_validation.txt",
-               "val": "align_validation.txt", "test": "align_validation.txt"}  # fmt: skip
+SPLIT_LISTS = {
+    "train": "align_train.txt",
+    "validation": "align_validation.txt",
+    "val": "align_validation.txt",
+    "test": "align_validation.txt",
+}
 
 
 def looks_like(root: Path) -> bool:

@@ -107,9 +107,11 @@ class _Pairs:
 
     def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         self._items = iter(
-            [{"rgb": r.numpy().astype(np.float32), "thermal": t.numpy().astype(np.float32)}
-             for r, t in batches]
-        )  # fmt: skip
+            [
+                {"rgb": r.numpy().astype(np.float32), "thermal": t.numpy().astype(np.float32)}
+                for r, t in batches
+            ]
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)

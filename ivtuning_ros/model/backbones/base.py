@@ -59,19 +59,19 @@ class Backbone(nn.Module):
             x = x.expand(-1, 3, -1, -1)
         return (x - self.mean) / self.std
 
-    def thermal_input(self, thermal: torch.Tensor) -> torch.Tensor:
-        """What the infrared embedding reads: by default the [0, 1] thermal image repeated
-        to three channels with the backbone's statistics, the input of the frozen
+    def prompt_input(self, prompt_image: torch.Tensor) -> torch.Tensor:
+        """What the prompt embedding reads: by default the [0, 1] one-channel prompt image
+        repeated to three channels with the backbone's statistics, the input of the frozen
         embedding it is copied from."""
-        return self.normalize(thermal)
+        return self.normalize(prompt_image)
 
     def embed_module(self) -> nn.Module:
         """The frozen module that turns an image into the first token map."""
         raise NotImplementedError
 
-    def make_thermal_embed(self) -> nn.Module:
-        """A trainable copy of the embedding for the infrared stream, started from the
-        pretrained weights (same shape, so infrared tokens live in the same space)."""
+    def make_prompt_embed(self) -> nn.Module:
+        """A trainable copy of the embedding for the prompt image, started from the
+        pretrained weights (same shape, so its tokens live in the backbone's space)."""
         module = copy.deepcopy(self.embed_module())
         for p in module.parameters():
             p.requires_grad_(True)
@@ -82,17 +82,17 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def embed_and_prompt(
-        self, x: torch.Tensor, thermal: torch.Tensor | None, prompter: Prompter | None
+        self, x: torch.Tensor, prompt_image: torch.Tensor | None, prompter: Prompter | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Embed the visible image; with a prompter, add P0 from both modalities.
+        """Embed the primary image; with a prompter, add P0 from both images.
         Returns the (B, H, W, C) token map and the first prompt (None without prompter)."""
         tokens = self.embed_with(self.embed_module(), x)
         if prompter is None:
             return tokens, None
-        if thermal is None:
-            raise ValueError("IV-tuning needs the thermal image as well as the RGB image")
-        infrared = self.embed_with(prompter.thermal_embed, self.thermal_input(thermal))
-        p0 = prompter.first_prompt(tokens, infrared)
+        if prompt_image is None:
+            raise ValueError("IV-tuning needs the prompt image (the second camera) as well")
+        second = self.embed_with(prompter.prompt_embed, self.prompt_input(prompt_image))
+        p0 = prompter.first_prompt(tokens, second)
         return tokens + p0, p0
 
     def check_input_size(self, h: int, w: int) -> None:
@@ -103,11 +103,13 @@ class Backbone(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        thermal: torch.Tensor | None = None,
+        prompt_image: torch.Tensor | None = None,
         prompter: Prompter | None = None,
     ) -> list[torch.Tensor]:
-        """x: normalised image (B, 3, H, W); with a prompter, thermal is the [0, 1]
-        infrared image (B, 1, H, W). Returns the four feature maps (strides 4, 8, 16, 32)."""
+        """x: the normalised primary image (B, 3, H, W); with a prompter, prompt_image is
+        the other camera's [0, 1] one-channel image (B, 1, H, W), the thermal image or the
+        visible luminance (the prompter knows which: `primary_is_visible`). Returns the
+        four feature maps (strides 4, 8, 16, 32)."""
         raise NotImplementedError
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,10 +47,10 @@ class EfficientNetBackbone(Backbone):
         net = self.net
         return nn.Sequential(net.conv_stem, net.bn1, *net.blocks[: self.embed_stages])
 
-    def thermal_input(self, thermal: torch.Tensor) -> torch.Tensor:
-        return thermal * 2.0 - 1.0  # one channel, centred: the light stem learns the rest
+    def prompt_input(self, prompt_image: torch.Tensor) -> torch.Tensor:
+        return prompt_image * 2.0 - 1.0  # one channel, centred: the light stem learns the rest
 
-    def make_thermal_embed(self) -> nn.Module:
+    def make_prompt_embed(self) -> nn.Module:
         mid = max(8, self.embed_dim // 2)
         return nn.Sequential(
             nn.Conv2d(1, mid, 3, stride=2, padding=1, bias=False),
@@ -66,10 +66,10 @@ class EfficientNetBackbone(Backbone):
     def forward(
         self,
         x: torch.Tensor,
-        thermal: torch.Tensor | None = None,
+        prompt_image: torch.Tensor | None = None,
         prompter: Prompter | None = None,
     ) -> list[torch.Tensor]:
-        tokens, prompt = self.embed_and_prompt(x, thermal, prompter)
+        tokens, prompt = self.embed_and_prompt(x, prompt_image, prompter)
         x = to_nchw(tokens)
         outs = {self.embed_stages - 1: x}
         for i, stage in enumerate(self.net.blocks[self.embed_stages :]):

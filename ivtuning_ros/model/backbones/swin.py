@@ -52,10 +52,10 @@ class SwinBackbone(Backbone):
     def forward(
         self,
         x: torch.Tensor,
-        thermal: torch.Tensor | None = None,
+        prompt_image: torch.Tensor | None = None,
         prompter: Prompter | None = None,
     ) -> list[torch.Tensor]:
-        x, prompt = self.embed_and_prompt(x, thermal, prompter)
+        x, prompt = self.embed_and_prompt(x, prompt_image, prompter)
         outs = []
         layer = 0
         for s, stage in enumerate(self.net.layers):

@@ -85,10 +85,10 @@ class ViTBackbone(Backbone):
     def forward(
         self,
         x: torch.Tensor,
-        thermal: torch.Tensor | None = None,
+        prompt_image: torch.Tensor | None = None,
         prompter: Prompter | None = None,
     ) -> list[torch.Tensor]:
-        tokens, prompt = self.embed_and_prompt(x, thermal, prompter)
+        tokens, prompt = self.embed_and_prompt(x, prompt_image, prompter)
         b = x.shape[0]
         x = tokens.reshape(b, -1, self.embed_dim)
         if self.is_eva:
