@@ -207,6 +207,64 @@ def available_backends(compile_too: bool, calibration: Path | None) -> list[tupl
     return out
 
 
+def time_interleaved(engines: dict, input_hw: tuple[int, int], runs: int) -> dict[str, list]:
+    """Seconds per run of each engine on one fixed random pair, in 10 interleaved rounds
+    (a slow spell of the machine then touches every backend alike)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.random((1, 3, *input_hw), dtype=np.float32)
+    thermal = rng.random((1, 1, *input_hw), dtype=np.float32)
+    samples: dict[str, list[float]] = {label: [] for label in engines}
+    rounds, per_round = 10, max(1, runs // 10)
+    for _ in tqdm(range(rounds), desc="bench engine (interleaved rounds)"):
+        for label, engine in engines.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                engine.run(rgb, thermal)
+                samples[label].append(time.perf_counter() - t0)
+    return samples
+
+
+def _timing_row(times: list[float], load_s: float, flops: float, peak: float) -> dict:
+    """Percentiles of one backend, with the share of the matmul rate its p50 reaches."""
+    stats = percentiles_ms(times)
+    achieved = flops / (stats["p50_ms"] / 1e3)
+    stats.update(load_s=load_s, achieved_gflops=achieved / 1e9, fraction_of_matmul=achieved / peak)
+    return stats
+
+
+def print_report(report: dict, preset: str) -> None:
+    """The table and the side-by-side ratios, as report.json holds them."""
+    bound, input_hw, results = report["lower_bound_ms"], report["input_hw"], report["backends"]
+    flops, peak = report["model_gflops"] * 1e9, report["matmul_gflops"] * 1e9
+    print(
+        f"\nload average before/after: {report['load_average_before'][0]:.1f} / "
+        f"{report['load_average_after'][0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(
+        f"\nmodel {preset} at {input_hw[0]}x{input_hw[1]}: {flops / 1e9:.2f} GFLOP/image; "
+        f"matmul {peak / 1e9:.1f} GFLOP/s -> lower bound {bound:.2f} ms"
+    )
+    print(
+        f"{'backend':<18}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'GFLOP/s':>10}{'of mm':>8}"
+        f"{'load s':>8}"
+    )
+    for label, s in results.items():
+        print(
+            f"{label:<18}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}{s['p99_ms']:>9.2f}"
+            f"{s['achieved_gflops']:>10.1f}{s['fraction_of_matmul']:>8.1%}{s['load_s']:>8.1f}"
+        )
+    if "onnxruntime_speedup_vs_eager_p50" in report:
+        print(
+            f"onnxruntime vs torch eager at p50: {report['onnxruntime_speedup_vs_eager_p50']:.2f}x"
+        )
+    for label, speedup in report.get("speedup_vs_onnxruntime_fp32_p50", {}).items():
+        print(f"{label} vs onnxruntime fp32 at p50: {speedup:.2f}x")
+    for label, acc in report.get("accuracy", {}).items():
+        print(f"mAP50 on the real test blocks, {label}: {acc['map50']:.4f} ({acc['images']} pairs)")
+    for op, p in list(report.get("ort_profile", {}).items())[:10]:
+        print(f"  ort {op:<24}{p['ms_per_run']:>8.2f} ms {p['share']:>7.1%}  x{p['nodes']}")
+
+
 def run(args: argparse.Namespace) -> int:
     from ivtuning_ros.engine.config import EngineConfig
     from ivtuning_ros.engine.engine import load_engine
@@ -243,17 +301,7 @@ def run(args: argparse.Namespace) -> int:
         del module
         peak_before = matmul_flops_per_s()
 
-        rng = np.random.default_rng(0)
-        rgb = rng.random((1, 3, *input_hw), dtype=np.float32)
-        thermal = rng.random((1, 1, *input_hw), dtype=np.float32)
-        samples: dict[str, list[float]] = {label: [] for label in engines}
-        rounds, per_round = 10, max(1, args.runs // 10)
-        for _ in tqdm(range(rounds), desc="bench engine (interleaved rounds)"):
-            for label, engine in engines.items():
-                for _ in range(per_round):
-                    t0 = time.perf_counter()
-                    engine.run(rgb, thermal)
-                    samples[label].append(time.perf_counter() - t0)
+        samples = time_interleaved(engines, input_hw, args.runs)
         if args.accuracy:
             report["accuracy"] = accuracy(engines, args.real_data)
         for engine in engines.values():
@@ -264,16 +312,9 @@ def run(args: argparse.Namespace) -> int:
                 engines["onnxruntime"].artifact, input_hw, 20, args.threads
             )
 
-    results = {}
-    for label, times in samples.items():
-        stats = percentiles_ms(times)
-        achieved = flops / (stats["p50_ms"] / 1e3)
-        stats.update(
-            load_s=builds[label],
-            achieved_gflops=achieved / 1e9,
-            fraction_of_matmul=achieved / peak,
-        )
-        results[label] = stats
+    results = {
+        label: _timing_row(times, builds[label], flops, peak) for label, times in samples.items()
+    }
     report.update(
         load_average_after=os.getloadavg(),
         input_hw=list(input_hw),
@@ -296,33 +337,6 @@ def run(args: argparse.Namespace) -> int:
             "onnxruntime int8"
         ]
 
-    bound = report["lower_bound_ms"]
-    print(
-        f"\nload average before/after: {report['load_average_before'][0]:.1f} / "
-        f"{report['load_average_after'][0]:.1f} on {os.cpu_count()} cores"
-    )
-    print(
-        f"\nmodel {args.preset} at {input_hw[0]}x{input_hw[1]}: {flops / 1e9:.2f} GFLOP/image; "
-        f"matmul {peak / 1e9:.1f} GFLOP/s -> lower bound {bound:.2f} ms"
-    )
-    print(
-        f"{'backend':<18}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'GFLOP/s':>10}{'of mm':>8}"
-        f"{'load s':>8}"
-    )
-    for label, s in results.items():
-        print(
-            f"{label:<18}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}{s['p99_ms']:>9.2f}"
-            f"{s['achieved_gflops']:>10.1f}{s['fraction_of_matmul']:>8.1%}{s['load_s']:>8.1f}"
-        )
-    if "onnxruntime_speedup_vs_eager_p50" in report:
-        print(
-            f"onnxruntime vs torch eager at p50: {report['onnxruntime_speedup_vs_eager_p50']:.2f}x"
-        )
-    for label, speedup in report.get("speedup_vs_onnxruntime_fp32_p50", {}).items():
-        print(f"{label} vs onnxruntime fp32 at p50: {speedup:.2f}x")
-    for label, acc in report.get("accuracy", {}).items():
-        print(f"mAP50 on the real test blocks, {label}: {acc['map50']:.4f} ({acc['images']} pairs)")
-    for op, p in list(report.get("ort_profile", {}).items())[:10]:
-        print(f"  ort {op:<24}{p['ms_per_run']:>8.2f} ms {p['share']:>7.1%}  x{p['nodes']}")
+    print_report(report, args.preset)
     write_json(args.json, report)
     return 0

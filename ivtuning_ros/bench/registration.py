@@ -75,12 +75,53 @@ def misaligned(thermal: np.ndarray, rig: np.ndarray) -> np.ndarray:
     )
 
 
+def calibration_trial(warped: list, rig: np.ndarray, own: np.ndarray, th_hw, model: str) -> dict:
+    """Calibrate one misaligned rig; its corner errors against the data set's
+    registration and against calibrate's own view of it (or why it failed)."""
+    from ivtuning_ros.registration import CalibrationError, calibrate, corner_error
+
+    start = time.perf_counter()
+    row = {"rig": rig.tolist(), "misalignment_px": corner_error(np.eye(3), rig, th_hw)}
+    try:
+        cal = calibrate(warped, model=model)
+        row.update(
+            estimate=cal.matrix.tolist(),
+            error_vs_data_px=corner_error(cal.matrix, rig, th_hw),
+            error_vs_own_px=corner_error(cal.matrix, own @ rig, th_hw),
+            frames_used=cal.frames_used,
+            spread_px=cal.spread_px,
+        )
+    except CalibrationError as err:
+        row["failed"] = str(err)
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def summarise(trials: list[dict]) -> dict:
+    """Failures, time per calibration, and median / p95 / max of each corner error."""
+    ok = [t for t in trials if "failed" not in t]
+    summary = {
+        "trials": len(trials),
+        "failed": len(trials) - len(ok),
+        "seconds_per_calibration": float(np.median([t["seconds"] for t in trials])),
+    }
+    for key in ("error_vs_data_px", "error_vs_own_px", "misalignment_px"):
+        values = [t[key] for t in (ok if key != "misalignment_px" else trials)]
+        if values:
+            summary[key] = {
+                "median": float(np.median(values)),
+                "p95": float(np.percentile(values, 95)),
+                "max": float(np.max(values)),
+            }
+    return summary
+
+
 def run(args: argparse.Namespace) -> int:
     from ivtuning_ros.data.dataset import open_dataset
     from ivtuning_ros.data.real import missing_reason, real_data_root
     from ivtuning_ros.data.splits import BlockSplit, block_part
     from ivtuning_ros.evaluation.evaluate import spread_indices
-    from ivtuning_ros.registration import CalibrationError, calibrate, corner_error
+    from ivtuning_ros.registration import calibrate, corner_error
 
     problem = missing_reason(args.real_data)
     if problem:
@@ -105,39 +146,11 @@ def run(args: argparse.Namespace) -> int:
         rig = random_rig(rng, th_hw[1], th_hw[0])
         picks = sorted(rng.choice(len(pairs), min(args.frames, len(pairs)), replace=False))
         warped = [(pairs[i][0], misaligned(pairs[i][1], rig)) for i in picks]
-        start = time.perf_counter()
-        row = {
-            "trial": k,
-            "rig": rig.tolist(),
-            "misalignment_px": corner_error(np.eye(3), rig, th_hw),
-        }
-        try:
-            cal = calibrate(warped, model=args.model)
-            row.update(
-                estimate=cal.matrix.tolist(),
-                error_vs_data_px=corner_error(cal.matrix, rig, th_hw),
-                error_vs_own_px=corner_error(cal.matrix, own @ rig, th_hw),
-                frames_used=cal.frames_used,
-                spread_px=cal.spread_px,
-            )
-        except CalibrationError as err:
-            row["failed"] = str(err)
-        row["seconds"] = time.perf_counter() - start
+        row = calibration_trial(warped, rig, own, th_hw, args.model)
+        row["trial"] = k
         trials.append(row)
     ok = [t for t in trials if "failed" not in t]
-    summary = {
-        "trials": len(trials),
-        "failed": len(trials) - len(ok),
-        "seconds_per_calibration": float(np.median([t["seconds"] for t in trials])),
-    }
-    for key in ("error_vs_data_px", "error_vs_own_px", "misalignment_px"):
-        values = [t[key] for t in (ok if key != "misalignment_px" else trials)]
-        if values:
-            summary[key] = {
-                "median": float(np.median(values)),
-                "p95": float(np.percentile(values, 95)),
-                "max": float(np.max(values)),
-            }
+    summary = summarise(trials)
     print(f"{'corner error [px]':<40} {'median':>7} {'p95':>7} {'max':>7}")
     for key, label in (
         ("misalignment_px", "misalignment before calibration"),

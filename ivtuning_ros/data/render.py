@@ -173,6 +173,43 @@ class FrameRenderer:
 # ---------------------------------------------------------------------- background
 
 
+def _draw_facade(f, cam, xx, yy, tex, amb: float, layers: tuple) -> None:
+    """Paint one side's building facades (and their lit windows) into the static layers
+    (kind, depth, albedo, temperature, normal, emission), in place."""
+    kind, depth, albedo, temp, normal, emission = layers
+    h, w = kind.shape
+    cols = (xx[0] - cam.cx) * f.side > 1.0
+    zw = np.full(w, np.inf, np.float32)
+    zw[cols] = cam.focal * f.distance / np.abs(xx[0][cols] - cam.cx)
+    idx = np.searchsorted(f.z_edges, zw) - 1
+    valid = cols & (idx >= 0) & (idx < len(f.heights))
+    idx = np.clip(idx, 0, len(f.heights) - 1)
+    hb = np.where(valid, f.heights[idx], 0.0)
+    top = cam.horizon - cam.focal * (hb - cam.height_m) / zw
+    bottom = cam.horizon + cam.focal * cam.height_m / zw
+    on = valid & (hb > 0)
+    wall = on[None, :] & (yy >= top[None, :]) & (yy < bottom[None, :])
+    zmap = np.broadcast_to(np.minimum(zw, SKY_DEPTH)[None, :], (h, w))
+    ymap = cam.height_m - (yy - cam.horizon) * zmap / cam.focal
+    kind[wall] = WALL
+    depth[wall] = zmap[wall]
+    albedo[wall] = np.broadcast_to(f.colors[idx][None], (h, w, 3))[wall] * tex[wall][:, None]
+    temp[wall] = amb + f.temp_offset
+    normal[wall] = (-f.side, 0.0, 0.0)
+    if not f.windows:
+        return
+    # Windows: a grid on the facade, some lit (warm light, warm glass).
+    u, v = zmap % 3.0, ymap % 3.2
+    iu, iv = np.floor(zmap / 3.0).astype(np.int64), np.floor(ymap / 3.2).astype(np.int64)
+    win = wall & (u > 0.8) & (u < 2.2) & (v > 1.0) & (v < 2.4) & (ymap > 2.0)
+    win &= ymap < np.broadcast_to(hb[None, :], (h, w)) - 0.8
+    lit = win & (((iu * 73856093) ^ (iv * 19349663) ^ f.lit_seed) % 100 < 22)
+    albedo[win] = 0.03
+    temp[win] = amb - 3.0
+    emission[lit] = (0.10, 0.075, 0.045)
+    temp[lit] = amb + 4.0
+
+
 def _build_static(sc: Scene, cond: Condition) -> _Static:
     cam = sc.camera
     h, w = cam.height, cam.width
@@ -215,36 +252,7 @@ def _build_static(sc: Scene, cond: Condition) -> _Static:
     normal = np.zeros((h, w, 3), np.float32)
     normal[..., 1] = 1.0  # ground faces up
     for f in sc.facades:
-        cols = (xx[0] - cam.cx) * f.side > 1.0
-        zw = np.full(w, np.inf, np.float32)
-        zw[cols] = cam.focal * f.distance / np.abs(xx[0][cols] - cam.cx)
-        idx = np.searchsorted(f.z_edges, zw) - 1
-        valid = cols & (idx >= 0) & (idx < len(f.heights))
-        idx = np.clip(idx, 0, len(f.heights) - 1)
-        hb = np.where(valid, f.heights[idx], 0.0)
-        top = cam.horizon - cam.focal * (hb - cam.height_m) / zw
-        bottom = cam.horizon + cam.focal * cam.height_m / zw
-        on = valid & (hb > 0)
-        wall = on[None, :] & (yy >= top[None, :]) & (yy < bottom[None, :])
-        zmap = np.broadcast_to(np.minimum(zw, SKY_DEPTH)[None, :], (h, w))
-        ymap = cam.height_m - (yy - cam.horizon) * zmap / cam.focal
-        kind[wall] = WALL
-        depth[wall] = zmap[wall]
-        albedo[wall] = np.broadcast_to(f.colors[idx][None], (h, w, 3))[wall] * tex[wall][:, None]
-        temp[wall] = amb + f.temp_offset
-        normal[wall] = (-f.side, 0.0, 0.0)
-        if not f.windows:
-            continue
-        # Windows: a grid on the facade, some lit (warm light, warm glass).
-        u, v = zmap % 3.0, ymap % 3.2
-        iu, iv = np.floor(zmap / 3.0).astype(np.int64), np.floor(ymap / 3.2).astype(np.int64)
-        win = wall & (u > 0.8) & (u < 2.2) & (v > 1.0) & (v < 2.4) & (ymap > 2.0)
-        win &= ymap < np.broadcast_to(hb[None, :], (h, w)) - 0.8
-        lit = win & (((iu * 73856093) ^ (iv * 19349663) ^ f.lit_seed) % 100 < 22)
-        albedo[win] = 0.03
-        temp[win] = amb - 3.0
-        emission[lit] = (0.10, 0.075, 0.045)
-        temp[lit] = amb + 4.0
+        _draw_facade(f, cam, xx, yy, tex, amb, (kind, depth, albedo, temp, normal, emission))
 
     ray = np.sqrt(1.0 + ((xx - cam.cx) / cam.focal) ** 2 + (dy / cam.focal) ** 2).astype(np.float32)
     wx = ((xx - cam.cx) * depth / cam.focal).astype(np.float32)

@@ -275,19 +275,19 @@ def _sample_clutter(
         green = tuple(float(v) for v in rng.uniform(0.02, 0.07) * np.array([0.7, 1.0, 0.5]))
         out.append(
             Actor(
-                "tree",
-                CLUTTER,
-                float(x),
-                rng.uniform(3.0, 90.0),
-                0.0,
-                0.0,
-                rng.uniform(4.0, 9.0),
-                green,
-                0.0,
-                0.0,
-                int(side),
-                (-1e3, 1e3),
-                (-1e3, 1e3),
+                kind="tree",
+                cls=CLUTTER,
+                x=float(x),
+                z=rng.uniform(3.0, 90.0),
+                vx=0.0,
+                vz=0.0,
+                size=rng.uniform(4.0, 9.0),
+                color=green,
+                warmth=0.0,
+                phase=0.0,
+                facing=int(side),
+                x_range=(-1e3, 1e3),
+                z_range=(-1e3, 1e3),
             )
         )
     for _ in range(int(rng.integers(0, 3))):
@@ -296,19 +296,19 @@ def _sample_clutter(
         grey = tuple(float(v) for v in rng.uniform(0.1, 0.4) * np.ones(3))
         out.append(
             Actor(
-                "cabinet",
-                CLUTTER,
-                float(x),
-                rng.uniform(4.0, 60.0),
-                0.0,
-                0.0,
-                rng.uniform(0.9, 1.5),
-                grey,
-                rng.uniform(0.0, 1.0),
-                0.0,
-                int(side),
-                (-1e3, 1e3),
-                (-1e3, 1e3),
+                kind="cabinet",
+                cls=CLUTTER,
+                x=float(x),
+                z=rng.uniform(4.0, 60.0),
+                vx=0.0,
+                vz=0.0,
+                size=rng.uniform(0.9, 1.5),
+                color=grey,
+                warmth=rng.uniform(0.0, 1.0),
+                phase=0.0,
+                facing=int(side),
+                x_range=(-1e3, 1e3),
+                z_range=(-1e3, 1e3),
             )
         )
     return out
@@ -331,20 +331,20 @@ def _sample_lamps(
             lamps.append(Lamp(x_pole - side * 1.6, z, 7.0, color, on))
             poles.append(
                 Actor(
-                    "pole",
-                    CLUTTER,
-                    x_pole,
-                    z,
-                    0.0,
-                    0.0,
-                    7.0,
-                    (0.35, 0.35, 0.35),
-                    0.0,
-                    0.0,
-                    side,
-                    (-1e3, 1e3),
-                    (-1e3, 1e3),
-                    on,
+                    kind="pole",
+                    cls=CLUTTER,
+                    x=x_pole,
+                    z=z,
+                    vx=0.0,
+                    vz=0.0,
+                    size=7.0,
+                    color=(0.35, 0.35, 0.35),
+                    warmth=0.0,
+                    phase=0.0,
+                    facing=side,
+                    x_range=(-1e3, 1e3),
+                    z_range=(-1e3, 1e3),
+                    lamp_on=on,
                 )
             )
             z += spacing
@@ -352,18 +352,29 @@ def _sample_lamps(
 
 
 def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) -> list[Actor]:
+    """People (some with dogs), stray dogs, cars and bicycles, drawn in that order (the
+    order of the draws is part of every seeded scene)."""
+    return [
+        *_people(rng, road_half, sidewalk),
+        *_stray_dogs(rng, road_half),
+        *_cars(rng, road_half),
+        *_bicycles(rng, road_half),
+    ]
+
+
+def _cross_range(z: float) -> tuple[float, float]:
+    half = z * 0.75 + 4.0  # beyond the widest field of view: wraps unseen
+    return (-half, half)
+
+
+def _clothes(rng: np.random.Generator) -> tuple[float, float, float]:
+    base = rng.uniform(0.03, 0.5)
+    tint = rng.uniform(0.5, 1.0, size=3)
+    return tuple(float(v) for v in base * tint)
+
+
+def _people(rng: np.random.Generator, road_half: float, sidewalk: float) -> list[Actor]:
     actors: list[Actor] = []
-    lane = road_half / 2.0
-
-    def cross_range(z: float) -> tuple[float, float]:
-        half = z * 0.75 + 4.0  # beyond the widest field of view: wraps unseen
-        return (-half, half)
-
-    def clothes() -> tuple[float, float, float]:
-        base = rng.uniform(0.03, 0.5)
-        tint = rng.uniform(0.5, 1.0, size=3)
-        return tuple(float(v) for v in base * tint)
-
     for _ in range(int(rng.integers(1, 7))):  # people
         mode = rng.choice(["sidewalk", "cross", "stand"], p=[0.5, 0.3, 0.2])
         z = _depth(rng, 4.0, 60.0)
@@ -382,19 +393,19 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
             x, vx, vz = rng.uniform(-road_half - sidewalk, road_half + sidewalk), 0.0, 0.0
         facing = 1 if vx >= 0 else -1
         person = Actor(
-            "person",
-            0,
-            x,
-            z,
-            vx,
-            vz,
-            height,
-            clothes(),
-            rng.uniform(0.25, 0.6),
-            rng.uniform(0, 2 * math.pi),
-            facing,
-            cross_range(z),
-            (-10.0, 90.0),
+            kind="person",
+            cls=0,
+            x=x,
+            z=z,
+            vx=vx,
+            vz=vz,
+            size=height,
+            color=_clothes(rng),
+            warmth=rng.uniform(0.25, 0.6),
+            phase=rng.uniform(0, 2 * math.pi),
+            facing=facing,
+            x_range=_cross_range(z),
+            z_range=(-10.0, 90.0),
         )
         actors.append(person)
         if rng.random() < 0.25:  # a dog on a lead
@@ -405,13 +416,24 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
                     z + rng.uniform(-0.3, 0.3),
                     vx,
                     vz,
-                    cross_range(z),
+                    _cross_range(z),
                 )
             )
+    return actors
+
+
+def _stray_dogs(rng: np.random.Generator, road_half: float) -> list[Actor]:
+    actors: list[Actor] = []
     for _ in range(int(rng.integers(0, 2)) if rng.random() < 0.3 else 0):  # stray dogs
         z = _depth(rng, 4.0, 40.0)
         vx = rng.choice([-1, 1]) * rng.uniform(0.5, 2.5) if rng.random() < 0.7 else 0.0
-        actors.append(_dog(rng, rng.uniform(-road_half, road_half), z, vx, 0.0, cross_range(z)))
+        actors.append(_dog(rng, rng.uniform(-road_half, road_half), z, vx, 0.0, _cross_range(z)))
+    return actors
+
+
+def _cars(rng: np.random.Generator, road_half: float) -> list[Actor]:
+    actors: list[Actor] = []
+    lane = road_half / 2.0
     for _ in range(int(rng.integers(0, 5))):  # cars
         mode = rng.choice(["oncoming", "ahead", "parked"], p=[0.4, 0.35, 0.25])
         z = _depth(rng, 6.0, 80.0)
@@ -425,22 +447,28 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
         paint = tuple(float(v) for v in rng.uniform(0.04, 0.5) * rng.uniform(0.4, 1.0, size=3))
         actors.append(
             Actor(
-                "car",
-                1,
-                x,
-                z,
-                0.0,
-                vz,
-                rng.uniform(1.4, 1.7),
-                paint,
-                rng.uniform(0.7, 1.0) if moving else rng.uniform(0.0, 0.15),
-                0.0,
-                facing,
-                (-1e3, 1e3),
-                (-20.0, 110.0),
-                moving or rng.random() < 0.1,
+                kind="car",
+                cls=1,
+                x=x,
+                z=z,
+                vx=0.0,
+                vz=vz,
+                size=rng.uniform(1.4, 1.7),
+                color=paint,
+                warmth=rng.uniform(0.7, 1.0) if moving else rng.uniform(0.0, 0.15),
+                phase=0.0,
+                facing=facing,
+                x_range=(-1e3, 1e3),
+                z_range=(-20.0, 110.0),
+                lamp_on=moving or rng.random() < 0.1,
             )
         )
+    return actors
+
+
+def _bicycles(rng: np.random.Generator, road_half: float) -> list[Actor]:
+    """Bicycles, mostly ridden across the road; a rider is an actor of its own."""
+    actors: list[Actor] = []
     for _ in range(int(rng.integers(0, 3))):  # bicycles, mostly ridden across the road
         z = _depth(rng, 5.0, 45.0)
         ridden = rng.random() < 0.8
@@ -451,38 +479,38 @@ def _sample_actors(rng: np.random.Generator, road_half: float, sidewalk: float) 
         facing = 1 if vx >= 0 or (not ridden and rng.random() < 0.5) else -1
         frame = tuple(float(v) for v in rng.uniform(0.05, 0.4, size=3))
         bike = Actor(
-            "bicycle",
-            2,
-            x,
-            z,
-            vx,
-            0.0,
-            rng.uniform(0.9, 1.1),
-            frame,
-            0.8 if ridden else 0.0,
-            rng.uniform(0, 2 * math.pi),
-            facing,
-            cross_range(z),
-            (-10.0, 90.0),
-            ridden and rng.random() < 0.6,
+            kind="bicycle",
+            cls=2,
+            x=x,
+            z=z,
+            vx=vx,
+            vz=0.0,
+            size=rng.uniform(0.9, 1.1),
+            color=frame,
+            warmth=0.8 if ridden else 0.0,
+            phase=rng.uniform(0, 2 * math.pi),
+            facing=facing,
+            x_range=_cross_range(z),
+            z_range=(-10.0, 90.0),
+            lamp_on=ridden and rng.random() < 0.6,
         )
         actors.append(bike)
         if ridden:  # a hair nearer than the bike so it is drawn over it
             actors.append(
                 Actor(
-                    "rider",
-                    0,
-                    x,
-                    z - 0.05,
-                    vx,
-                    0.0,
-                    rng.uniform(1.55, 1.9),
-                    clothes(),
-                    rng.uniform(0.25, 0.6),
-                    bike.phase,
-                    facing,
-                    bike.x_range,
-                    (-10.05, 89.95),
+                    kind="rider",
+                    cls=0,
+                    x=x,
+                    z=z - 0.05,
+                    vx=vx,
+                    vz=0.0,
+                    size=rng.uniform(1.55, 1.9),
+                    color=_clothes(rng),
+                    warmth=rng.uniform(0.25, 0.6),
+                    phase=bike.phase,
+                    facing=facing,
+                    x_range=bike.x_range,
+                    z_range=(-10.05, 89.95),
                 )
             )
     return actors
@@ -497,17 +525,17 @@ def _depth(rng: np.random.Generator, near: float, far: float) -> float:
 def _dog(rng, x, z, vx, vz, x_range) -> Actor:
     fur = tuple(float(v) for v in rng.uniform(0.05, 0.55) * rng.uniform(0.6, 1.0, size=3))
     return Actor(
-        "dog",
-        3,
-        x,
-        z,
-        vx,
-        vz,
-        rng.uniform(0.4, 0.75),
-        fur,
-        rng.uniform(0.35, 0.6),
-        rng.uniform(0, 2 * math.pi),
-        1 if vx >= 0 else -1,
-        x_range,
-        (-10.0, 90.0),
+        kind="dog",
+        cls=3,
+        x=x,
+        z=z,
+        vx=vx,
+        vz=vz,
+        size=rng.uniform(0.4, 0.75),
+        color=fur,
+        warmth=rng.uniform(0.35, 0.6),
+        phase=rng.uniform(0, 2 * math.pi),
+        facing=1 if vx >= 0 else -1,
+        x_range=x_range,
+        z_range=(-10.0, 90.0),
     )

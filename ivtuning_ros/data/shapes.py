@@ -173,88 +173,54 @@ def _dog_shape(a: Actor, t: float, speed: float, amb: float) -> list[Primitive]:
 
 
 def _car(a: Actor, amb: float) -> list[Primitive]:
+    """A car seen from the front (facing > 0) or the rear; a running engine warms the
+    body, tyres and grille or exhaust, and lit lamps glow."""
     h = a.size
     w = 1.8 * h / 1.5
-    front = a.facing > 0
     engine = a.warmth
     body_t = amb + 1.0 + 3.0 * engine
     tyre_t = amb + 0.5 + 14.0 * engine
     glass_t = amb - 6.0
     glass = (0.03, 0.035, 0.045)
+    lower = np.array([[-0.5 * w, 0.2], [0.5 * w, 0.2], [0.5 * w, 0.6 * h], [0.46 * w, 0.64 * h],
+                      [-0.46 * w, 0.64 * h], [-0.5 * w, 0.6 * h]])  # fmt: skip
+    cabin = np.array([[-0.44 * w, 0.63 * h], [0.44 * w, 0.63 * h], [0.34 * w, h], [-0.34 * w, h]])
+    window = np.array([[-0.39 * w, 0.66 * h], [0.39 * w, 0.66 * h], [0.31 * w, 0.96 * h],
+                       [-0.31 * w, 0.96 * h]])  # fmt: skip
     prims = [
         Primitive(_rect(-0.47 * w, 0.0, -0.27 * w, 0.36), tyre_t, (0.03, 0.03, 0.03)),
         Primitive(_rect(0.27 * w, 0.0, 0.47 * w, 0.36), tyre_t, (0.03, 0.03, 0.03)),
-        Primitive(
-            np.array(
-                [
-                    [-0.5 * w, 0.2],
-                    [0.5 * w, 0.2],
-                    [0.5 * w, 0.6 * h],
-                    [0.46 * w, 0.64 * h],
-                    [-0.46 * w, 0.64 * h],
-                    [-0.5 * w, 0.6 * h],
-                ]
-            ),
-            body_t,
-            a.color,
-        ),
-        Primitive(
-            np.array([[-0.44 * w, 0.63 * h], [0.44 * w, 0.63 * h], [0.34 * w, h], [-0.34 * w, h]]),
-            body_t,
-            a.color,
-        ),
-        Primitive(
-            np.array(
-                [
-                    [-0.39 * w, 0.66 * h],
-                    [0.39 * w, 0.66 * h],
-                    [0.31 * w, 0.96 * h],
-                    [-0.31 * w, 0.96 * h],
-                ]
-            ),
-            glass_t,
-            glass,
-        ),
+        Primitive(lower, body_t, a.color),
+        Primitive(cabin, body_t, a.color),
+        Primitive(window, glass_t, glass),
         Primitive(_rect(-0.1 * w, 0.3, 0.1 * w, 0.3 + 0.08 * h), body_t, (0.6, 0.6, 0.55)),
     ]
-    lamp_v = 0.5 * h
-    if front:
-        prims.append(
-            Primitive(
-                _rect(-0.22 * w, 0.34 * h, 0.22 * w, 0.46 * h),
-                amb + 4.0 + 35.0 * engine,
-                (0.05, 0.05, 0.05),
-            )
-        )
-        light = (7.0, 6.8, 6.0) if a.lamp_on else (0.0, 0.0, 0.0)
-        for k in (-1, 1):
-            prims.append(
-                Primitive(
-                    _ellipse(k * 0.36 * w, lamp_v, 0.09 * w, 0.045 * h),
-                    amb + 8.0 * engine,
-                    (0.7, 0.7, 0.7),
-                    light,
-                )
-            )
-    else:
-        light = (2.5, 0.12, 0.06) if a.lamp_on else (0.0, 0.0, 0.0)
-        for k in (-1, 1):
-            prims.append(
-                Primitive(
-                    _rect(
-                        k * 0.42 * w - 0.06 * w,
-                        lamp_v - 0.04 * h,
-                        k * 0.42 * w + 0.06 * w,
-                        lamp_v + 0.05 * h,
-                    ),
-                    amb + 2.0 * engine,
-                    (0.35, 0.02, 0.02),
-                    light,
-                )
-            )
-        prims.append(
-            Primitive(_ellipse(0.3 * w, 0.22, 0.05, 0.04), amb + 70.0 * engine, (0.05, 0.05, 0.05))
-        )
+    return prims + (_car_front(a, amb, w, h) if a.facing > 0 else _car_rear(a, amb, w, h))
+
+
+def _car_front(a: Actor, amb: float, w: float, h: float) -> list[Primitive]:
+    """The warm grille and two headlamps."""
+    engine, lamp_v = a.warmth, 0.5 * h
+    grille = _rect(-0.22 * w, 0.34 * h, 0.22 * w, 0.46 * h)
+    prims = [Primitive(grille, amb + 4.0 + 35.0 * engine, (0.05, 0.05, 0.05))]
+    light = (7.0, 6.8, 6.0) if a.lamp_on else (0.0, 0.0, 0.0)
+    for k in (-1, 1):
+        lamp = _ellipse(k * 0.36 * w, lamp_v, 0.09 * w, 0.045 * h)
+        prims.append(Primitive(lamp, amb + 8.0 * engine, (0.7, 0.7, 0.7), light))
+    return prims
+
+
+def _car_rear(a: Actor, amb: float, w: float, h: float) -> list[Primitive]:
+    """Two tail lamps and the hot exhaust."""
+    engine, lamp_v = a.warmth, 0.5 * h
+    light = (2.5, 0.12, 0.06) if a.lamp_on else (0.0, 0.0, 0.0)
+    prims = []
+    for k in (-1, 1):
+        x = k * 0.42 * w
+        lamp = _rect(x - 0.06 * w, lamp_v - 0.04 * h, x + 0.06 * w, lamp_v + 0.05 * h)
+        prims.append(Primitive(lamp, amb + 2.0 * engine, (0.35, 0.02, 0.02), light))
+    exhaust = _ellipse(0.3 * w, 0.22, 0.05, 0.04)
+    prims.append(Primitive(exhaust, amb + 70.0 * engine, (0.05, 0.05, 0.05)))
     return prims
 
 

@@ -38,6 +38,28 @@ def _write_png(path: Path, img: np.ndarray) -> None:
         raise OSError(f"could not write {path}")
 
 
+def _write_images(s: RGBTSample, out: Path, split: str, folders: dict[str, str]) -> dict:
+    """Write one sample's PNGs (RGB, thermal, and mask / saliency when their folders are
+    asked for); returns its COCO image entry without the id."""
+    h, w = s.rgb.shape[:2]
+    rel = {k: f"{v}/{split}/{s.name}.png" for k, v in folders.items()}
+    _write_png(out / rel["rgb"], cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR))
+    _write_png(out / rel["thermal"], _thermal_png(s.thermal, s.name))
+    entry = {"width": w, "height": h, "file_name": rel["rgb"], "rgb_file_name": rel["rgb"],
+             "thermal_file_name": rel["thermal"]}  # fmt: skip
+    if "mask" in rel:
+        if s.mask is None:
+            raise ValueError(f"{s.name}: segmentation requested but the sample has no mask")
+        _write_png(out / rel["mask"], s.mask.astype(np.uint8))
+        entry["mask_file_name"] = rel["mask"]
+    if "saliency" in rel:
+        if s.saliency is None:
+            raise ValueError(f"{s.name}: saliency requested but the sample has no map")
+        _write_png(out / rel["saliency"], np.round(s.saliency * 255).astype(np.uint8))
+        entry["saliency_file_name"] = rel["saliency"]
+    return entry
+
+
 def write_coco_split(
     samples: Iterable[RGBTSample],
     out: Path,
@@ -82,40 +104,15 @@ def write_coco_split(
         if not s.name or s.name in names or "/" in s.name:
             raise ValueError(f"sample names must be unique file names, got {s.name!r}")
         names.add(s.name)
-        h, w = s.rgb.shape[:2]
-        rel = {k: f"{v}/{split}/{s.name}.png" for k, v in folders.items()}
-        _write_png(out / rel["rgb"], cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR))
-        _write_png(out / rel["thermal"], _thermal_png(s.thermal, s.name))
-        entry = {
-            "id": img_id,
-            "width": w,
-            "height": h,
-            "file_name": rel["rgb"],
-            "rgb_file_name": rel["rgb"],
-            "thermal_file_name": rel["thermal"],
-        }
-        if "mask" in rel:
-            if s.mask is None:
-                raise ValueError(f"{s.name}: segmentation requested but the sample has no mask")
-            _write_png(out / rel["mask"], s.mask.astype(np.uint8))
-            entry["mask_file_name"] = rel["mask"]
-        if "saliency" in rel:
-            if s.saliency is None:
-                raise ValueError(f"{s.name}: saliency requested but the sample has no map")
-            _write_png(out / rel["saliency"], np.round(s.saliency * 255).astype(np.uint8))
-            entry["saliency_file_name"] = rel["saliency"]
+        entry = {"id": img_id, **_write_images(s, out, split, folders)}
         if fields_of is not None:
             entry.update(fields_of(s))
         images.append(entry)
         for box, label in zip(s.boxes.tolist(), s.labels.tolist(), strict=True):
             x0, y0, x1, y1 = box
             annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": img_id,
-                "category_id": int(label) + 1,
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "area": (x1 - x0) * (y1 - y0),
-                "iscrowd": 0,
+                "id": len(annotations) + 1, "image_id": img_id, "category_id": int(label) + 1,
+                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
             })  # fmt: skip
     doc = {
         "info": dict(info or {}),

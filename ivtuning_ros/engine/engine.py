@@ -7,7 +7,6 @@ runs `warmup_runs` passes before it is returned, so the first real frame is not 
 
 from __future__ import annotations
 
-import os
 import platform
 import threading
 import time
@@ -250,22 +249,9 @@ def load_engine(
         )
     key = CacheKey(parts)
 
-    if backend == "torch":
-        if device == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-            log(
-                "engine: note: OMP_WAIT_POLICY is not PASSIVE, so torch's OpenMP threads "
-                "busy-wait; on a shared CPU that made this model 5x slower at p50 (set it "
-                "before the process starts, or use num_threads=1 or onnxruntime)"
-            )
-        backend_obj = backend_module.TorchBackend(
-            _inference_module(path),
-            info.input_hw,
-            device,
-            cfg.precision,
-            compile_module=cfg.torch_compile,
-            num_threads=cfg.num_threads,
-        )
-        engine = Engine(backend_obj, info, key.digest, None, True, "torch runs the module")
+    if not backend_module.COMPILED:
+        runner = backend_module.create(_inference_module(path), info.input_hw, device, cfg, log)
+        engine = Engine(runner, info, key.digest, None, True, f"{backend} runs the module")
     else:
         engine = _cached_engine(path, cfg, backend, device, info, key, log, warn)
     if cfg.warmup_runs:
@@ -284,9 +270,10 @@ def _backend_module(backend: str):
     return importlib.import_module(f"ivtuning_ros.engine.backends.{_MODULES[backend]}")
 
 
-# Backends by name: each module has check(precision, device) and library_versions(); the
-# compiled ones (all but torch) also ARTIFACT, build_artifact(...) and load(...), which
-# the engine cache calls. A new backend is one module here and one line below.
+# Backends by name: each module has check(precision, device), library_versions() and
+# COMPILED; a compiled one also ARTIFACT, build_artifact(...) and load(...), which the
+# engine cache calls; an uncompiled one create(module, input_hw, device, cfg, log). A new
+# backend is one module here and one line below.
 _MODULES = {
     "tensorrt": "tensorrt",
     "onnxruntime": "onnxruntime",

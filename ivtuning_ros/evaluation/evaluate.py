@@ -89,23 +89,9 @@ def evaluate_predictor(
         for m in metrics:
             task_def.score_sample(m, sample, pred)
         if i in chosen:
-            dets = pred.detections
-            if dets is not None:
-                keep = dets.scores >= OVERLAY_SCORE
-                dets = type(dets)(dets.boxes[keep], dets.scores[keep], dets.class_ids[keep])
-            thermal01 = engine.thermal_norm.normalize(sample.thermal)
-            picture = render_overlay(  # a missing camera's panel is black: what the model saw
-                np.zeros_like(sample.rgb) if rgb is None else rgb,
-                np.zeros_like(thermal01) if thermal is None else thermal01,
-                names,
-                detections=dets,
-                mask=pred.mask,
-                saliency=pred.saliency,
-                gt_boxes=sample.boxes if task_def.produces_boxes else None,
-                gt_labels=sample.labels if task_def.produces_boxes else None,
-            )
-            stem = Path(sample.name).stem or f"frame{i:05d}"
-            written.append(str(write_overlay(Path(overlay_dir) / f"{i:05d}_{stem}.png", picture)))
+            path = Path(overlay_dir) / f"{i:05d}_{Path(sample.name).stem or f'frame{i:05d}'}.png"
+            picture = _overlay(engine, task_def, sample, pred, rgb, thermal)
+            written.append(str(write_overlay(path, picture)))
     return {
         "task": task,
         "class_names": list(names),
@@ -118,6 +104,26 @@ def evaluate_predictor(
         "missing": missing,
         "overlays": written,
     }
+
+
+def _overlay(engine, task_def, sample: RGBTSample, pred, rgb, thermal) -> np.ndarray:
+    """RGB | thermal panels with the confident results and the ground truth boxes; a
+    withheld camera's panel is black: what the model saw."""
+    dets = pred.detections
+    if dets is not None:
+        keep = dets.scores >= OVERLAY_SCORE
+        dets = type(dets)(dets.boxes[keep], dets.scores[keep], dets.class_ids[keep])
+    thermal01 = engine.thermal_norm.normalize(sample.thermal)
+    return render_overlay(
+        np.zeros_like(sample.rgb) if rgb is None else rgb,
+        np.zeros_like(thermal01) if thermal is None else thermal01,
+        engine.class_names,
+        detections=dets,
+        mask=pred.mask,
+        saliency=pred.saliency,
+        gt_boxes=sample.boxes if task_def.produces_boxes else None,
+        gt_labels=sample.labels if task_def.produces_boxes else None,
+    )
 
 
 def format_table(report: dict[str, Any]) -> str:

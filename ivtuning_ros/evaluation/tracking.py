@@ -10,17 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-METRICS = (
-    "mota",
-    "motp",
-    "idf1",
-    "num_switches",
-    "num_frames",
-    "num_unique_objects",
-    "mostly_tracked",
-    "num_misses",
-    "num_false_positives",
-)
+COUNTS = ("num_switches", "num_frames", "num_unique_objects", "mostly_tracked", "num_misses",
+          "num_false_positives")  # fmt: skip
+METRICS = ("mota", "motp", "idf1", *COUNTS)
 
 
 class TrackingMetric:
@@ -56,14 +48,7 @@ class TrackingMetric:
         summary = self._mm.metrics.create().compute(self._acc, metrics=list(METRICS))
         row = summary.iloc[0]
         out = {k: float(row[k]) for k in METRICS}
-        for k in (
-            "num_switches",
-            "num_frames",
-            "num_unique_objects",
-            "mostly_tracked",
-            "num_misses",
-            "num_false_positives",
-        ):
+        for k in COUNTS:
             out[k] = int(out[k])
         out["iou"] = round(1.0 - self.max_distance, 6)
         return out

@@ -21,8 +21,13 @@ from tqdm import tqdm
 
 from ivtuning_ros.replay.bagio import COMPRESSED_TYPE, IMAGE_TYPE, open_writer, typestore
 from ivtuning_ros.replay.ground_truth import GroundTruthWriter
-from ivtuning_ros.replay.synthetic_bag import DEFAULT_TOPICS, EPOCH_NS, BagSummary, stamped_header
-from ivtuning_ros.ros.codec import array_to_compressed, array_to_image
+from ivtuning_ros.replay.synthetic_bag import (
+    DEFAULT_TOPICS,
+    EPOCH_NS,
+    BagSummary,
+    camera_message,
+    rgb_pixels,
+)
 from ivtuning_ros.types import RGBTSample
 
 THERMAL_ENCODINGS = ("auto", "mono8", "mono16")
@@ -91,21 +96,14 @@ def dataset_bag(
     events.sort()
     store = typestore()
     writer = open_writer(out, spec.storage)
-    gt = GroundTruthWriter(
-        out,
-        class_names,
-        {
-            "description": description or f"data set written as a bag by make-bag, {n} pairs",
-            "bag": out.name,
-            "rgb_topic": rgb_topic,
-            "thermal_topic": thermal_topic,
-            "stamp": "stamp_ns is header.stamp of the RGB message",
-            "category_ids": "the data set's classes (replay matches them by name)",
-            "rate_hz": spec.rate_hz,
-            "thermal_rate_hz": th_rate,
-            "thermal_stamp_offset_s": spec.stamp_offset_s,
-        },
-    )
+    gt = GroundTruthWriter(out, class_names, {
+        "description": description or f"data set written as a bag by make-bag, {n} pairs",
+        "bag": out.name, "rgb_topic": rgb_topic, "thermal_topic": thermal_topic,
+        "stamp": "stamp_ns is header.stamp of the RGB message",
+        "category_ids": "the data set's classes (replay matches them by name)",
+        "rate_hz": spec.rate_hz, "thermal_rate_hz": th_rate,
+        "thermal_stamp_offset_s": spec.stamp_offset_s,
+    })  # fmt: skip
     msgtype = COMPRESSED_TYPE if spec.compressed else IMAGE_TYPE
     try:
         conns = {
@@ -120,30 +118,17 @@ def dataset_bag(
                 cached = (index, samples[index])
             sample = cached[1]
             if role == "rgb":
-                pixels = sample.rgb[:, :, ::-1] if spec.rgb_encoding == "bgr8" else sample.rgb
-                header = stamped_header(stamp, "rgb_camera")
-                msg = (
-                    array_to_compressed(pixels, spec.rgb_encoding, "jpeg", header)
-                    if spec.compressed
-                    else array_to_image(np.ascontiguousarray(pixels), spec.rgb_encoding, header)
-                )
+                pixels, encoding = rgb_pixels(sample.rgb, spec.rgb_encoding), spec.rgb_encoding
                 h, w = sample.rgb.shape[:2]
                 gt.add(sample.name or f"{index:06d}", stamp, w, h, sample.boxes, sample.labels)
             else:
-                counts, thermal_encoding = _thermal_pixels(
+                pixels, encoding = _thermal_pixels(
                     sample.thermal, spec.thermal_encoding, sample.name
                 )
-                header = stamped_header(stamp, "thermal_camera")
-                msg = (
-                    array_to_compressed(counts, thermal_encoding, "png", header)
-                    if spec.compressed
-                    else array_to_image(counts, thermal_encoding, header)
-                )
+            msg = camera_message(role, pixels, encoding, stamp, spec.compressed)
             writer.write(conns[role], receive, serialize_message(msg))
-    except BaseException:
+    finally:
         writer.close()
-        raise
-    writer.close()
     return BagSummary(
         path=out,
         ground_truth=gt.write(),

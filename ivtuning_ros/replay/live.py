@@ -138,6 +138,70 @@ def _start_node(context, values: dict[str, Any], namespace: str, use_sim_time: b
     return node
 
 
+def _recorded_topics(
+    topics: dict[str, str], record_overlay: bool
+) -> tuple[dict[str, str], list[str], set[str]]:
+    """The node's output topics to record (overlays only when asked: they are large),
+    those left out, and the class-id mask topics among them."""
+    skipped = sorted(
+        t for t, ty in topics.items() if ty == IMAGE_TYPE and t.rsplit("/", 1)[-1] == "overlay"
+    )
+    if record_overlay:
+        skipped = []
+    record = {t: ty for t, ty in topics.items() if t not in skipped}
+    masks = {t for t, ty in record.items() if ty == IMAGE_TYPE and t.endswith("/mask")}
+    return record, skipped, masks
+
+
+def _read_recording(
+    kept: list, record: dict[str, str], mask_topics: set[str], node_fqn: str
+) -> tuple[list[OutputRecord], tuple[str, ...], dict]:
+    """The node's results (each with its mask, if any), its class names and its last
+    diagnostics status, from the messages the recorder kept."""
+    outputs, masks, names, status = [], {}, (), {}
+    for r in kept:
+        ty = record[r.topic]
+        if ty == DETECTIONS_TYPE:
+            outputs.append(_detections_record(r.raw, r.receive_ns))
+        elif ty == LABEL_MAP_TYPE:
+            names = _label_names(r.raw)
+        elif r.topic in mask_topics:
+            stamp, mask = _mask_from_raw(r.raw)
+            masks[stamp] = mask
+        else:
+            status = _node_status(r.raw, node_fqn) or status
+    for out in outputs:
+        out.mask = masks.get(out.stamp_ns)
+    return outputs, names, status
+
+
+def _model_info(values: dict[str, Any], external: bool, startup_s: float) -> dict[str, Any]:
+    info = {"checkpoint": str(values["checkpoint"])}
+    if values.get("fallback_checkpoint"):
+        info["fallback_checkpoint"] = str(values["fallback_checkpoint"])
+    info.update(backend=values["backend"], node="external" if external else "in-process",
+                startup_s=round(startup_s, 2))  # fmt: skip
+    return info
+
+
+def _shut_down(context, spinners, clock, recorder, node, host) -> None:
+    """Stop what replay_dds started, in reverse order, whatever got started."""
+    import rclpy
+
+    if clock is not None:
+        clock.stop()
+    if recorder is not None:
+        recorder.close()
+    if node is not None:
+        node.trigger_shutdown()
+    for s in reversed(spinners):
+        s.stop()
+    for n in (host, node):
+        if n is not None:
+            n.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
 def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -> RunData:
     import rclpy
     from rclpy.context import Context
@@ -159,14 +223,8 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
             if node is None
             else _own_output_topics(node)
         )
-        skipped = sorted(
-            t for t, ty in topics.items() if ty == IMAGE_TYPE and t.rsplit("/", 1)[-1] == "overlay"
-        )
-        if opts.record_overlay:
-            skipped = []
-        record = {t: ty for t, ty in topics.items() if t not in skipped}
+        record, skipped, mask_topics = _recorded_topics(topics, opts.record_overlay)
         kept_types = {DETECTIONS_TYPE, LABEL_MAP_TYPE, "diagnostic_msgs/msg/DiagnosticArray"}
-        mask_topics = {t for t, ty in record.items() if ty == IMAGE_TYPE and t.endswith("/mask")}
         recorder = Recorder(
             host,
             opts.out / "output_bag",
@@ -188,34 +246,10 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
         kept = list(recorder.kept)
         counts = dict(recorder.counts)
     finally:
-        if clock is not None:
-            clock.stop()
-        if recorder is not None:
-            recorder.close()
-        if node is not None:
-            node.trigger_shutdown()
-        for s in reversed(spinners):
-            s.stop()
-        for n in (host, node):
-            if n is not None:
-                n.destroy_node()
-        rclpy.try_shutdown(context=context)
+        _shut_down(context, spinners, clock, recorder, node, host)
 
-    outputs, masks, names, status = [], {}, (), {}
-    for r in kept:
-        ty = record[r.topic]
-        if ty == DETECTIONS_TYPE:
-            outputs.append(_detections_record(r.raw, r.receive_ns))
-        elif ty == LABEL_MAP_TYPE:
-            names = _label_names(r.raw)
-        elif r.topic in mask_topics:
-            stamp, mask = _mask_from_raw(r.raw)
-            masks[stamp] = mask
-        else:
-            fqn = f"{opts.namespace.rstrip('/')}/{opts.node_name}"
-            status = _node_status(r.raw, fqn) or status
-    for out in outputs:
-        out.mask = masks.get(out.stamp_ns)
+    fqn = f"{opts.namespace.rstrip('/')}/{opts.node_name}"
+    outputs, names, status = _read_recording(kept, record, mask_topics, fqn)
     ends = {t.rsplit("/", 1)[-1] for t in record}
     task = "segmentation" if mask_topics else "saliency" if "saliency" in ends else "detection"
     return RunData(
@@ -224,17 +258,7 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
         outputs=outputs,
         task=task,
         class_names=names,
-        model={
-            "checkpoint": str(values["checkpoint"]),
-            **(
-                {"fallback_checkpoint": str(values["fallback_checkpoint"])}
-                if values.get("fallback_checkpoint")
-                else {}
-            ),
-            "backend": values["backend"],
-            "node": "external" if opts.external else "in-process",
-            "startup_s": round(startup_s, 2),
-        },
+        model=_model_info(values, opts.external, startup_s),
         node_counters=_counters(status),
         extra={
             "node_latency": _node_latency(status, opts),

@@ -92,19 +92,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "offline" if opts.offline else "dds",
         "rate": opts.rate,
-        "input": {
-            "bag": str(opts.bag),
-            "bag_sha256": hash_bag(opts.bag),
-            "storage": storage,
-            "topics": topics,
-            "topics_in_bag": {k: {"type": t, "count": c} for k, (t, c) in held.items()},
-            "ground_truth": str(gt.path) if gt else None,
-            "ground_truth_sha256": file_hash(gt.path) if gt else None,
-            "ground_truth_stamps": gt.stamp_source if gt else None,
-            "ground_truth_unscored_classes": list(gt.unscored_classes) if gt else [],
-            "error": bag_error,
-            "note": bag_note,
-        },
+        "input": _input_facts(opts, storage, topics, held, gt, bag_error, bag_note),
         "config": {
             "params_file": str(opts.params) if opts.params else None,
             "overrides": opts.overrides,
@@ -126,15 +114,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
         "sync": acc.sync,
         "node_counters": run.node_counters,
         **run.extra,
-        "frames": [
-            {
-                "stamp_ns": f.stamp_ns,
-                "status": f.status,
-                "latency_ms": None if f.status == "dropped" else round(f.latency_ms, 3),
-                "has_gt": f.has_gt,
-            }
-            for f in acc.frames
-        ],
+        "frames": [_frame_row(f) for f in acc.frames],
     }
     title = f"{Path(opts.bag).name}: {report['mode']}" + (
         "" if opts.offline else f" x{opts.rate:g}"
@@ -146,6 +126,28 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     (opts.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     report["table"] = render_table(report)
     return report
+
+
+def _input_facts(opts, storage, topics, held, gt, error, note) -> dict[str, Any]:
+    """What was replayed: the bag (hash, storage, topics) and its ground truth."""
+    return {
+        "bag": str(opts.bag),
+        "bag_sha256": hash_bag(opts.bag),
+        "storage": storage,
+        "topics": topics,
+        "topics_in_bag": {k: {"type": t, "count": c} for k, (t, c) in held.items()},
+        "ground_truth": str(gt.path) if gt else None,
+        "ground_truth_sha256": file_hash(gt.path) if gt else None,
+        "ground_truth_stamps": gt.stamp_source if gt else None,
+        "ground_truth_unscored_classes": list(gt.unscored_classes) if gt else [],
+        "error": error,
+        "note": note,
+    }
+
+
+def _frame_row(f) -> dict[str, Any]:
+    latency = None if f.status == "dropped" else round(f.latency_ms, 3)
+    return {"stamp_ns": f.stamp_ns, "status": f.status, "latency_ms": latency, "has_gt": f.has_gt}
 
 
 def _overlays(opts, topics, acc, gt, names) -> list[Path]:

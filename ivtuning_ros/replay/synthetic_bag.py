@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rclpy.serialization import serialize_message
@@ -90,6 +91,58 @@ class BagSummary:
     topics: dict[str, str]
 
 
+def camera_message(
+    role: str, pixels: np.ndarray, encoding: str, stamp_ns: int, compressed: bool
+) -> Any:
+    """A frame as its camera driver publishes it: sensor_msgs/Image, or with
+    `compressed` what image_transport sends (RGB as JPEG, thermal as lossless PNG)."""
+    header = stamped_header(stamp_ns, f"{role}_camera")
+    if compressed:
+        return array_to_compressed(pixels, encoding, "jpeg" if role == "rgb" else "png", header)
+    return array_to_image(np.ascontiguousarray(pixels), encoding, header)
+
+
+def rgb_pixels(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """An RGB-order image in the channel order `encoding` (bgr8 or rgb8) names."""
+    return rgb[:, :, ::-1] if encoding == "bgr8" else rgb
+
+
+def _ground_truth_info(
+    condition: str,
+    seed: int,
+    out: Path,
+    rgb_topic: str,
+    thermal_topic: str,
+    rgb_encoding: str,
+    compressed: bool,
+    thermal_gap: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """What the ground-truth sidecar says about the recording."""
+    return {
+        "description": f"synthetic {condition} RGB-T recording, seed {seed}",
+        "bag": out.name,
+        "rgb_topic": rgb_topic,
+        "thermal_topic": thermal_topic,
+        "stamp": "stamp_ns is header.stamp of the RGB message",
+        "category_ids": "model class ids (Detection.class_id)",
+        "mask_classes": list(SEG_CLASSES),
+        "rgb_encoding": rgb_encoding + (" as JPEG" if compressed else ""),
+        "thermal_encoding": "mono16" + (" as PNG" if compressed else "") + ", TLinear "
+        "counts (kelvin x 100): thermal_norm y16_percentile or auto",
+        "rgb_timing": asdict(RGB_TIMING),
+        "thermal_timing": asdict(THERMAL_TIMING),
+        "thermal_gap_s": list(thermal_gap) if thermal_gap else None,
+    }
+
+
+def _silence(captures: list[Capture], gap: tuple[float, float]) -> list[Capture]:
+    """The captures outside [start, end) seconds: a camera silent for that span."""
+    lo, hi = gap
+    if not 0 <= lo < hi:
+        raise ValueError(f"thermal gap must be START:END with 0 <= START < END, got {lo}:{hi}")
+    return [c for c in captures if not lo <= c.capture_s < hi]
+
+
 def make_bag(
     out: str | Path,
     *,
@@ -111,9 +164,8 @@ def make_bag(
     camera for that span (a cable or driver dropout), so the node must run degraded.
     compressed: record what image_transport's compressed transport publishes instead,
     on `<topic>/compressed`: RGB as JPEG (quality 95), thermal as 16-bit PNG.
-    Thermal is mono16 TLinear counts (kelvin x 100), as
-    radiometric cores deliver it; the node's thermal_norm must suit that (y16_percentile
-    or auto), which the ground truth's info records.
+    Thermal is mono16 TLinear counts (kelvin x 100), as radiometric cores deliver it; the
+    node's thermal_norm must suit that (y16_percentile or auto), as the ground truth says.
     """
     if seconds <= 0:
         raise ValueError(f"--seconds must be positive, got {seconds}")
@@ -124,39 +176,17 @@ def make_bag(
     rgb_caps = schedule(RGB_TIMING, seconds, rng)
     th_caps = schedule(THERMAL_TIMING, seconds, rng)
     if thermal_gap is not None:
-        lo, hi = thermal_gap
-        if not 0 <= lo < hi:
-            raise ValueError(f"thermal gap must be START:END with 0 <= START < END, got {lo}:{hi}")
-        th_caps = [c for c in th_caps if not lo <= c.capture_s < hi]
-    events = sorted(
-        [(c.receive_ns, "rgb", c) for c in rgb_caps]
-        + [(c.receive_ns, "thermal", c) for c in th_caps],
-        key=lambda e: e[0],
-    )
+        th_caps = _silence(th_caps, thermal_gap)
+    events = [(c.receive_ns, "rgb", c) for c in rgb_caps]
+    events = sorted(events + [(c.receive_ns, "thermal", c) for c in th_caps], key=lambda e: e[0])
     out = Path(out)
     if compressed:
         rgb_topic, thermal_topic = f"{rgb_topic}/compressed", f"{thermal_topic}/compressed"
     store = typestore()
     writer = open_writer(out, storage)
-    gt = GroundTruthWriter(
-        out,
-        scene.class_names,
-        {
-            "description": f"synthetic {condition} RGB-T recording, seed {seed}",
-            "bag": out.name,
-            "rgb_topic": rgb_topic,
-            "thermal_topic": thermal_topic,
-            "stamp": "stamp_ns is header.stamp of the RGB message",
-            "category_ids": "model class ids (Detection.class_id)",
-            "mask_classes": list(SEG_CLASSES),
-            "rgb_encoding": rgb_encoding + (" as JPEG" if compressed else ""),
-            "thermal_encoding": "mono16" + (" as PNG" if compressed else "") + ", TLinear "
-            "counts (kelvin x 100): thermal_norm y16_percentile or auto",
-            "rgb_timing": asdict(RGB_TIMING),
-            "thermal_timing": asdict(THERMAL_TIMING),
-            "thermal_gap_s": list(thermal_gap) if thermal_gap else None,
-        },
-    )
+    info = _ground_truth_info(condition, seed, out, rgb_topic, thermal_topic, rgb_encoding,
+                              compressed, thermal_gap)  # fmt: skip
+    gt = GroundTruthWriter(out, scene.class_names, info)
     try:
         msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
         conns = {
@@ -168,38 +198,19 @@ def make_bag(
         ):
             sample = scene.frame(cap.capture_s)
             if role == "rgb":
-                pixels = sample.rgb[:, :, ::-1] if rgb_encoding == "bgr8" else sample.rgb
-                header = stamped_header(cap.stamp_ns, "rgb_camera")
-                msg = (
-                    array_to_compressed(pixels, rgb_encoding, "jpeg", header)
-                    if compressed
-                    else array_to_image(pixels, rgb_encoding, header)
-                )
+                pixels, encoding = rgb_pixels(sample.rgb, rgb_encoding), rgb_encoding
+            else:  # TLinear counts, as radiometric cores send them
+                pixels = np.clip(np.rint(sample.thermal), 0, 65535).astype(np.uint16)
+                encoding = "mono16"
+            msg = camera_message(role, pixels, encoding, cap.stamp_ns, compressed)
+            if role == "rgb":
                 h, w = sample.rgb.shape[:2]
                 name = f"{out.name}_{len(gt.images):06d}"
-                gt.add(
-                    name,
-                    cap.stamp_ns,
-                    w,
-                    h,
-                    sample.boxes,
-                    sample.labels,
-                    sample.mask,
-                    track_ids=sample.instance_ids,
-                )
-            else:
-                counts = np.clip(np.rint(sample.thermal), 0, 65535).astype(np.uint16)
-                header = stamped_header(cap.stamp_ns, "thermal_camera")
-                msg = (
-                    array_to_compressed(counts, "mono16", "png", header)
-                    if compressed
-                    else array_to_image(counts, "mono16", header)
-                )
+                gt.add(name, cap.stamp_ns, w, h, sample.boxes, sample.labels, sample.mask,
+                       track_ids=sample.instance_ids)  # fmt: skip
             writer.write(conns[role], receive_ns, serialize_message(msg))
-    except BaseException:
+    finally:
         writer.close()
-        raise
-    writer.close()
     gt_path = gt.write()
     assert gt_path.name == GT_FILENAME
     return BagSummary(

@@ -66,6 +66,20 @@ def _publish(report: dict[str, Any], args: argparse.Namespace) -> None:
         plot(report, Path(args.plot))
 
 
+def _train_in_worker(spec: dict[str, Any], tmp: Path, name: str) -> dict[str, Any]:
+    """Train and score one mode and seed in a fresh process (its own peak memory)."""
+    spec_path, out_path = tmp / f"{name}.json", tmp / f"{name}.out.json"
+    spec_path.write_text(json.dumps(spec))
+    cmd = [sys.executable, "-m", "ivtuning_ros.bench.tuning", "--worker", str(spec_path),
+           str(out_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"bench tuning: mode {spec['bench_mode']} ({name}) failed:\n{proc.stderr[-4000:]}"
+        )
+    return json.loads(out_path.read_text())
+
+
 def run(args: argparse.Namespace) -> int:
     from ivtuning_ros.train.data import default_cache_dir, ensure_synthetic
 
@@ -99,36 +113,14 @@ def run(args: argparse.Namespace) -> int:
             for seed in seeds:
                 name = f"{mode}_s{seed}"
                 spec = {**specs[mode, seed], "run_dir": str(Path(tmp) / name), "bench_mode": mode}
-                spec_path, out_path = Path(tmp) / f"{name}.json", Path(tmp) / f"{name}.out.json"
-                spec_path.write_text(json.dumps(spec))
                 print(f"bench tuning: training {mode}, seed {seed} ...", flush=True)
                 t0 = time.perf_counter()
-                proc = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "ivtuning_ros.bench.tuning",
-                        "--worker",
-                        str(spec_path),
-                        str(out_path),
-                    ],
-                    capture_output=True,
-                    text=True,
-                )
-                if proc.returncode != 0:
-                    raise RuntimeError(
-                        f"bench tuning: mode {mode} seed {seed} failed:\n{proc.stderr[-4000:]}"
-                    )
-                r = {**json.loads(out_path.read_text()), "seed": seed}
+                r = {**_train_in_worker(spec, Path(tmp), name), "seed": seed}
                 runs.append(r)
                 if args.keep is not None:  # the trained checkpoints outlive the run
                     kept = args.keep / name
-                    shutil.copytree(
-                        Path(tmp) / name,
-                        kept,
-                        dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("resume*"),
-                    )
+                    ignore = shutil.ignore_patterns("resume*")
+                    shutil.copytree(Path(tmp) / name, kept, dirs_exist_ok=True, ignore=ignore)
                     (kept / "bench_result.json").write_text(json.dumps(r, indent=1))
                 labels = SPLIT_LABELS[args.data]
                 print(

@@ -27,6 +27,7 @@ from torch import nn
 from ivtuning_ros.engine.backends.base import Backend
 from ivtuning_ros.engine.export import example_inputs, export_program
 
+COMPILED = True  # builds ARTIFACT once per cache key (engine/cache.py)
 ARTIFACT = "model.onnx"
 INPUT_NAMES = ["rgb", "thermal"]
 

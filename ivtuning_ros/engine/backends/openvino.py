@@ -22,6 +22,7 @@ from torch import nn
 
 from ivtuning_ros.engine.backends.base import Backend
 
+COMPILED = True  # builds ARTIFACT once per cache key (engine/cache.py)
 ARTIFACT = "model.onnx"
 PRECISIONS = ("fp32", "bf16")
 

@@ -27,6 +27,7 @@ from torch import nn
 from ivtuning_ros.engine.backends.base import Backend
 from ivtuning_ros.engine.export import example_inputs, export_program
 
+COMPILED = True  # builds ARTIFACT once per cache key (engine/cache.py)
 ARTIFACT = "model.ep"
 INSTALL_HINT = (
     "the tensorrt backend needs torch-tensorrt on an NVIDIA GPU machine: "

@@ -30,6 +30,21 @@ def check_precision(precision: str, device: str) -> None:
 
 
 check = check_precision  # the backend protocol's name (engine.load_engine)
+COMPILED = False  # runs the module itself: nothing is built or cached
+
+
+def create(module: nn.Module, input_hw: tuple[int, int], device: str, cfg, log) -> Backend:
+    """The backend protocol's constructor for uncompiled backends (engine.load_engine)."""
+    import os
+
+    if device == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        log(
+            "engine: note: OMP_WAIT_POLICY is not PASSIVE, so torch's OpenMP threads "
+            "busy-wait; on a shared CPU that made this model 5x slower at p50 (set it "
+            "before the process starts, or use num_threads=1 or onnxruntime)"
+        )
+    return TorchBackend(module, input_hw, device, cfg.precision,
+                        compile_module=cfg.torch_compile, num_threads=cfg.num_threads)  # fmt: skip
 
 
 class TorchBackend(Backend):
