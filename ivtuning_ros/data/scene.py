@@ -261,6 +261,13 @@ def _sample_facade(rng: np.random.Generator, side: int, distance: float, layout:
     )
 
 
+def _fixture(kind: str, x: float, z: float, size: float, color, warmth: float, side) -> Actor:
+    """Roadside clutter that never moves (trees, cabinets), facing the road."""
+    return Actor(kind=kind, cls=CLUTTER, x=float(x), z=z, vx=0.0, vz=0.0, size=size,
+                 color=color, warmth=warmth, phase=0.0, facing=int(side),
+                 x_range=(-1e3, 1e3), z_range=(-1e3, 1e3))  # fmt: skip
+
+
 def _sample_clutter(
     rng: np.random.Generator, road_half: float, sidewalk: float, facades, layout: str
 ) -> list[Actor]:
@@ -273,44 +280,14 @@ def _sample_clutter(
         limit = facades[0 if side < 0 else 1].distance - 0.5
         x = side * min(road_half + sidewalk + rng.uniform(0.3, 4.0), limit)
         green = tuple(float(v) for v in rng.uniform(0.02, 0.07) * np.array([0.7, 1.0, 0.5]))
-        out.append(
-            Actor(
-                kind="tree",
-                cls=CLUTTER,
-                x=float(x),
-                z=rng.uniform(3.0, 90.0),
-                vx=0.0,
-                vz=0.0,
-                size=rng.uniform(4.0, 9.0),
-                color=green,
-                warmth=0.0,
-                phase=0.0,
-                facing=int(side),
-                x_range=(-1e3, 1e3),
-                z_range=(-1e3, 1e3),
-            )
-        )
+        z, size = rng.uniform(3.0, 90.0), rng.uniform(4.0, 9.0)
+        out.append(_fixture("tree", x, z, size, green, 0.0, side))
     for _ in range(int(rng.integers(0, 3))):
         side = rng.choice([-1, 1])
         x = side * (road_half + rng.uniform(0.3, sidewalk))
         grey = tuple(float(v) for v in rng.uniform(0.1, 0.4) * np.ones(3))
-        out.append(
-            Actor(
-                kind="cabinet",
-                cls=CLUTTER,
-                x=float(x),
-                z=rng.uniform(4.0, 60.0),
-                vx=0.0,
-                vz=0.0,
-                size=rng.uniform(0.9, 1.5),
-                color=grey,
-                warmth=rng.uniform(0.0, 1.0),
-                phase=0.0,
-                facing=int(side),
-                x_range=(-1e3, 1e3),
-                z_range=(-1e3, 1e3),
-            )
-        )
+        z, size, warmth = rng.uniform(4.0, 60.0), rng.uniform(0.9, 1.5), rng.uniform(0.0, 1.0)
+        out.append(_fixture("cabinet", x, z, size, grey, warmth, side))
     return out
 
 
