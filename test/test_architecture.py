@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivtuning_ros.tasks import TASKS, get_task
+from ivtuning_ros.tasks import TASKS, get_task, task_publishing
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ivtuning_ros"
 ROS_MODULES = ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "vision_msgs",
@@ -76,3 +76,7 @@ def test_every_task_names_topics_the_node_can_publish():
         assert set(task.output_topics) <= set(all_topics()) - set(EVERY_TASK), task.name
     with pytest.raises(ValueError, match=r"'depth'.*detection, segmentation, saliency"):
         get_task("depth")
+    # replay tells an external node's task from the topics it publishes
+    assert task_publishing({"detections", "overlay", "label_map"}).name == "detection"
+    assert task_publishing({"detections", "label_map", "mask"}).name == "segmentation"
+    assert task_publishing({"detections", "overlay", "saliency"}).name == "saliency"

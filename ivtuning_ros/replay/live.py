@@ -23,6 +23,7 @@ from ivtuning_ros.replay.bagio import IMAGE_TYPE, BagStream
 from ivtuning_ros.replay.dds import BagClock, BagPlayer, Recorder, ReplayError
 from ivtuning_ros.replay.matching import OutputRecord
 from ivtuning_ros.replay.options import NODE_NAME, ReplayOptions, RunData
+from ivtuning_ros.tasks import task_publishing
 from ivtuning_ros.timestamps import stamp_ns
 from ivtuning_ros.types import CAMERAS, Detections
 
@@ -250,8 +251,7 @@ def replay_dds(stream: BagStream, opts: ReplayOptions, values: dict[str, Any]) -
 
     fqn = f"{opts.namespace.rstrip('/')}/{opts.node_name}"
     outputs, names, status = _read_recording(kept, record, mask_topics, fqn)
-    ends = {t.rsplit("/", 1)[-1] for t in record}
-    task = "segmentation" if mask_topics else "saliency" if "saliency" in ends else "detection"
+    task = task_publishing({t.rsplit("/", 1)[-1] for t in record}).name
     return RunData(
         rgb_sent=log.sent["rgb"],
         thermal_stamps=[s for s, _ in log.sent["thermal"]],

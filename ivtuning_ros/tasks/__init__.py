@@ -15,7 +15,14 @@ from ivtuning_ros.tasks.segmentation import SegmentationTask
 TASKS: dict[str, Task] = {t.name: t for t in (DetectionTask(), SegmentationTask(), SaliencyTask())}
 TASK_NAMES = tuple(TASKS)
 
-__all__ = ["TASKS", "TASK_NAMES", "DecodeOptions", "Task", "get_task"]
+__all__ = ["TASKS", "TASK_NAMES", "DecodeOptions", "Task", "get_task", "task_publishing"]
+
+
+def task_publishing(topic_names: set[str]) -> Task:
+    """The task whose output topics a node publishes (last name parts, e.g. "mask"): the
+    one with most of its topics present; the first registered on a tie (optional topics,
+    such as vision_detections without vision_msgs, may be missing)."""
+    return max(TASKS.values(), key=lambda t: len(set(t.output_topics) & topic_names))
 
 
 def get_task(name: str) -> Task:
