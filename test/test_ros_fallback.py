@@ -18,7 +18,6 @@ from ivtuning_ros.ros.pipeline import load_node_models
 from ivtuning_ros.ros.sync import SyncedPair
 
 W, H = 320, 256
-SHIPPED_FALLBACK = models_dir() / "rgb_fallback.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -173,25 +172,31 @@ def test_offline_replay_runs_the_thermal_gap_on_the_fallback(checkpoints, tmp_pa
     assert "lone frames" not in render_table(without)
 
 
-@pytest.mark.skipif(not SHIPPED_FALLBACK.is_file(), reason=f"no {SHIPPED_FALLBACK}")
-def test_the_shipped_fallback_stands_in_for_its_synthetic_partner():
-    """models/rgb_fallback.safetensors beside models/synthetic.safetensors (same classes and
-    scenes), as models/README.md tells users to set it, with the operating point its .json
+@pytest.mark.parametrize(
+    ("main", "fallback"),
+    [("synthetic", "rgb_fallback"), ("default", "default_rgb_fallback")],
+)
+def test_a_shipped_fallback_stands_in_for_its_partner(main, fallback):
+    """Each shipped RGB fallback beside its thermal-primary partner (same classes and
+    data), as models/README.md tells users to set it, with the operating point its .json
     records."""
+    shipped = models_dir() / f"{fallback}.safetensors"
+    if not shipped.is_file():
+        pytest.skip(f"no {shipped}")
     values = {**default_values(), "backend": "torch", "warmup_runs": 0}
     models = load_node_models(
         node_config(
             {
                 **values,
-                "checkpoint": "models/synthetic.safetensors",
-                "fallback_checkpoint": "models/rgb_fallback.safetensors",
+                "checkpoint": f"models/{main}.safetensors",
+                "fallback_checkpoint": f"models/{fallback}.safetensors",
             }
         )
     )
     try:
         assert models.engine.info.standalone_cameras == ("thermal",)
         assert models.standalone_cameras == ("rgb", "thermal")
-        meta = json.loads(SHIPPED_FALLBACK.with_suffix(".json").read_text())
+        meta = json.loads(shipped.with_suffix(".json").read_text())
         threshold = models.fallback.info.score_threshold
         assert threshold == pytest.approx(meta["score_threshold"]["value"], abs=1e-4)
         assert models.fallback_predictor.score_threshold == pytest.approx(threshold)
