@@ -22,6 +22,8 @@ VARIANTS = {
     "ivtuning_rgb_primary": {"mode": "ivtuning", "primary_modality": "rgb"},
     # full fine-tuning that keeps the backbone's BN statistics (batch 4 ones are noisy)
     "full_frozen_bn": {"mode": "full", "freeze_backbone_bn": True},
+    # two backbones, one per camera, fused per level by 1x1 convolutions; all trains
+    "dual_backbone": {"mode": "dual_backbone"},
 }
 
 FUSION_MODES = ("ivtuning", "full", *VARIANTS)
@@ -39,7 +41,9 @@ ZOOM = 1.6
 # AdamW learning rate of each mode: the best validation mAP50 (mean of seeds 0, 1, 2) in a
 # sweep at 20 epochs, thermal-only re-checked at 40 (docs/benchmarks.md). A variant trains
 # at the rate of the mode it varies.
-LEARNING_RATES = {"ivtuning": 0.012, "full": 0.012, "rgb_only": 0.016, "thermal_only": 0.012}
+# (dual_backbone trains everything, as full does: full's rate, not swept)
+LEARNING_RATES = {"ivtuning": 0.012, "full": 0.012, "rgb_only": 0.016, "thermal_only": 0.012,
+                  "dual_backbone": 0.012}  # fmt: skip
 
 # Presets whose modes were swept apart, the same way at 40 epochs ("Backbone scale" in
 # docs/benchmarks.md: best validation mean of seeds 0-2); a mode not listed trains at its
