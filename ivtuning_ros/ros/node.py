@@ -173,7 +173,7 @@ class IVTuningNode(LifecycleNode):
                 f"backend {engine.backend_name}, input {tuple(engine.input_hw)}"
                 + (
                     f", score threshold {predictor.score_threshold:.3f}"
-                    if get_task(engine.task).produces_boxes
+                    if self._task.produces_boxes
                     else ""
                 )
             )

@@ -525,9 +525,11 @@ def _validate_epoch(
     tc: TrainSection,
     ctx: dist_utils.DistContext,
     show: bool,
+    epoch_start: float,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """The finished epoch's log record (mean losses over ranks, validation figures of the
-    kept weights on rank 0, the replicas' digest) and its validation figures."""
+    kept weights on rank 0, seconds since `epoch_start`, the replicas' digest) and its
+    validation figures."""
     train_means = {
         k: dist_utils.mean_across_ranks(ctx, v / max(1, state.loss_batches))
         for k, v in state.loss_sums.items()
@@ -543,7 +545,7 @@ def _validate_epoch(
         "lr": opt.scheduler.get_last_lr()[0],
         "train": train_means,
         "val": val,
-        "epoch_s": 0.0,
+        "epoch_s": time.perf_counter() - epoch_start,
         "weights_sha256": _check_replicas(ctx, opt.model, state.epoch),
     }
     return record, val
@@ -604,8 +606,7 @@ def _train(
             opt, loader, state, steps_per_epoch, ctx.device, on_step,
             tc.save_every_steps, save_point, show, step_times,
         )  # fmt: skip
-        record, val = _validate_epoch(opt, val_set, state, tc, ctx, show)
-        record["epoch_s"] = time.perf_counter() - t_epoch
+        record, val = _validate_epoch(opt, val_set, state, tc, ctx, show, t_epoch)
         keeper.end_epoch(opt.kept_model, state, record, val)
         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
         save_point()

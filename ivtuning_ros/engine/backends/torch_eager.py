@@ -9,6 +9,8 @@ output cannot be serialised, so a compiled module is rebuilt at every start.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch import nn
@@ -35,8 +37,6 @@ COMPILED = False  # runs the module itself: nothing is built or cached
 
 def create(module: nn.Module, input_hw: tuple[int, int], device: str, cfg, log) -> Backend:
     """The backend protocol's constructor for uncompiled backends (engine.load_engine)."""
-    import os
-
     if device == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
         log(
             "engine: note: OMP_WAIT_POLICY is not PASSIVE, so torch's OpenMP threads "
