@@ -101,9 +101,9 @@ def test_bench_tuning_real_config_trains_and_tests_on_block_parts(tmp_path):
 
 
 def test_calibrate_recovers_a_warp_of_real_pairs(tmp_path):
-    """`bench registration` on one random rig: the calibration lands within a few pixels
-    of the truth on real pairs (20 rigs of 20 pairs: median 4.5 px, worst 6.9 px;
-    docs/benchmarks.md)."""
+    """`bench registration` on one random rig: the calibration recovers the known warp of
+    real pairs within a few pixels (docs/benchmarks.md has 20 rigs of 20 pairs), and the
+    data set's registration check is reported."""
     from ivtuning_ros.tools.cli import main
 
     out = tmp_path / "registration.json"
@@ -113,4 +113,7 @@ def test_calibrate_recovers_a_warp_of_real_pairs(tmp_path):
     report = json.loads(out.read_text())
     (trial,) = report["trials"]
     assert "failed" not in trial, trial.get("failed")
-    assert trial["misalignment_px"] > 10 and trial["error_vs_data_px"] < 10
+    assert trial["misalignment_px"] > 10 and trial["error_recovering_warp_px"] < 5
+    assert trial["error_vs_data_px"] < 10
+    check = report["registration_check"]
+    assert check["pairs"] > 50 and 0 < check["edge_distance_calibrated_px"] < 8

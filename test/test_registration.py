@@ -15,7 +15,10 @@ from ivtuning_ros.registration import (
     CalibrationError,
     calibrate,
     check_mapping,
+    consensus_mapping,
     corner_error,
+    corners_of,
+    median_mapping,
 )
 
 W, H = 320, 240
@@ -85,6 +88,30 @@ def test_natural_scenes_recover_a_known_misalignment(scenes, model):
     key, other = ("thermal_homography", "thermal_affine") if model == "homography" else (
         "thermal_affine", "thermal_homography")  # fmt: skip
     assert any(params[key]) and not any(params[other])
+
+
+def test_consensus_keeps_the_close_estimates_weighted_by_correlation():
+    """Per-pair ECC estimates are close (a pixel or so, high correlation) or far off (a
+    wrong basin, low correlation): the consensus leaves the far ones out and leans on
+    the well-correlated ones; the plain median is pulled by the far ones."""
+    rng = np.random.default_rng(3)
+    truth = shift_scale(6.0, -4.0, 1.03)
+    src = np.array([[0, 0], [W, 0], [W, H], [0, H]], np.float32)
+
+    def moved(offset: np.ndarray) -> np.ndarray:
+        dst = (corners_of(truth, (H, W)) + offset).astype(np.float32)
+        return cv2.getPerspectiveTransform(src, dst).astype(np.float64)
+
+    close = [moved(rng.normal(0, 1.0, (4, 2))) for _ in range(8)]
+    far = [moved(np.array([25.0, 15.0]) + rng.normal(0, 3.0, (4, 2))) for _ in range(5)]
+    correlations = [0.35] * 8 + [0.12] * 5
+    consensus, spread = consensus_mapping(close + far, correlations, (H, W), "homography")
+    median, _ = median_mapping(close + far, (H, W), "homography")
+    assert corner_error(consensus, truth, (H, W)) < 0.8 < corner_error(median, truth, (H, W))
+    assert spread > 0
+    # a far estimate is left out whatever its correlation
+    loud = consensus_mapping(close + far, [0.35] * 8 + [0.9] * 5, (H, W), "homography")[0]
+    assert corner_error(loud, truth, (H, W)) < 0.8
 
 
 def test_checkerboard_corners_fit_the_mapping():
