@@ -46,13 +46,18 @@ def test_targets_follow_the_letterbox():
     assert sal.shape == (1, 64, 80) and sal.dtype == torch.float32 and float(sal.max()) == 1.0
 
 
-def test_augmentation_keeps_streams_and_targets_aligned():
+@pytest.mark.parametrize("max_zoom_out", [1.0, 1.6])
+def test_augmentation_keeps_streams_and_targets_aligned(max_zoom_out):
     s = _sample()
-    seen_flip = seen_crop = False
+    seen_flip = seen_crop = seen_zoom_out = False
     for seed in range(30):
-        a = augment_sample(s, np.random.default_rng(seed))
+        a = augment_sample(s, np.random.default_rng(seed), max_zoom_out=max_zoom_out)
         assert a.rgb.shape[:2] == a.thermal.shape == a.mask.shape == a.saliency.shape
-        seen_crop |= a.thermal.shape != s.thermal.shape
+        seen_crop |= a.thermal.shape < s.thermal.shape
+        if a.thermal.shape > s.thermal.shape:  # zoomed out: the canvas around is ignored
+            seen_zoom_out = True
+            assert (a.mask == 255).sum() >= a.mask.size - s.mask.size
+            assert np.median(a.thermal) == np.median(s.thermal)
         ((x0, y0, x1, y1),) = a.boxes.astype(int)
         seen_flip |= x0 < 50
         hot = a.thermal > 100
@@ -60,7 +65,7 @@ def test_augmentation_keeps_streams_and_targets_aligned():
         assert np.array_equal(hot, a.mask == 3) and np.array_equal(hot, a.saliency > 0.5)
         ys, xs = np.nonzero(hot)
         assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x0, y0, x1, y1)
-    assert seen_flip and seen_crop
+    assert seen_flip and seen_crop and seen_zoom_out == (max_zoom_out > 1)
 
 
 def test_augmentation_is_reproducible_per_epoch():

@@ -38,6 +38,7 @@ def test_round_trip_and_defaults():
         (lambda r: r["train"].update(modality_dropout=1.5), "modality_dropout"),
         (lambda r: r["train"].update(dropout_stream="ir"), "dropout_stream: .ir. is not one of"),
         (lambda r: r["data"].pop("val"), r"missing key data\.val"),
+        (lambda r: r["data"].update(augment_max_zoom_out=0.5), "augment_max_zoom_out must be"),
         (lambda r: r["data"]["val"].update(fraction=1.5), r"data\.val: fraction"),
         (lambda r: r["data"]["val"].update(root="x"), r"data\.val: give exactly one"),
         (

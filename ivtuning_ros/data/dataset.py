@@ -130,9 +130,17 @@ def open_dataset(
 
 
 def augment_sample(
-    s: RGBTSample, rng: np.random.Generator, flip_p: float = 0.5, min_crop: float = 0.8
+    s: RGBTSample,
+    rng: np.random.Generator,
+    flip_p: float = 0.5,
+    min_crop: float = 0.8,
+    max_zoom_out: float = 1.0,
 ) -> RGBTSample:
-    """Horizontal flip and a random zoom-in crop, identical for both streams and targets.
+    """Horizontal flip and a random zoom, identical for both streams and targets: half
+    the pairs zoom in on a crop of at least `min_crop` of each side; with `max_zoom_out`
+    above 1 the other half zoom out, the image placed at random on a canvas up to that
+    many times its size (filled with each stream's median), so objects appear smaller
+    than the data set shows them (distant people at night).
 
     Boxes are clipped to the crop; a box keeping less than 30% of its area is dropped
     (its object is mostly outside the view).
@@ -155,6 +163,24 @@ def augment_sample(
             kept = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
             keep = (kept >= 0.3 * area) & (b[:, 2] - b[:, 0] > 1) & (b[:, 3] - b[:, 1] > 1)
             boxes, labels = b[keep], labels[keep]
+        w = cw
+    elif max_zoom_out > 1.0:
+        z = rng.uniform(1.0, max_zoom_out)
+        ch, cw = round(h * z), round(w * z)
+        y0, x0 = int(rng.integers(0, ch - h + 1)), int(rng.integers(0, cw - w + 1))
+
+        def placed(img: np.ndarray | None, fill) -> np.ndarray | None:
+            if img is None:
+                return None
+            canvas = np.empty((ch, cw, *img.shape[2:]), img.dtype)
+            canvas[...] = fill
+            canvas[y0 : y0 + h, x0 : x0 + w] = img
+            return canvas
+
+        rgb = placed(rgb, np.median(rgb.reshape(-1, rgb.shape[-1]), axis=0).astype(rgb.dtype))
+        thermal = placed(thermal, np.median(thermal).astype(thermal.dtype))
+        mask, sal = placed(mask, 255), placed(sal, 0)
+        boxes = boxes + np.array([x0, y0, x0, y0], np.float32)
         w = cw
     if rng.random() < flip_p:
         rgb, thermal = rgb[:, ::-1], thermal[:, ::-1]
@@ -184,11 +210,12 @@ class PreparedDataset(Dataset):
     (segmentation), "saliency" (1,h,w) float32 (saliency); always "name", "letterbox"
     (maps predictions back to the original image) and "orig_hw".
     Augmentation (`augment`) flips and zooms in on a random crop of at least `min_crop` of
-    each side (smaller: more zoom, larger small objects). Modality dropout blanks a stream
-    of a share `modality_dropout` of the pairs, with the same neutral fill as a missing
-    camera at run time: `dropout_stream` "either" (chosen at random), or always "rgb" or
-    "thermal", the camera expected to fail (a thermal-primary model keeps its backbone's
-    input and learns to do without the prompted RGB stream).
+    each side (smaller: more zoom, larger small objects), or out by up to `max_zoom_out`.
+    Modality dropout blanks a stream of a share `modality_dropout` of the pairs, with the
+    same neutral fill as a missing camera at run time: `dropout_stream` "either" (chosen
+    at random), or always "rgb" or "thermal", the camera expected to fail (a
+    thermal-primary model keeps its backbone's input and learns to do without the
+    prompted RGB stream).
     Randomness depends on (seed, epoch, index) only: call `set_epoch` each epoch.
     """
 
@@ -203,6 +230,7 @@ class PreparedDataset(Dataset):
         seed: int = 0,
         dropout_stream: str = "either",
         min_crop: float = 0.8,
+        max_zoom_out: float = 1.0,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
@@ -228,7 +256,10 @@ class PreparedDataset(Dataset):
         if not 0.0 < min_crop <= 1.0:
             raise ValueError(f"min_crop must lie in (0, 1], got {min_crop}")
         self.augment = augment
+        if not max_zoom_out >= 1.0:
+            raise ValueError(f"max_zoom_out must be >= 1, got {max_zoom_out}")
         self.min_crop = min_crop
+        self.max_zoom_out = max_zoom_out
         self.modality_dropout = modality_dropout
         self.dropout_stream = dropout_stream
         self.seed = seed
@@ -244,7 +275,7 @@ class PreparedDataset(Dataset):
         s = self.samples[index]
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         if self.augment:
-            s = augment_sample(s, rng, min_crop=self.min_crop)
+            s = augment_sample(s, rng, min_crop=self.min_crop, max_zoom_out=self.max_zoom_out)
         rgb, thermal = s.rgb, s.thermal
         if self.modality_dropout > 0 and rng.random() < self.modality_dropout:
             stream = self.dropout_stream

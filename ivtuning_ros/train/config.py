@@ -116,6 +116,7 @@ class DataSection:
     skip_bad: bool = False  # count and skip unreadable pairs instead of stopping
     augment: bool = True  # random crop + flip of training pairs (data.dataset.augment_sample)
     augment_min_crop: float = 0.8  # smallest crop side (a share of the image): zoom up to 1/x
+    augment_max_zoom_out: float = 1.0  # > 1: the other half of the pairs zoom out up to x
     cache_dir: str | None = None  # where synthetic sources are rendered (default: user cache)
     block_split: BlockSplit = field(default_factory=BlockSplit)  # for sources with blocks:
     # more training sources, pooled with train (detection: their classes are matched to
@@ -137,6 +138,8 @@ class DataSection:
             raise ValueError("train_extra: a fraction only makes sense for val and test")
         if not 0.0 < self.augment_min_crop <= 1.0:
             raise ValueError(f"augment_min_crop must lie in (0, 1], got {self.augment_min_crop}")
+        if not self.augment_max_zoom_out >= 1.0:
+            raise ValueError(f"augment_max_zoom_out must be >= 1, got {self.augment_max_zoom_out}")
 
 
 @dataclass(frozen=True)

@@ -496,6 +496,7 @@ def _prepare_data(
     train_set = PreparedDataset(
         splits.train, size, norm, model_cfg.task,
         augment=cfg.data.augment, min_crop=cfg.data.augment_min_crop,
+        max_zoom_out=cfg.data.augment_max_zoom_out,
         modality_dropout=tc.modality_dropout, seed=tc.seed, dropout_stream=tc.dropout_stream,
     )  # fmt: skip
     return splits, train_set, PreparedDataset(splits.val, size, norm, model_cfg.task)
