@@ -40,7 +40,6 @@ from std_msgs.msg import Header
 
 from ivtuning_ros.tasks import get_task
 from ivtuning_ros.timestamps import ns_to_stamp, stamp_ns
-from ivtuning_ros.tracking import DetectionTracker
 from ivtuning_ros.types import CAMERAS, Detections
 
 from . import outputs
@@ -190,8 +189,7 @@ class IVTuningNode(LifecycleNode):
             f"{' or '.join(standalone)} frames)"
         )
         if cfg.tracking and self._task.produces_boxes:
-            # made now, not at the first result: importing the tracker takes ~1 s
-            self._frame_state.tracker = DetectionTracker(cfg.tracking_config)
+            self._frame_state.tracker_for(cfg)  # made now, not at the first result
         self._create_inputs()
         self._stop.clear()
         self._slot.reopen()

@@ -169,7 +169,14 @@ class FrameState:
     last_rgb: tuple[tuple[int, int], str] | None = None  # (h, w), frame_id of the last RGB
     thermal_memo: ThermalMemo = field(default_factory=lambda: ThermalMemo())
     frame_ids: FrameIdCheck = field(default_factory=lambda: FrameIdCheck())
-    tracker: DetectionTracker | None = None  # made at the first detections, when tracking
+    tracker: DetectionTracker | None = None  # made by `tracker_for`, when tracking
+
+    def tracker_for(self, cfg: NodeConfig) -> DetectionTracker:
+        """The rig's tracker, made at the first call (the node calls it at configure:
+        importing the tracking library takes ~1 s, too long for the first result)."""
+        if self.tracker is None:
+            self.tracker = DetectionTracker(cfg.tracking_config)
+        return self.tracker
 
 
 @dataclass
@@ -209,9 +216,7 @@ def process_pair(
     pred = predictor.predict(rgb, thermal01)
     infer_s = time.perf_counter() - t0
     if cfg.tracking and pred.detections is not None:
-        if state.tracker is None:
-            state.tracker = DetectionTracker(cfg.tracking_config)
-        tracked = state.tracker.update(pred.detections, pair.reference.stamp_ns * 1e-9)
+        tracked = state.tracker_for(cfg).update(pred.detections, pair.reference.stamp_ns * 1e-9)
         pred = dataclasses.replace(pred, detections=tracked)
     modality = (
         "both"
