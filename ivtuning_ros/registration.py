@@ -250,7 +250,7 @@ def median_mapping(
 ) -> tuple[np.ndarray, float]:
     """The per-corner median of several mappings, refitted; and the median distance of
     the inputs' corners from it (their spread, pixels)."""
-    corners = np.stack([corners_of(m, thermal_hw) for m in matrices])
+    corners = _corners(matrices, thermal_hw)
     median = np.median(corners, axis=0)
     return _fit_corners(median, thermal_hw, model), _spread(corners, median)
 
@@ -267,12 +267,17 @@ def consensus_mapping(
 ) -> tuple[np.ndarray, float]:
     """The correlation-weighted mean of the estimates near the per-corner median (the
     far ones, ECC's wrong basins, left out), refitted; and the inputs' spread."""
-    corners = np.stack([corners_of(m, thermal_hw) for m in matrices])
+    corners = _corners(matrices, thermal_hw)
     distance = np.linalg.norm(corners - np.median(corners, axis=0)[None], axis=2).mean(axis=1)
     near = distance <= INLIER_SPREAD * max(float(np.median(distance)), 1e-3)
     weight = np.asarray(correlations, np.float64)[near].clip(1e-6) ** CORRELATION_POWER
     mean = (corners[near] * weight[:, None, None]).sum(axis=0) / weight.sum()
     return _fit_corners(mean, thermal_hw, model), _spread(corners, mean)
+
+
+def _corners(matrices: Sequence[np.ndarray], thermal_hw: tuple[int, int]) -> np.ndarray:
+    """(N, 4, 2): where each mapping puts the thermal image's corners."""
+    return np.stack([corners_of(m, thermal_hw) for m in matrices])
 
 
 def _fit_corners(corners: np.ndarray, thermal_hw: tuple[int, int], model: Model) -> np.ndarray:
@@ -325,7 +330,9 @@ def calibrate(
     return Calibration(matrix, model, method, used, len(pairs) - used, spread, failures)
 
 
-def _ecc_each(pairs, model, init, thermal_hw, rgb_hw):
+def _ecc_each(
+    pairs, model, init, thermal_hw, rgb_hw
+) -> tuple[list[np.ndarray], list[float], list[str]]:
     """Each pair's ECC estimate and correlation (and why the others failed)."""
     matrices, correlations, failures = [], [], []
     for i, (rgb, thermal) in enumerate(pairs):

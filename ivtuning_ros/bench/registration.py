@@ -102,11 +102,11 @@ def calibration_trial(pairs: list, rig: np.ndarray, th_hw, model: str) -> dict:
     return row
 
 
-def edge_distance(rgb: np.ndarray, thermal: np.ndarray, mapping: np.ndarray) -> float:
-    """How far the thermal image's edges (Canny), mapped onto the RGB image, lie from the
-    RGB image's edges: mean pixels, each capped at 8 (edges one band lacks count the same
-    whatever the mapping). A measure of alignment independent of calibrate's own (ECC on
-    normalised gradients)."""
+def edge_distances(rgb: np.ndarray, thermal: np.ndarray, mappings: list[np.ndarray]) -> list[float]:
+    """How far the thermal image's edges (Canny), mapped onto the RGB image by each of
+    `mappings`, lie from the RGB image's edges: mean pixels, each capped at 8 (edges one
+    band lacks count the same whatever the mapping). A measure of alignment independent
+    of calibrate's own (ECC on normalised gradients)."""
     from ivtuning_ros.registration import grey01
 
     def edges(grey: np.ndarray) -> np.ndarray:
@@ -114,19 +114,24 @@ def edge_distance(rgb: np.ndarray, thermal: np.ndarray, mapping: np.ndarray) -> 
         return cv2.Canny(u8, 40, 100) > 0
 
     h, w = rgb.shape[:2]
-    rgb_edges = edges(grey01(rgb))
-    mapped = cv2.warpPerspective(grey01(thermal), np.asarray(mapping, np.float64), (w, h))
-    inside = cv2.warpPerspective(np.ones(thermal.shape[:2], np.uint8), mapping, (w, h)) > 0
-    thermal_edges = edges(mapped) & cv2.erode(inside.astype(np.uint8), np.ones((5, 5))) > 0
-    far = cv2.distanceTransform((~rgb_edges).astype(np.uint8), cv2.DIST_L2, 5)
-    return float(np.minimum(far[thermal_edges], 8.0).mean()) if thermal_edges.any() else 8.0
+    far = cv2.distanceTransform((~edges(grey01(rgb))).astype(np.uint8), cv2.DIST_L2, 5)
+    thermal01 = grey01(thermal)
+    ones = np.ones(thermal.shape[:2], np.uint8)
+    out = []
+    for mapping in mappings:
+        m = np.asarray(mapping, np.float64)
+        inside = cv2.erode(cv2.warpPerspective(ones, m, (w, h)), np.ones((5, 5))) > 0
+        thermal_edges = edges(cv2.warpPerspective(thermal01, m, (w, h))) & inside
+        out.append(
+            float(np.minimum(far[thermal_edges], 8.0).mean()) if thermal_edges.any() else 8.0
+        )
+    return out
 
 
 def registration_check(pairs: list, own: np.ndarray) -> dict:
     """The data set's registration against calibrate's: edge distance per pair, each as
     registered and mapped by `own`."""
-    registered = np.array([edge_distance(r, t, np.eye(3)) for r, t in pairs])
-    calibrated = np.array([edge_distance(r, t, own) for r, t in pairs])
+    registered, calibrated = np.array([edge_distances(r, t, [np.eye(3), own]) for r, t in pairs]).T
     return {
         "pairs": len(pairs),
         "edge_distance_registered_px": float(np.median(registered)),
