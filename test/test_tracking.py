@@ -62,6 +62,65 @@ def test_bad_tracking_settings_are_refused(buffer_s, iou):
         TrackingConfig(buffer_s=buffer_s, match_iou=iou)
 
 
+def _bytetrack_run(estimator: type, seed: int = 0) -> tuple[list, list]:
+    """30 boxes drifting for 60 frames at a jittered 10 Hz with missed detections and a
+    1 s gap: every frame's (boxes, identities) and the last frame's predicted boxes."""
+    import supervision as sv
+    from trackers import ByteTrackTracker
+
+    rng = np.random.default_rng(seed)
+    n = 30
+    size = rng.uniform(20, 120, (n, 2))
+    pos = rng.uniform([0, 0], [1160, 600], (n, 2))
+    vel = rng.uniform(-6, 6, (n, 2))
+    tracker = ByteTrackTracker(
+        lost_track_buffer=45, track_activation_threshold=0.0, minimum_iou_threshold=0.2,
+        high_conf_det_threshold=0.0, state_estimator_class=estimator,
+    )  # fmt: skip
+    frames = []
+    for f in [*range(30), *range(40, 70)]:
+        keep = rng.random(n) > 0.15
+        xy = pos + vel * f + rng.normal(0, 1.5, (n, 2))
+        boxes = np.concatenate([xy, xy + size], axis=1)[keep].astype(np.float32)
+        det = sv.Detections(xyxy=boxes, confidence=np.full(len(boxes), 0.9, np.float32))
+        out = tracker.update(det, timestamp=f / 10 + rng.normal(0, 0.003))
+        frames.append((out.xyxy, out.tracker_id))
+    return frames, [t.get_state_bbox() for t in tracker.tracks]
+
+
+def test_axis_kalman_gives_the_librarys_tracks():
+    """The per-coordinate filter is the library's XYXY filter computed another way: the
+    same identities frame by frame and the same predicted boxes (to rounding)."""
+    from trackers.utils.state_representations import XYXYStateEstimator
+
+    from ivtuning_ros.tracking.axis_kalman import AxisKalmanEstimator
+
+    lib_frames, lib_boxes = _bytetrack_run(XYXYStateEstimator)
+    our_frames, our_boxes = _bytetrack_run(AxisKalmanEstimator)
+    for (lib_xyxy, lib_ids), (our_xyxy, our_ids) in zip(lib_frames, our_frames, strict=True):
+        np.testing.assert_array_equal(our_ids, lib_ids)
+        np.testing.assert_array_equal(our_xyxy, lib_xyxy)
+    assert len(lib_boxes) > 20 and max(lib_frames[-1][1]) > 20
+    np.testing.assert_allclose(np.array(our_boxes), np.array(lib_boxes), rtol=0, atol=1e-9)
+
+
+def test_axis_kalman_state_round_trips_and_refuses_other_noise():
+    from ivtuning_ros.tracking.axis_kalman import AxisKalmanEstimator
+
+    est = AxisKalmanEstimator(np.array([10.0, 20.0, 50.0, 80.0]))
+    est.set_kf_covariances(measurement_noise=0.1 * np.eye(4), process_noise=0.01 * np.eye(8))
+    for step, box in enumerate(([12.0, 21.0, 52.0, 81.0], [14.0, 22.0, 54.0, 82.0])):
+        est.predict(1.0 + step, 30.0)
+        est.update(np.array(box))
+    saved = est.get_state()
+    other = AxisKalmanEstimator(np.array([0.0, 0.0, 1.0, 1.0]))
+    other.set_state(saved)
+    np.testing.assert_array_equal(other.state_to_bbox(), est.state_to_bbox())
+    np.testing.assert_array_equal(other.get_state()["state_covariance"], saved["state_covariance"])
+    with pytest.raises(ValueError, match="multiples of the identity"):
+        est.set_kf_covariances(measurement_noise=np.diag([0.1, 0.1, 0.2, 0.2]))
+
+
 def test_tracking_metric_counts_an_identity_switch():
     perfect, swapped = TrackingMetric(), TrackingMetric()
     for i in range(10):
@@ -151,6 +210,7 @@ def test_bench_tracking_scores_synthetic_sequences(tmp_path):
     assert main(args) == 0
     report = json.loads(out.read_text())
     assert report["latency"]["boxes"] == 20 and report["latency"]["p50_ms"] > 0
+    assert report["latency_library_filter"]["boxes"] == 20
     assert set(report["summary"]) == {"both cameras", "RGB camera dead mid-sequence"}
     for row in report["sequences"]:
         assert row["num_frames"] == 15 and row["num_unique_objects"] >= 1
