@@ -251,6 +251,11 @@ def test_onnxruntime_int8_engine_is_quantised_and_close_to_fp32(module, inputs, 
         ort_backend.build(module, HW, tmp_path / "none.onnx", [])
 
 
+def test_int8_calibration_runs_in_equal_chunks_of_at_most_eight():
+    """ONNX Runtime's strided calibration needs equal chunks; 8 pairs bound the memory."""
+    assert [ort_backend._chunk(n) for n in (64, 10, 13, 3, 1)] == [8, 5, 1, 3, 1]
+
+
 def test_calibration_folder_errors_name_it(tmp_path):
     from ivtuning_ros.engine.calibration import calibration_batches, calibration_pairs
     from ivtuning_ros.preprocess import THERMAL_PRESETS

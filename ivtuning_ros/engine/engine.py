@@ -247,6 +247,7 @@ def load_engine(
         parts["calibration"] = text_sha256(
             calibration_fingerprint(cfg.calibration_dir, cfg.calibration_images)
         )
+        parts["quantization"] = backend_module.QUANTIZATION_RECIPE
     key = CacheKey(parts)
 
     if not backend_module.COMPILED:

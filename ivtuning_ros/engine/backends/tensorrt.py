@@ -29,6 +29,8 @@ from ivtuning_ros.engine.export import example_inputs, export_program
 
 COMPILED = True  # builds ARTIFACT once per cache key (engine/cache.py)
 ARTIFACT = "model.ep"
+# What makes an int8 engine besides its calibration images: part of its cache key.
+QUANTIZATION_RECIPE = "ModelOpt INT8_DEFAULT_CFG"
 INSTALL_HINT = (
     "the tensorrt backend needs torch-tensorrt on an NVIDIA GPU machine: "
     "`pip install torch-tensorrt==2.14.0` (it pulls TensorRT from NVIDIA's index; add "
