@@ -32,7 +32,6 @@ def _axis_process_noise(
         sigma_a2=np.array([q_velocity]),
         extra_q_diagonal=np.diag(one_frame).copy(),
     )
-    noise.calibrate(one_frame)
     q = noise.build_Q(frame_step, frame_rate)
     return float(q[0, 0]), float(q[0, 1]), float(q[1, 1])
 
@@ -56,33 +55,31 @@ class AxisKalmanEstimator(XYXYStateEstimator):
     def _read_filter(self) -> None:
         kf = self.kf
         r, q, p = kf.measurement_noise, kf.process_noise, kf.state_covariance
-        pos, vel = self._POS_IDX, self._VEL_IDX
-        pos_block = np.ix_(pos, pos)
+        pos, vel = self._POS_IDX[0], self._VEL_IDX[0]
+        self._r = float(r[0, 0])
+        self._q = (float(q[pos, pos]), float(q[vel, vel]))
+        self._p = (float(p[pos, pos]), float(p[pos, vel]), float(p[vel, vel]))
         if not (
-            np.array_equal(r, r[0, 0] * np.eye(4))
-            and np.array_equal(q, np.diag(np.diag(q)))
-            and np.all(q[pos, pos] == q[0, 0])
-            and np.all(q[vel, vel] == q[vel[0], vel[0]])
-            and np.array_equal(p[pos_block], p[0, 0] * np.eye(4))
-            and np.array_equal(p[np.ix_(pos, vel)], p[0, vel[0]] * np.eye(4))
-            and np.array_equal(p[np.ix_(vel, vel)], p[vel[0], vel[0]] * np.eye(4))
+            np.array_equal(r, self._r * np.eye(4))
+            and np.array_equal(q, np.diag(np.repeat(self._q, 4)))
+            and np.array_equal(p, self._covariance())
         ):
             raise ValueError(
                 "AxisKalmanEstimator needs noise and covariance that treat the four "
                 "coordinates alike (multiples of the identity); use XYXYStateEstimator"
             )
-        self._r = float(r[0, 0])
-        self._q = (float(q[0, 0]), float(q[vel[0], vel[0]]))
-        self._p = (float(p[0, 0]), float(p[0, vel[0]]), float(p[vel[0], vel[0]]))
-        self._x = [float(v) for v in kf.state[pos, 0]]
-        self._v = [float(v) for v in kf.state[vel, 0]]
+        self._x = [float(v) for v in kf.state[self._POS_IDX, 0]]
+        self._v = [float(v) for v in kf.state[self._VEL_IDX, 0]]
 
-    def _write_filter(self) -> None:
-        kf = self.kf
+    def _covariance(self) -> np.ndarray:
+        """The 8x8 covariance that the shared per-axis one (`_p`) stands for."""
         a, b, c = self._p
         eye = np.eye(4)
-        kf.state = np.array(self._x + self._v, np.float64).reshape(8, 1)
-        kf.state_covariance = np.block([[a * eye, b * eye], [b * eye, c * eye]])
+        return np.block([[a * eye, b * eye], [b * eye, c * eye]])
+
+    def _write_filter(self) -> None:
+        self.kf.state = np.array(self._x + self._v, np.float64).reshape(8, 1)
+        self.kf.state_covariance = self._covariance()
 
     def set_kf_covariances(
         self,
