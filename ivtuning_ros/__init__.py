@@ -3,11 +3,14 @@
 import os
 from pkgutil import extend_path
 
-# OpenMP worker threads wait by spinning, not by sleeping: with sleeping workers the node
-# stalled 1-4 s on some frames of a 4x-rate burst on these (virtualised) machines, 8 runs
-# in 9 (test_ros_node overload test; 0 in 7 with ACTIVE). libgomp reads this once, when
-# torch loads, so it is set on import of the package; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+# torch's OpenMP workers wait for the next parallel region by spinning for at most
+# GOMP_SPINCOUNT spins (~0.1 s on these CPUs), then sleep. With OMP_WAIT_POLICY=ACTIVE
+# alone (this package's earlier default) they spun ~12 minutes after any torch work: an
+# engine's build checks itself against torch eager, so the node then lost a whole core
+# of 2 while ONNX Runtime or OpenVINO ran (OpenVINO bf16 ran 2x slower beside it). libgomp
+# reads this once, when torch loads, so it is set on import of the package; a user's own
+# setting wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "4000000")
 
 # The generated interfaces (ivtuning_ros.msg) are installed by CMake into the
 # interpreter's site-packages, while a development (editable) install serves this

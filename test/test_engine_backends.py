@@ -247,6 +247,7 @@ def test_onnxruntime_int8_engine_is_quantised_and_close_to_fp32(module, inputs, 
     info = EngineInfo("detection", ("a", "b", "c"), HW, THERMAL_PRESETS["agc8"])
     error = verify_against_module(backend, module, info, "int8", "cpu")
     assert 0 < error < 0.25  # quantised (not bit-exact), yet within the int8 tolerance
+    backend.close()
     with pytest.raises(ValueError, match="calibration pairs"):
         ort_backend.build(module, HW, tmp_path / "none.onnx", [])
 
@@ -309,3 +310,33 @@ np.finfo(np.float32)  # -W error: a warning here fails
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_torch_work_leaves_no_thread_spinning_after_it():
+    """An engine build checks itself against torch eager; torch's OpenMP workers must not
+    keep a core busy afterwards, where ONNX Runtime or OpenVINO then runs the node's frames
+    (OMP_WAIT_POLICY=ACTIVE alone kept one spinning ~12 minutes). A fresh process without
+    this session's settings, so the package's own default is what is tested."""
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import time
+import ivtuning_ros  # noqa: F401  (sets the OpenMP defaults before torch loads)
+import torch
+torch.set_num_threads(2)
+x = torch.rand(1024, 1024)
+for _ in range(5):
+    x @ x  # a parallel region: the OpenMP workers now exist
+start = time.process_time()
+time.sleep(1.0)
+print(time.process_time() - start)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    idle_cpu_s = float(done.stdout.split()[-1])
+    assert idle_cpu_s < 0.5, f"{idle_cpu_s:.2f} s of CPU in 1 s of idling: a thread spins"

@@ -207,9 +207,14 @@ def available_backends(compile_too: bool, calibration: Path | None) -> list[tupl
     return out
 
 
+IDLE_BETWEEN_ENGINES_S = 0.3  # > torch workers' spin (GOMP_SPINCOUNT, ivtuning_ros/__init__.py)
+
+
 def time_interleaved(engines: dict, input_hw: tuple[int, int], runs: int) -> dict[str, list]:
     """Seconds per run of each engine on one fixed random pair, in 10 interleaved rounds
-    (a slow spell of the machine then touches every backend alike)."""
+    (a slow spell of the machine then touches every backend alike), with a pause after
+    each engine's turn: its worker threads (torch's OpenMP ones spin for ~0.1 s) go idle
+    before the next engine is timed."""
     rng = np.random.default_rng(0)
     rgb = rng.random((1, 3, *input_hw), dtype=np.float32)
     thermal = rng.random((1, 1, *input_hw), dtype=np.float32)
@@ -221,6 +226,7 @@ def time_interleaved(engines: dict, input_hw: tuple[int, int], runs: int) -> dic
                 t0 = time.perf_counter()
                 engine.run(rgb, thermal)
                 samples[label].append(time.perf_counter() - t0)
+            time.sleep(IDLE_BETWEEN_ENGINES_S)
     return samples
 
 

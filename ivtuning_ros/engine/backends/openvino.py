@@ -4,10 +4,11 @@ Build: the same ONNX file the ONNX Runtime backend exports (torch.onnx, dynamo, 
 Run: OpenVINO compiles it for the CPU with a latency hint and `num_threads` inference
 threads; `bf16` sets OpenVINO's inference precision hint, so convolutions and matrix
 products run in bfloat16 on CPUs that have it (AVX-512 BF16 or AMX; an AMD EPYC here)
-while outputs stay fp32. Measured on this 2-core EPYC, default model at 480x640
-(docs/benchmarks.md, "CPU backends and precisions"): bf16 ran 1.14x faster than ONNX
-Runtime fp32 at p50 (p95 71 vs 102 ms) and ahead of its int8, with no mAP50 loss;
-OpenVINO fp32 and int8 (the QDQ graph) were no faster than ONNX Runtime's.
+while outputs stay fp32. Measured side by side on this 2-core EPYC, default model at
+480x640, two runs (docs/benchmarks.md, "CPU backends and precisions"): bf16 ran 1.62-1.83x
+faster than ONNX Runtime fp32 at p50 with no mAP50 loss, ahead of ONNX Runtime's int8;
+OpenVINO fp32 1.01-1.14x. OpenVINO running the int8 QDQ graph (1.48x) lost 0.014 mAP50
+on the real test pairs, so int8 stays on ONNX Runtime.
 Compiled blobs are kept beside the cached ONNX file (OpenVINO's model cache), so a node
 restart compiles in milliseconds.
 """

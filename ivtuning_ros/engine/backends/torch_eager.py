@@ -37,11 +37,11 @@ COMPILED = False  # runs the module itself: nothing is built or cached
 
 def create(module: nn.Module, input_hw: tuple[int, int], device: str, cfg, log) -> Backend:
     """The backend protocol's constructor for uncompiled backends (engine.load_engine)."""
-    if device == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+    if device == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").upper() == "ACTIVE":
         log(
-            "engine: note: OMP_WAIT_POLICY is not PASSIVE, so torch's OpenMP threads "
-            "busy-wait; on a shared CPU that made this model 5x slower at p50 (set it "
-            "before the process starts, or use num_threads=1 or onnxruntime)"
+            "engine: note: OMP_WAIT_POLICY=ACTIVE: torch's OpenMP threads busy-wait between "
+            f"frames for GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'unset')} spins "
+            "(unset: ~12 minutes); on a shared CPU they take cores from other work"
         )
     return TorchBackend(module, input_hw, device, cfg.precision,
                         compile_module=cfg.torch_compile, num_threads=cfg.num_threads)  # fmt: skip
