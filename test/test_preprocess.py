@@ -1,5 +1,6 @@
 """The single preprocessing path: letterbox geometry and thermal normalisation."""
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -150,3 +151,26 @@ def test_bad_config_and_types_are_refused():
         Detections(np.zeros((2, 4), np.float32), np.zeros(1, np.float32), np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="differ in size"):
         RGBTSample(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.float32), name="x")
+
+
+def test_thermal_is_mapped_after_the_resize_as_if_before_it():
+    """prepare_pair resizes raw thermal first and maps it to [0, 1] on the network's fewer
+    pixels: the same input as normalising first wherever nothing is clipped, padding 0."""
+    rng = np.random.default_rng(0)
+    raw = rng.integers(20000, 30000, (96, 160)).astype(np.uint16)
+    rgb = np.zeros((96, 160, 3), np.uint8)
+    box = letterbox_for(raw.shape, (64, 64))
+    wide = ThermalNorm("fixed", 15000, 35000)  # spans every value: nothing clipped
+    _, th, _ = prepare_pair(rgb, raw, (64, 64), wide)
+    before = box.apply(wide.normalize(raw), 0.0, cv2.INTER_LINEAR)
+    np.testing.assert_allclose(th[0], before, atol=1e-5)
+    py = box.pad_xy[1]
+    assert py > 0 and (th[0, :py] == 0).all() and (th[0, -py:] == 0).all()
+    # percentiles clip the extremes: only pixels beside a clipped one may differ
+    y16 = THERMAL_PRESETS["y16_percentile"]
+    _, th, _ = prepare_pair(rgb, raw, (64, 64), y16)
+    before = box.apply(y16.normalize(raw), 0.0, cv2.INTER_LINEAR)
+    assert np.abs(th[0] - before).mean() < 1e-3 and th.min() >= 0 and th.max() <= 1
+    # a flat frame is mid grey inside the letterbox, 0 in the padding
+    _, th, _ = prepare_pair(rgb, np.full((96, 160), 7.0), (64, 64), y16)
+    assert (th[0, py:-py] == 0.5).all() and (th[0, :py] == 0).all()
