@@ -181,6 +181,19 @@ def test_tensorrt_absent_gives_install_hint_and_auto_falls_back():
     assert choose_backend(EngineConfig(backend="torch"), "cpu")[0] == "torch"
 
 
+def test_onnxruntime_fp32_users_hear_of_bf16_where_the_cpu_has_it():
+    from ivtuning_ros.engine.backends import openvino
+    from ivtuning_ros.engine.engine import faster_cpu_hint
+
+    hint = faster_cpu_hint(EngineConfig(), "onnxruntime", "cpu")
+    assert (hint is not None) == openvino.has_bf16()
+    if hint is not None:
+        assert "precision bf16" in hint
+    ov_bf16 = EngineConfig(backend="openvino", precision="bf16")
+    assert faster_cpu_hint(ov_bf16, "openvino", "cpu") is None
+    assert faster_cpu_hint(EngineConfig(), "onnxruntime", "cuda") is None
+
+
 def test_calibration_folder_pairs_and_preprocesses(tmp_path):
     import cv2
 
