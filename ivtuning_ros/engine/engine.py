@@ -119,11 +119,7 @@ def choose_backend(cfg: EngineConfig, device: str) -> tuple[str, str]:
 def faster_cpu_hint(cfg: EngineConfig, backend: str, device: str) -> str | None:
     """A note for a user on ONNX Runtime fp32 whose CPU runs OpenVINO bf16: the fastest
     CPU path measured, kept opt-in because it changes the numbers slightly."""
-    if (
-        backend != "onnxruntime"
-        or cfg.precision != "fp32"
-        or not cfg.device.startswith(("auto", "cpu"))
-    ):
+    if backend != "onnxruntime" or cfg.precision != "fp32" or device != "cpu":
         return None
     try:
         from ivtuning_ros.engine.backends import openvino
