@@ -15,6 +15,7 @@ restart compiles in milliseconds.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ def library_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnx": onnx.__version__, "openvino": openvino.__version__}
 
 
+@functools.lru_cache(maxsize=1)
 def has_bf16() -> bool:
     """Whether OpenVINO finds bf16 arithmetic on this CPU."""
     import openvino
