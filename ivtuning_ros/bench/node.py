@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model (default: models/default.safetensors, the node's default)",
     )
     p.add_argument("--backend", default="onnxruntime", choices=BACKENDS)
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "bf16"),
+        help="engine precision of the node and the bare engine (bf16: --backend openvino)",
+    )
     p.add_argument("--cache-dir", type=Path, default=None, help="engine cache folder")
     p.add_argument(
         "--sizes",
@@ -107,7 +113,7 @@ def _checkpoint(path: Path | None, workdir: Path) -> tuple[Path, str]:
     return out, "untrained default preset (no shipped model found)"
 
 
-def bare_engine(checkpoint: Path, backend: str, cache_dir: Path | None):
+def bare_engine(checkpoint: Path, backend: str, cache_dir: Path | None, precision: str = "fp32"):
     """(engine, predictor) as the node builds them: what the node adds is measured
     against `predictor.predict` on numpy inputs. The caller closes the engine."""
     from ivtuning_ros.engine.config import EngineConfig
@@ -115,7 +121,7 @@ def bare_engine(checkpoint: Path, backend: str, cache_dir: Path | None):
     from ivtuning_ros.engine.predictor import Predictor
     from ivtuning_ros.ros.params import default_values, node_config
 
-    kw = {"backend": backend, "warmup_runs": 3}
+    kw = {"backend": backend, "precision": precision, "warmup_runs": 3}
     if cache_dir is not None:
         kw["cache_dir"] = cache_dir
     engine = load_engine(checkpoint, EngineConfig(**kw), log=lambda s: print(f"  {s}"))
@@ -156,11 +162,13 @@ def start_node(
     transport: str,
     reliable: bool,
     crop: list[int],
+    precision: str = "fp32",
 ) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "ivtuning_node"
     launcher = [str(exe)] if exe.is_file() else [sys.executable, "-m", "ivtuning_ros.ros.node"]
     cmd = [*launcher, "--ros-args", "-r", f"__ns:=/{NAMESPACE}",
            "-p", f"checkpoint:={checkpoint}", "-p", f"backend:={backend}",
+           "-p", f"precision:={precision}",
            "-p", "diagnostics_period:=0.5", "-p", f"rgb_transport:={transport}",
            "-p", f"thermal_transport:={transport}",
            "-p", f"thermal_crop:=[{','.join(str(v) for v in crop)}]"]  # fmt: skip
@@ -294,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ivtuning_bench_node_") as tmp:
         checkpoint, ckpt_desc = _checkpoint(args.checkpoint, Path(tmp))
         print(f"model: {ckpt_desc}")
-        engine, predictor = bare_engine(checkpoint, args.backend, args.cache_dir)
+        engine, predictor = bare_engine(checkpoint, args.backend, args.cache_dir, args.precision)
         backend_name = engine.backend_name
         try:
             for transport in transports:
@@ -309,6 +317,7 @@ def _run(args: argparse.Namespace) -> int:
         "benchmark": "node",
         "checkpoint": ckpt_desc,
         "backend": backend_name,
+        "precision": args.precision,
         "node": "ivtuning_node, default parameters, its own process",
         "node_qos": "reliable keep_last 1" if args.reliable else "best_effort keep_last 1",
         "camera": "bench/camera.py in its own process, sensor-data QoS, stamped at publication",
@@ -331,7 +340,9 @@ def _run_node(args, checkpoint, predictor, frames, size, transport, asked, tmp: 
     from ivtuning_ros.ros.probe import NodeProbe
 
     crop = thermal_crop(size)
-    proc = start_node(checkpoint, args.backend, args.cache_dir, transport, args.reliable, crop)
+    proc = start_node(
+        checkpoint, args.backend, args.cache_dir, transport, args.reliable, crop, args.precision
+    )
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     probe = NodeProbe(context=ctx, namespace=NAMESPACE)
