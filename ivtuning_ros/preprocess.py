@@ -47,7 +47,7 @@ class ThermalNorm:
         span = self.span(raw)
         if span is None:  # flat frame: mid grey instead of dividing by zero
             return np.full(raw.shape, 0.5, np.float32)
-        return to_unit(np.asarray(raw, np.float32), *span, copy=True)
+        return to_unit(raw, *span, copy=True)
 
     @staticmethod
     def checked(thermal: np.ndarray) -> np.ndarray:
@@ -68,8 +68,8 @@ class ThermalNorm:
 
 
 def to_unit(values: np.ndarray, lo: float, hi: float, copy: bool = False) -> np.ndarray:
-    """(values - lo) / (hi - lo), clipped to [0, 1], as float32; in place unless `copy`
-    (or `values` is not float32)."""
+    """(values - lo) / (hi - lo), clipped to [0, 1], as float32: in place in `values`
+    (float32), or with `copy` in one new buffer from values of any dtype."""
     out = np.subtract(values, lo, dtype=np.float32) if copy else np.subtract(values, lo, out=values)
     out /= hi - lo
     return np.clip(out, 0.0, 1.0, out=out)

@@ -15,8 +15,6 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 from ivtuning_ros.ros.middleware import use_large_image_profile
 
 use_large_image_profile()
-# As ivtuning_ros/__init__.py does, but before any test module imports torch first.
-os.environ.setdefault("GOMP_SPINCOUNT", "4000000")
 
 
 # ---------------------------------------------------------------- shared ROS fixtures

@@ -318,7 +318,9 @@ def _run(args: argparse.Namespace) -> int:
         "checkpoint": ckpt_desc,
         "backend": backend_name,
         "precision": args.precision,
-        "node": "ivtuning_node, default parameters, its own process",
+        "node": "ivtuning_node, default parameters"
+        + ("" if args.precision == "fp32" else f" but precision {args.precision}")
+        + ", its own process",
         "node_qos": "reliable keep_last 1" if args.reliable else "best_effort keep_last 1",
         "camera": "bench/camera.py in its own process, sensor-data QoS, stamped at publication",
         "middleware_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"),
