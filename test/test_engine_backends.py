@@ -104,8 +104,8 @@ def test_openvino_backend_matches_eager_in_fp32_and_bf16(module, inputs, tmp_pat
     fp32 = ov_backend.load(path, HW, "fp32", 1, "cpu")
     assert_outputs_close(fp32.run(*inputs), want, atol=1e-4)
     fp32.close()
-    with pytest.raises(ValueError, match="int8 runs on the onnxruntime backend"):
-        ov_backend.check("int8", "cpu")
+    with pytest.raises(ValueError, match=r"runs fp32, bf16, int8 .* tensorrt backend"):
+        ov_backend.check("fp16", "cpu")
     with pytest.raises(ValueError, match="runs on the CPU"):
         ov_backend.check("fp32", "cuda")
     if not ov_backend.has_bf16():
@@ -263,6 +263,41 @@ def test_onnxruntime_int8_engine_is_quantised_and_close_to_fp32(module, inputs, 
     backend.close()
     with pytest.raises(ValueError, match="calibration pairs"):
         ort_backend.build(module, HW, tmp_path / "none.onnx", [])
+
+
+def _int8_consumers(path) -> set[str]:
+    """The op types that read a DequantizeLinear output: the ops run in int8."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    return {n.op_type for n in graph.node if dequantized & set(n.input)}
+
+
+def test_openvino_int8_engine_quantises_only_its_ops_and_is_close_to_fp32(module, inputs, tmp_path):
+    """OpenVINO's int8 graph: convolutions, matrix products and their activations in
+    QDQ, the element-wise ops left in fp32; within the int8 tolerance of the module."""
+    from ivtuning_ros.engine.backends import openvino as ov_backend
+    from ivtuning_ros.engine.engine import EngineInfo, verify_against_module
+    from ivtuning_ros.preprocess import THERMAL_PRESETS
+
+    rgb, thermal = inputs
+    calibration = [(torch.from_numpy(rgb[i : i + 1]), torch.from_numpy(thermal[i : i + 1]))
+                   for i in range(len(rgb))]  # fmt: skip
+    path = tmp_path / "int8.onnx"
+    ov_backend.check("int8", "cpu")
+    ov_backend.build_artifact(module, HW, path, "int8", "cpu", calibration)
+    ort_path = tmp_path / "ort_int8.onnx"
+    ort_backend.build(module, HW, ort_path, calibration)
+    # the ONNX Runtime recipe quantises the head's Sigmoid, OpenVINO's keeps it in fp32
+    assert {"Conv", "Sigmoid"} <= _int8_consumers(ort_path)
+    assert "Conv" in _int8_consumers(path) and "Sigmoid" not in _int8_consumers(path)
+    backend = ov_backend.load(path, HW, "int8", 1, "cpu")
+    info = EngineInfo("detection", ("a", "b", "c"), HW, THERMAL_PRESETS["agc8"])
+    error = verify_against_module(backend, module, info, "int8", "cpu")
+    assert 0 < error < 0.25
+    backend.close()
+    assert ov_backend.QUANTIZATION_RECIPE != ort_backend.QUANTIZATION_RECIPE  # cache keys
 
 
 def test_int8_calibration_runs_in_equal_chunks_of_at_most_eight():

@@ -190,6 +190,13 @@ def available_backends(compile_too: bool, calibration: Path | None) -> list[tupl
         from ivtuning_ros.engine.backends import openvino
 
         out.append(("openvino", {"backend": "openvino"}))
+        if calibration is not None:
+            out.append(
+                (
+                    "openvino int8",
+                    {"backend": "openvino", "precision": "int8", "calibration_dir": calibration},
+                )
+            )
         if openvino.has_bf16():
             out.append(("openvino bf16", {"backend": "openvino", "precision": "bf16"}))
         else:

@@ -124,14 +124,14 @@ class NodeConfig:
     backend: str = param(
         "auto",
         "Inference backend; auto = TensorRT with a GPU, else ONNX Runtime, else torch; "
-        "openvino for bf16 on CPUs that have it.",
+        "openvino for bf16 on CPUs that have it, or int8 on those that do not.",
         choices=BACKENDS,
     )
     precision: str = param(
         "fp32",
-        "Engine precision: fp32; int8 (ONNX Runtime on CPUs, TensorRT on NVIDIA; needs "
-        "int8_calibration_dir); fp16 (TensorRT, torch on CUDA); bf16 (OpenVINO on CPUs "
-        "with bf16 arithmetic: the fastest CPU path where they have it).",
+        "Engine precision: fp32; int8 (OpenVINO or ONNX Runtime on CPUs, TensorRT on "
+        "NVIDIA; needs int8_calibration_dir); fp16 (TensorRT, torch on CUDA); bf16 "
+        "(OpenVINO on CPUs with bf16 arithmetic: the fastest CPU path where they have it).",
         choices=("fp32", "fp16", "bf16", "int8"),
     )
     device: str = param("auto", "Torch device for the torch/TensorRT backends (auto, cpu, cuda:0).")

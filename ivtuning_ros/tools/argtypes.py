@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -22,3 +23,20 @@ def thermal_optics(text: str) -> str:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
+
+
+def add_engine_arguments(p: argparse.ArgumentParser, backend_default: str = "auto") -> None:
+    """--backend, --precision and --calibration: the engine a command builds or runs."""
+    from ivtuning_ros.engine.config import BACKENDS, PRECISIONS
+
+    p.add_argument("--backend", default=backend_default, choices=BACKENDS)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument(
+        "--calibration",
+        "--calibration-dir",
+        dest="calibration_dir",
+        type=Path,
+        default=None,
+        help="registered RGB-T pairs (visible/ + infrared/, vi/ + ir/ or rgb/ + thermal/) "
+        "that calibrate an int8 engine",
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ivtuning_ros.data.dataset import FORMATS
     from ivtuning_ros.postprocess import AP_SCORE_THRESHOLD
+    from ivtuning_ros.tools.argtypes import add_engine_arguments
     from ivtuning_ros.types import CAMERAS
 
     p = subparsers.add_parser(
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overlay-dir", type=Path, default=None, help="default: overlays/ beside --json"
     )
-    p.add_argument("--backend", default="torch", help="engine backend (auto, onnxruntime, torch)")
+    add_engine_arguments(p, backend_default="torch")
     p.add_argument(
         "--score-threshold",
         type=float,
@@ -86,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
     overlay_dir = args.overlay_dir
     if args.overlays and overlay_dir is None:
         overlay_dir = (args.json.parent if args.json else Path(".")) / "overlays"
-    engine = load_engine(args.checkpoint, EngineConfig(backend=args.backend))
+    engine = load_engine(
+        args.checkpoint,
+        EngineConfig(
+            backend=args.backend, precision=args.precision, calibration_dir=args.calibration_dir
+        ),
+    )
     with engine:
         report = evaluate_predictor(
             Predictor(engine, score_threshold=args.score_threshold),

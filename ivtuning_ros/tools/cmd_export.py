@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ivtuning_ros.engine.config import BACKENDS, PRECISIONS, EngineConfig, default_cache_dir
+from ivtuning_ros.engine.config import EngineConfig, default_cache_dir
+from ivtuning_ros.tools.argtypes import add_engine_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,8 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "The node then finds it in the cache and starts without building.",
     )
     p.add_argument("--checkpoint", required=True, type=Path, help="a .safetensors checkpoint")
-    p.add_argument("--backend", default="auto", choices=BACKENDS)
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    add_engine_arguments(p)
     p.add_argument(
         "--cache-dir",
         type=Path,
@@ -27,15 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--num-threads", type=int, default=0, help="0 = one per core")
-    p.add_argument(
-        "--calibration",
-        "--calibration-dir",
-        dest="calibration_dir",
-        type=Path,
-        default=None,
-        help="registered RGB-T pairs (visible/ + infrared/, vi/ + ir/ or rgb/ + thermal/) "
-        "that calibrate an int8 engine",
-    )
     p.add_argument("--warmup-runs", type=int, default=1, help="test runs after the build")
     p.set_defaults(func=run)
 

@@ -56,11 +56,17 @@ QUANTIZED_OPS = (
 )  # fmt: skip
 CALIBRATION_PERCENTILE = 99.99
 CALIBRATION_CHUNK = 8  # pairs whose activations are held at once while calibrating
-# What makes an int8 engine besides its calibration images: part of its cache key.
-QUANTIZATION_RECIPE = (
-    f"QDQ u8/s8 per-channel, ops {','.join(QUANTIZED_OPS)}, first Conv fp32, "
-    f"percentile {CALIBRATION_PERCENTILE}"
-)
+
+
+def quantization_recipe(ops: tuple[str, ...]) -> str:
+    """What makes an int8 engine besides its calibration images: part of its cache key."""
+    return (
+        f"QDQ u8/s8 per-channel, ops {','.join(ops)}, first Conv fp32, "
+        f"percentile {CALIBRATION_PERCENTILE}"
+    )
+
+
+QUANTIZATION_RECIPE = quantization_recipe(QUANTIZED_OPS)
 
 
 def check_precision(precision: str) -> None:
@@ -95,9 +101,11 @@ def build(
     input_hw: tuple[int, int],
     out_path: Path,
     calibration: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    quantized_ops: tuple[str, ...] = QUANTIZED_OPS,
 ) -> None:
     """Export `module` to a single ONNX file at out_path; with `calibration` batches,
-    quantise it to int8 (static, QDQ) with activation ranges from those pairs."""
+    quantise `quantized_ops` to int8 (static, QDQ) with activation ranges from those
+    pairs."""
     if calibration is None:
         export_onnx(module, input_hw, out_path)
         return
@@ -111,7 +119,7 @@ def build(
 
         # shapes inferred and Conv+BN folded first, as ORT's quantisation guide asks
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        quantize_int8(prepared, out_path, calibration)
+        quantize_int8(prepared, out_path, calibration, quantized_ops)
     finally:
         fp32.unlink(missing_ok=True)
         prepared.unlink(missing_ok=True)
@@ -145,7 +153,10 @@ def _chunk(n: int) -> int:
 
 
 def quantize_int8(
-    fp32_path: Path, out_path: Path, calibration: list[tuple[torch.Tensor, torch.Tensor]]
+    fp32_path: Path,
+    out_path: Path,
+    calibration: list[tuple[torch.Tensor, torch.Tensor]],
+    quantized_ops: tuple[str, ...] = QUANTIZED_OPS,
 ) -> None:
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -163,7 +174,7 @@ def quantize_int8(
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.Percentile,
-        op_types_to_quantize=list(QUANTIZED_OPS),
+        op_types_to_quantize=list(quantized_ops),
         nodes_to_exclude=_first_convolution(fp32_path),
         extra_options={
             # despite its name, calibration in chunks for every method (8 pairs of

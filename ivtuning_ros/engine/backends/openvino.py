@@ -1,14 +1,15 @@
-"""OpenVINO backend: the fastest CPU path where the CPU has bf16 arithmetic.
+"""OpenVINO backend: the fastest CPU path (bf16 where the CPU has it, else int8).
 
-Build: the same ONNX file the ONNX Runtime backend exports (torch.onnx, dynamo, batch 1).
-Run: OpenVINO compiles it for the CPU with a latency hint and `num_threads` inference
-threads; `bf16` sets OpenVINO's inference precision hint, so convolutions and matrix
-products run in bfloat16 on CPUs that have it (AVX-512 BF16 or AMX; an AMD EPYC here)
-while outputs stay fp32. Measured side by side on this 2-core EPYC, default model at
-480x640, two runs (docs/benchmarks.md, "CPU backends and precisions"): bf16 ran 1.62-1.83x
-faster than ONNX Runtime fp32 at p50 with no mAP50 loss, ahead of ONNX Runtime's int8;
-OpenVINO fp32 1.01-1.14x. OpenVINO running the int8 QDQ graph (1.48x) lost 0.014 mAP50
-on the real test pairs, so int8 stays on ONNX Runtime.
+Build: the same ONNX file the ONNX Runtime backend exports (torch.onnx, dynamo, batch 1);
+for int8, quantised by ONNX Runtime's static QDQ quantiser (calibration pairs, per-channel
+weights) with QUANTIZED_OPS only. Run: OpenVINO compiles it for the CPU with a latency
+hint and `num_threads` inference threads; `bf16` sets OpenVINO's inference precision hint,
+so convolutions and matrix products run in bfloat16 on CPUs that have it (AVX-512 BF16 or
+AMX; an AMD EPYC here) while outputs stay fp32; int8 runs the quantised convolutions and
+matrix products on VNNI and keeps the rest in fp32.
+Measured side by side on this 2-core EPYC, default model at 480x640 (docs/benchmarks.md,
+"CPU backends and precisions"): bf16 ran 1.62-1.83x faster than ONNX Runtime fp32 at p50
+with no mAP50 loss; int8 1.61x, ahead of ONNX Runtime's own int8 (1.36x in the same run).
 Compiled blobs are kept beside the cached ONNX file (OpenVINO's model cache), so a node
 restart compiles in milliseconds.
 """
@@ -23,10 +24,17 @@ import torch
 from torch import nn
 
 from ivtuning_ros.engine.backends.base import Backend
+from ivtuning_ros.engine.backends.onnxruntime import build, quantization_recipe
 
 COMPILED = True  # builds ARTIFACT once per cache key (engine/cache.py)
 ARTIFACT = "model.onnx"
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
+# OpenVINO runs int8 wherever the QDQ graph says, element-wise ops too. Quantising the
+# element-wise ops ONNX Runtime's recipe quantises (Mul, Sigmoid, Resize, Concat,
+# AveragePool) cost 0.014 mAP50 on the real test pairs; convolutions, matrix products and
+# their activations alone: none (+0.012), and ran faster (1.61x vs 1.46x ONNX Runtime fp32).
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul", "Clip", "Relu")
+QUANTIZATION_RECIPE = quantization_recipe(QUANTIZED_OPS)
 
 
 def library_versions() -> dict[str, str]:
@@ -56,8 +64,8 @@ def check(precision: str, device: str) -> None:
         raise ValueError(f"the openvino backend runs on the CPU (device is {device})")
     if precision not in PRECISIONS:
         raise ValueError(
-            f"the openvino backend runs {' or '.join(PRECISIONS)} (asked for {precision}); "
-            "int8 runs on the onnxruntime backend"
+            f"the openvino backend runs {', '.join(PRECISIONS)} (asked for {precision}); "
+            "use the tensorrt backend on an NVIDIA GPU for fp16"
         )
     if precision == "bf16" and not has_bf16():
         raise ValueError(
@@ -74,10 +82,9 @@ def build_artifact(
     device: str,
     calibration: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> None:
-    """The ONNX file (precision is applied when OpenVINO compiles it)."""
-    from ivtuning_ros.engine.backends.onnxruntime import export_onnx
-
-    export_onnx(module, input_hw, out_path)
+    """The ONNX file: fp32 (bf16 is applied when OpenVINO compiles it), or for int8
+    quantised with `calibration`."""
+    build(module, input_hw, out_path, calibration if precision == "int8" else None, QUANTIZED_OPS)
 
 
 def load(artifact: Path, input_hw: tuple[int, int], precision: str, num_threads: int, device: str):
