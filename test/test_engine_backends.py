@@ -181,14 +181,17 @@ def test_tensorrt_absent_gives_install_hint_and_auto_falls_back():
     assert choose_backend(EngineConfig(backend="torch"), "cpu")[0] == "torch"
 
 
-def test_onnxruntime_fp32_users_hear_of_bf16_where_the_cpu_has_it():
+@pytest.mark.parametrize("bf16", [True, False])
+def test_onnxruntime_fp32_users_hear_of_the_faster_openvino_path(bf16, monkeypatch):
+    """bf16 where the CPU has it, else int8 (which needs calibration pairs)."""
     from ivtuning_ros.engine.backends import openvino
     from ivtuning_ros.engine.engine import faster_cpu_hint
 
+    monkeypatch.setattr(openvino, "has_bf16", lambda: bf16)  # the other kind of CPU
     hint = faster_cpu_hint(EngineConfig(), "onnxruntime", "cpu")
-    assert (hint is not None) == openvino.has_bf16()
-    if hint is not None:
-        assert "precision bf16" in hint
+    assert hint is not None
+    assert ("precision bf16" in hint) == bf16
+    assert ("precision int8 and int8_calibration_dir" in hint) == (not bf16)
     ov_bf16 = EngineConfig(backend="openvino", precision="bf16")
     assert faster_cpu_hint(ov_bf16, "openvino", "cpu") is None
     assert faster_cpu_hint(EngineConfig(), "onnxruntime", "cuda") is None

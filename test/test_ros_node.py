@@ -617,3 +617,15 @@ def test_bench_node_reports_latency_next_to_the_bare_engine(checkpoint, tmp_path
     assert 0 < rate["node_cpu_percent"] < 400 and rate["frame_bytes"]["rgb"] == 640 * 480 * 3
     assert report["middleware_profile"].endswith("fastdds_large_images.xml")
     assert report["node_diagnostics"]["count pairs"]
+
+
+def test_bench_node_int8_needs_calibration_pairs(checkpoint, tmp_path, capsys):
+    """int8 without calibration pairs is refused before any process starts, saying why."""
+    from ivtuning_ros.tools.cli import main
+
+    code = main(
+        ["bench", "node", "--checkpoint", str(checkpoint), "--backend", "openvino",
+         "--precision", "int8", "--real-data", str(tmp_path / "no_msrs")]
+    )  # fmt: skip
+    assert code == 2
+    assert "--precision int8: no --int8-calibration" in capsys.readouterr().err

@@ -20,7 +20,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ivtuning_ros.bench.common import machine_info, percentiles_ms, write_json
+from ivtuning_ros.bench.common import (
+    add_int8_calibration_argument,
+    int8_calibration,
+    machine_info,
+    percentiles_ms,
+    write_json,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,19 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "untrained weights: needed for the accuracy column",
     )
     p.add_argument(
-        "--int8-calibration",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="registered RGB-T pairs that calibrate the ONNX Runtime int8 engine (default: "
-        "the real MSRS train folder when present; int8 is skipped without one)",
-    )
-    p.add_argument(
         "--accuracy",
         action="store_true",
         help="also score every CPU precision (mAP50) on the real MSRS test blocks",
     )
-    p.add_argument("--real-data", default=None, help="MSRS folder (default: IVTUNING_REAL_DATA)")
+    add_int8_calibration_argument(p)
     p.set_defaults(func=run)
 
 
@@ -128,18 +126,6 @@ def _save_default_checkpoint(preset: str, folder: Path) -> tuple[Path, torch.nn.
     path = folder / f"{preset}.safetensors"
     save_checkpoint(path, model, {"note": "untrained weights, for benchmarking"})
     return path, model.inference_module().eval()
-
-
-def int8_calibration(args: argparse.Namespace) -> Path | None:
-    """The folder that calibrates the int8 engine: asked for, else MSRS's train folder."""
-    if args.int8_calibration is not None:
-        return args.int8_calibration
-    from ivtuning_ros.data.real import missing_reason, real_data_root
-
-    if missing_reason(args.real_data) is None:
-        return real_data_root(args.real_data) / "train"
-    print("bench engine: onnxruntime int8 skipped: no --int8-calibration and no real data")
-    return None
 
 
 def accuracy(engines: dict, real_data: str | None) -> dict[str, dict]:
@@ -288,6 +274,8 @@ def run(args: argparse.Namespace) -> int:
     # Other processes skew CPU timings: record how busy the machine was.
     report["load_average_before"] = os.getloadavg()
     calibration = int8_calibration(args)
+    if calibration is None:
+        print("bench engine: int8 skipped: no --int8-calibration and no real data")
     with tempfile.TemporaryDirectory(prefix="ivtuning-bench-") as tmp:
         if args.checkpoint is not None:
             from ivtuning_ros.model.checkpoint import load_checkpoint

@@ -29,7 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ivtuning_ros.bench.common import machine_info, percentiles_ms, time_calls, write_json
+from ivtuning_ros.bench.common import (
+    add_int8_calibration_argument,
+    int8_calibration,
+    machine_info,
+    percentiles_ms,
+    time_calls,
+    write_json,
+)
 from ivtuning_ros.engine.config import BACKENDS
 
 NAMESPACE = "ivtuning_bench"
@@ -60,9 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=("fp32", "fp16", "bf16"),
-        help="engine precision of the node and the bare engine (bf16: --backend openvino)",
+        choices=("fp32", "fp16", "bf16", "int8"),
+        help="engine precision of the node and the bare engine (bf16: --backend openvino; "
+        "int8: calibrated on --int8-calibration)",
     )
+    add_int8_calibration_argument(p)
     p.add_argument("--cache-dir", type=Path, default=None, help="engine cache folder")
     p.add_argument(
         "--sizes",
@@ -113,7 +122,13 @@ def _checkpoint(path: Path | None, workdir: Path) -> tuple[Path, str]:
     return out, "untrained default preset (no shipped model found)"
 
 
-def bare_engine(checkpoint: Path, backend: str, cache_dir: Path | None, precision: str = "fp32"):
+def bare_engine(
+    checkpoint: Path,
+    backend: str,
+    cache_dir: Path | None,
+    precision: str = "fp32",
+    calibration: Path | None = None,
+):
     """(engine, predictor) as the node builds them: what the node adds is measured
     against `predictor.predict` on numpy inputs. The caller closes the engine."""
     from ivtuning_ros.engine.config import EngineConfig
@@ -121,7 +136,12 @@ def bare_engine(checkpoint: Path, backend: str, cache_dir: Path | None, precisio
     from ivtuning_ros.engine.predictor import Predictor
     from ivtuning_ros.ros.params import default_values, node_config
 
-    kw = {"backend": backend, "precision": precision, "warmup_runs": 3}
+    kw = {
+        "backend": backend,
+        "precision": precision,
+        "warmup_runs": 3,
+        "calibration_dir": calibration,
+    }
     if cache_dir is not None:
         kw["cache_dir"] = cache_dir
     engine = load_engine(checkpoint, EngineConfig(**kw), log=lambda s: print(f"  {s}"))
@@ -163,6 +183,7 @@ def start_node(
     reliable: bool,
     crop: list[int],
     precision: str = "fp32",
+    calibration: Path | None = None,
 ) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "ivtuning_node"
     launcher = [str(exe)] if exe.is_file() else [sys.executable, "-m", "ivtuning_ros.ros.node"]
@@ -174,6 +195,8 @@ def start_node(
            "-p", f"thermal_crop:=[{','.join(str(v) for v in crop)}]"]  # fmt: skip
     if reliable:
         cmd += ["-p", "qos_reliability:=reliable"]
+    if calibration is not None:
+        cmd += ["-p", f"int8_calibration_dir:={calibration}"]
     if cache_dir is not None:
         cmd += ["-p", f"cache_dir:={cache_dir}"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -297,12 +320,17 @@ def _run(args: argparse.Namespace) -> int:
     if bad or not sizes or not transports:
         raise ValueError(f"--transports: choose raw and/or compressed, got {args.transports!r}")
     asked = [float(r) for r in args.rates.split(",") if r.strip()]
+    args.calibration = int8_calibration(args) if args.precision == "int8" else None
+    if args.precision == "int8" and args.calibration is None:
+        raise ValueError("--precision int8: no --int8-calibration and no real data to calibrate on")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     groups = []
     with tempfile.TemporaryDirectory(prefix="ivtuning_bench_node_") as tmp:
         checkpoint, ckpt_desc = _checkpoint(args.checkpoint, Path(tmp))
         print(f"model: {ckpt_desc}")
-        engine, predictor = bare_engine(checkpoint, args.backend, args.cache_dir, args.precision)
+        engine, predictor = bare_engine(
+            checkpoint, args.backend, args.cache_dir, args.precision, args.calibration
+        )
         backend_name = engine.backend_name
         try:
             for transport in transports:
@@ -318,6 +346,7 @@ def _run(args: argparse.Namespace) -> int:
         "checkpoint": ckpt_desc,
         "backend": backend_name,
         "precision": args.precision,
+        "int8_calibration": None if args.calibration is None else str(args.calibration),
         "node": "ivtuning_node, default parameters"
         + ("" if args.precision == "fp32" else f" but precision {args.precision}")
         + ", its own process",
@@ -343,7 +372,14 @@ def _run_node(args, checkpoint, predictor, frames, size, transport, asked, tmp: 
 
     crop = thermal_crop(size)
     proc = start_node(
-        checkpoint, args.backend, args.cache_dir, transport, args.reliable, crop, args.precision
+        checkpoint,
+        args.backend,
+        args.cache_dir,
+        transport,
+        args.reliable,
+        crop,
+        args.precision,
+        args.calibration,
     )
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
