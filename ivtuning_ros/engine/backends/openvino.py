@@ -9,7 +9,9 @@ AMX; an AMD EPYC here) while outputs stay fp32; int8 runs the quantised convolut
 matrix products on VNNI and keeps the rest in fp32.
 Measured side by side on this 2-core EPYC, default model at 480x640 (docs/benchmarks.md,
 "CPU backends and precisions"): bf16 ran 1.62-1.83x faster than ONNX Runtime fp32 at p50
-with no mAP50 loss; int8 1.61x, ahead of ONNX Runtime's own int8 (1.36x in the same run).
+in three runs with no mAP50 loss; int8 1.75x, ahead of ONNX Runtime's own int8 (1.39x in
+the same run). int8 keeps OpenVINO's fp32 precision hint for what is not quantised: with
+bf16 there it ran no faster and lost 0.007 mAP50.
 Compiled blobs are kept beside the cached ONNX file (OpenVINO's model cache), so a node
 restart compiles in milliseconds.
 """
