@@ -26,6 +26,7 @@ def machine_info() -> dict[str, object]:
 
 
 def add_int8_calibration_argument(p: argparse.ArgumentParser) -> None:
+    """--int8-calibration, and --real-data: MSRS, whose training pairs are its default."""
     p.add_argument(
         "--int8-calibration",
         type=Path,
