@@ -118,7 +118,7 @@ def choose_backend(cfg: EngineConfig, device: str) -> tuple[str, str]:
 
 def faster_cpu_hint(cfg: EngineConfig, backend: str, device: str) -> str | None:
     """A note for a user on ONNX Runtime fp32 on a CPU: OpenVINO bf16 (where the CPU has
-    bf16 arithmetic) or int8 ran ~1.75x faster, kept opt-in because they change the numbers
+    bf16 arithmetic) or int8 ran 1.6-1.8x faster, kept opt-in because they change the numbers
     slightly (and int8 needs calibration pairs)."""
     if backend != "onnxruntime" or cfg.precision != "fp32" or device != "cpu":
         return None
@@ -134,7 +134,7 @@ def faster_cpu_hint(cfg: EngineConfig, backend: str, device: str) -> str | None:
         )
     return (
         "engine: hint: backend openvino with precision int8 and int8_calibration_dir (a few "
-        "dozen registered pairs from your cameras) ran the default model 1.75x faster than "
+        "dozen registered pairs from your cameras) ran the default model 1.6-1.75x faster than "
         "onnxruntime fp32, mAP50 unchanged on real test pairs (docs/benchmarks.md)"
     )
 
