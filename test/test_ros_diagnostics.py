@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -188,7 +189,8 @@ def test_node_with_a_diverged_checkpoint_stays_unconfigured_and_says_why(nan_che
     path, name = nan_checkpoint
     overrides = {"checkpoint": str(path), "backend": "onnxruntime", "diagnostics_period": 0.2,
                  "cache_dir": str(path.parent / "engines")}  # fmt: skip
-    with probed_node(overrides) as (_node, probe):
+    # a namespace of its own: the module's `ros` node, alive beside it, has the same name
+    with probed_node(overrides, f"diverged_{uuid.uuid4().hex[:6]}") as (_node, probe):
         assert probe.wait(lambda: level(probe) == ERROR, 10.0)
         message = probe.diagnostics()["message"]
     assert message.startswith("unconfigured: configure failed") and name in message
