@@ -37,7 +37,7 @@ from ivtuning_ros.bench.common import (
     time_calls,
     write_json,
 )
-from ivtuning_ros.engine.config import BACKENDS
+from ivtuning_ros.engine.config import BACKENDS, PRECISIONS
 
 NAMESPACE = "ivtuning_bench"
 LOSS_LIMIT = 0.05  # ros2_benchmark's peak-rate criterion
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=("fp32", "fp16", "bf16", "int8"),
+        choices=PRECISIONS,
         help="engine precision of the node and the bare engine (bf16: --backend openvino; "
         "int8: calibrated on --int8-calibration)",
     )
